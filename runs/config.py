@@ -1,0 +1,495 @@
+"""Run configuration: TOML files parsed into frozen dataclasses.
+
+What the network is (`[model]`) is kept apart from how it learns (`[learning]`), which data it sees
+(`[data]`), how it is run (`[run]`) and the seed of each source of randomness (`[seeds]`), as in
+NetPyNE's split of netParams and simConfig. Quantities with units are strings parsed with Brian2's
+unit names ("5*ms") and checked for their dimension. Every error is a one-line ConfigError naming
+the key, e.g. ``config key 'model.threshold' must be > 0, got -1``.
+
+    config = load_config("runs/configs/mnist.toml", overrides=["learning.learning_rate=5e-4"])
+    config.leak_per_step        # λ, from model.leak or exp(-dt / tau_m)
+    config_to_toml(config)      # every key, resolved; loads back to an equal Config
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import math
+import operator
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from brian2 import Quantity, ms, second
+from brian2.core.namespace import DEFAULT_UNITS
+from brian2.units.fundamentalunits import get_dimensions
+
+__all__ = [
+    "ConfigError",
+    "ModelConfig",
+    "LearningConfig",
+    "DataConfig",
+    "RunConfig",
+    "SeedsConfig",
+    "Config",
+    "parse_time",
+    "load_config",
+    "config_from_dict",
+    "config_to_toml",
+    "apply_overrides",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+# --------------------------------------------------------------------------------------------
+# the schema
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: sizes and the neuron/learning-rule parameters of Tang et al. 2021 (DESIGN §2)."""
+
+    framework: str = "biograd"  # learning framework: "biograd" (Tang 2021) or "bp" (BPTT baseline)
+    hidden: tuple[int, ...] = (500, 100)  # hidden layer sizes, input side first
+    time_steps: int = 20  # T, time bins per sample
+    error_start: int = 5  # t0, first step at which the output error drives the error neurons
+    dt: Quantity = field(default_factory=lambda: 5 * ms)  # duration of one time bin
+    leak: float | None = 0.3  # λ, membrane decay per step; None when tau_m is given
+    tau_m: Quantity | None = None  # membrane time constant; if given, λ = exp(-dt / tau_m)
+    threshold: float = 0.3  # θ, firing threshold (strict: v > θ)
+    window: float = 0.3  # w, half-width of the pseudo-derivative window |v - θ| < w
+    gamma: float = 1.0  # γ, height of the pseudo-derivative
+    feedback_init: str = "forward_product"  # B init: "forward_product" (released code) or "random"
+
+    @property
+    def leak_per_step(self) -> float:
+        """λ = leak, or exp(-dt / tau_m) when tau_m is given."""
+        if self.tau_m is not None:
+            return math.exp(-float(self.dt / self.tau_m))
+        return float(self.leak)
+
+    @property
+    def membrane_time_constant(self) -> Quantity:
+        """tau_m, or the one that gives λ per step: dt / ln(1/λ) (DESIGN §2)."""
+        if self.tau_m is not None:
+            return self.tau_m
+        return self.dt / math.log(1.0 / self.leak)
+
+
+@dataclass(frozen=True)
+class LearningConfig:
+    """Wake updates, the sleep phase that aligns feedback, and the BP baseline's optimiser."""
+
+    learning_rate: float = 1e-3  # η, wake learning rate
+    batch_size: int = 1  # M, samples per weight update (1 = online)
+    sleep: bool = False  # run the sleep phase after every minibatch
+    sleep_steps: int = 50  # T_s, steps of noise per sleep phase per hidden layer
+    sleep_learning_rate: float = 1e-4 / 3  # η_s, sleep learning rate for the feedback weights B
+    sleep_decay: float = 2.0  # P, power of the output counts in the decay term of ΔB
+    optimizer: str = "sgd"  # "sgd" or "adam" (adam is what the bp framework uses)
+    bp_learning_rate: float = 1e-4  # learning rate of the BP (BPTT) baseline
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The dataset and how its samples become spikes."""
+
+    dataset: str = "mnist"  # "mnist", "fashion-mnist" or "nmnist"
+    data_dir: str = ""  # data folder; "" = $APICAL_DATA_DIR, then the repository's data/
+    train_samples: int = 0  # training samples used per epoch, 0 = all
+    test_samples: int = 0  # test samples used per evaluation, 0 = all
+    encoding: str = "bernoulli"  # image encoding: Bernoulli rate code of pixel intensity
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How the simulation is run: device, schedule, checkpoints."""
+
+    device: str = "cpp"  # Brian2 device: "cpp" (cpp_standalone), "cuda" (brian2cuda), "runtime"
+    epochs: int = 1  # passes over the training samples
+    eval_every: int = 0  # evaluate every this many training samples, 0 = once per epoch
+    checkpoint_every: int = 10000  # checkpoint every this many training samples, 0 = per epoch only
+    chunk_samples: int = 1000  # samples per device.run() call of the compiled project
+    threads: int = 0  # OpenMP threads, 0 = all cores
+    shuffle: bool = True  # shuffle the training samples each epoch
+
+
+@dataclass(frozen=True)
+class SeedsConfig:
+    """One seed per source of randomness, so each can be replayed or varied alone."""
+
+    weights: int = 1  # initial forward weights and biases
+    input: int = 2  # input spike rasters (Bernoulli rate code)
+    sleep: int = 3  # sleep-phase noise spikes
+    shuffle: int = 4  # order of training samples
+    feedback: int = 5  # random feedback weights B (feedback_init = "random")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A complete, validated run configuration."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    seeds: SeedsConfig = field(default_factory=SeedsConfig)
+
+    @property
+    def leak_per_step(self) -> float:
+        """λ of the soma, resolved from model.leak or model.tau_m."""
+        return self.model.leak_per_step
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "learning": LearningConfig,
+    "data": DataConfig,
+    "run": RunConfig,
+    "seeds": SeedsConfig,
+}
+
+CHOICES = {
+    "model.framework": ("biograd", "bp"),
+    "model.feedback_init": ("forward_product", "random"),
+    "learning.optimizer": ("sgd", "adam"),
+    "data.dataset": ("mnist", "fashion-mnist", "nmnist"),
+    "data.encoding": ("bernoulli",),
+    "run.device": ("cpp", "cuda", "runtime"),
+}
+
+# Kind of each key: "int", "float", "bool", "str", "time", "int_list"; bounds checked below.
+KINDS = {
+    "model.framework": "str",
+    "model.hidden": "int_list",
+    "model.time_steps": "int",
+    "model.error_start": "int",
+    "model.dt": "time",
+    "model.leak": "float",
+    "model.tau_m": "time",
+    "model.threshold": "float",
+    "model.window": "float",
+    "model.gamma": "float",
+    "model.feedback_init": "str",
+    "learning.learning_rate": "float",
+    "learning.batch_size": "int",
+    "learning.sleep": "bool",
+    "learning.sleep_steps": "int",
+    "learning.sleep_learning_rate": "float",
+    "learning.sleep_decay": "float",
+    "learning.optimizer": "str",
+    "learning.bp_learning_rate": "float",
+    "data.dataset": "str",
+    "data.data_dir": "str",
+    "data.train_samples": "int",
+    "data.test_samples": "int",
+    "data.encoding": "str",
+    "run.device": "str",
+    "run.epochs": "int",
+    "run.eval_every": "int",
+    "run.checkpoint_every": "int",
+    "run.chunk_samples": "int",
+    "run.threads": "int",
+    "run.shuffle": "bool",
+    "seeds.weights": "int",
+    "seeds.input": "int",
+    "seeds.sleep": "int",
+    "seeds.shuffle": "int",
+    "seeds.feedback": "int",
+}
+
+# (operator symbol, bound): the value must satisfy `value <symbol> bound`.
+BOUNDS = {
+    "model.time_steps": [(">=", 1)],
+    "model.error_start": [(">=", 0)],
+    "model.leak": [(">", 0), ("<", 1)],
+    "model.threshold": [(">", 0)],
+    "model.window": [(">", 0)],
+    "model.gamma": [(">", 0)],
+    "learning.learning_rate": [(">", 0)],
+    "learning.batch_size": [(">=", 1)],
+    "learning.sleep_steps": [(">=", 1)],
+    "learning.sleep_learning_rate": [(">", 0)],
+    "learning.sleep_decay": [(">", 0)],
+    "learning.bp_learning_rate": [(">", 0)],
+    "data.train_samples": [(">=", 0)],
+    "data.test_samples": [(">=", 0)],
+    "run.epochs": [(">=", 1)],
+    "run.eval_every": [(">=", 0)],
+    "run.checkpoint_every": [(">=", 0)],
+    "run.chunk_samples": [(">=", 1)],
+    "run.threads": [(">=", 0)],
+    **{f"seeds.{name}": [(">=", 0)] for name in ("weights", "input", "sleep", "shuffle", "feedback")},
+}
+_COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+assert set(KINDS) == {f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+
+
+# --------------------------------------------------------------------------------------------
+# parsing values
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it: strings in double quotes, like TOML."""
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Quantity):
+        return str(value)
+    return repr(value)
+
+
+_ARITHMETIC = {ast.Mult: operator.mul, ast.Div: operator.truediv, ast.Add: operator.add, ast.Sub: operator.sub}
+
+
+def _evaluate_units(node: ast.AST) -> Any:
+    """Evaluate a parsed unit expression: numbers, Brian2 unit names, + - * / and powers only."""
+    if isinstance(node, ast.Expression):
+        return _evaluate_units(node.body)
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return float(node.value)  # floats, so that a power overflows instead of growing without bound
+    if isinstance(node, ast.Name):
+        if node.id not in DEFAULT_UNITS:
+            raise ValueError(f"unknown unit {node.id!r}")
+        return DEFAULT_UNITS[node.id]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand = _evaluate_units(node.operand)
+        return -operand if isinstance(node.op, ast.USub) else operand
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+        return _ARITHMETIC[type(node.op)](_evaluate_units(node.left), _evaluate_units(node.right))
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+        exponent = _evaluate_units(node.right)
+        if not isinstance(exponent, (int, float)):
+            raise ValueError("an exponent must be a plain number")
+        return _evaluate_units(node.left) ** exponent
+    raise ValueError("only numbers, unit names and + - * / ** are allowed")
+
+
+# "5 ms" or "5. ms" (Brian2's str() of a quantity) mean "5*ms".
+_NUMBER_SPACE_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s+([A-Za-z_]\w*)\s*$")
+
+
+def parse_time(text: Any, key: str = "value") -> Quantity:
+    """A time quantity from a string such as "5*ms"; ConfigError naming `key` otherwise."""
+    expected = 'expected e.g. "5*ms"'
+    if not isinstance(text, str):
+        raise ConfigError(f"config key {key!r}: {_show(text)} is not a time ({expected}, a string with a unit)")
+    spaced = _NUMBER_SPACE_UNIT.match(text)
+    source = f"{spaced.group(1)}*{spaced.group(2)}" if spaced else text
+    try:
+        value = _evaluate_units(ast.parse(source.strip(), mode="eval"))
+    except SyntaxError:
+        raise ConfigError(f"config key {key!r}: {text!r} is not a time (cannot parse it; {expected})") from None
+    except Exception as error:  # ValueError, ZeroDivisionError, OverflowError, Brian2's DimensionMismatchError
+        raise ConfigError(f"config key {key!r}: {text!r} is not a time ({error}; {expected})") from None
+    if get_dimensions(value) != get_dimensions(second):
+        raise ConfigError(f"config key {key!r}: {text!r} is not a time ({expected})")
+    value = Quantity(value)
+    if not math.isfinite(float(value / second)):
+        raise ConfigError(f"config key {key!r} must be finite, got {_show(text)}")
+    return value
+
+
+def _coerce(key: str, value: Any) -> Any:
+    kind = KINDS[key]
+    if kind == "time":
+        return parse_time(value, key)
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key {key!r}: expected an integer, got {_show(value)}")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key {key!r}: expected a number, got {_show(value)}")
+        if not math.isfinite(value):
+            raise ConfigError(f"config key {key!r} must be finite, got {_show(value)}")
+        return float(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {key!r}: expected true or false, got {_show(value)}")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"config key {key!r}: expected a string, got {_show(value)}")
+        if key in CHOICES and value not in CHOICES[key]:
+            allowed = ", ".join(_show(choice) for choice in CHOICES[key])
+            raise ConfigError(f"config key {key!r} must be one of {allowed}, got {_show(value)}")
+        return value
+    if kind == "int_list":
+        if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise ConfigError(f"config key {key!r}: expected a list of integers, got {_show(value)}")
+        if any(v < 1 for v in value):
+            raise ConfigError(f"config key {key!r}: every layer size must be >= 1, got {_show(list(value))}")
+        return tuple(value)
+    raise AssertionError(kind)
+
+
+def _check_bounds(key: str, value: Any, written: Any) -> None:
+    for symbol, bound in BOUNDS.get(key, ()):
+        if not _COMPARE[symbol](value, bound):
+            raise ConfigError(f"config key {key!r} must be {symbol} {bound}, got {_show(written)}")
+
+
+def _unknown(kind: str, name: str, candidates: Iterable[str]) -> ConfigError:
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(candidates))})"
+    return ConfigError(f"config {kind} {name!r} is unknown{hint}")
+
+
+# --------------------------------------------------------------------------------------------
+# building a Config
+
+
+def config_from_dict(data: Mapping[str, Any]) -> Config:
+    """Validate a nested mapping {section: {key: value}} (as read from TOML) into a Config."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"a configuration must be a table of sections, got {_show(data)}")
+    all_keys = list(KINDS)
+    sections: dict[str, dict[str, Any]] = {}
+    written: dict[str, dict[str, Any]] = {}  # values as given, for error messages
+    for section, table in data.items():
+        if section not in SECTIONS:
+            if not isinstance(table, Mapping) and section in {k.split(".")[1] for k in all_keys}:
+                close = [k for k in all_keys if k.endswith("." + section)]
+                raise ConfigError(f"config key {section!r} must be inside a section (did you mean {close[0]!r}?)")
+            raise _unknown("section", section, SECTIONS)
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"config section {section!r} must be a table ([{section}]), got {_show(table)}")
+        values = {}
+        written[section] = dict(table)
+        for name, value in table.items():
+            key = f"{section}.{name}"
+            if key not in KINDS:
+                raise _unknown("key", key, [k for k in all_keys if k.startswith(section + ".")] or all_keys)
+            values[name] = _coerce(key, value)
+            _check_bounds(key, values[name], value)
+        sections[section] = values
+
+    model = sections.setdefault("model", {})
+    if "tau_m" in model:
+        if "leak" in model:
+            raise ConfigError(
+                "config keys 'model.leak' and 'model.tau_m' are both given: give one "
+                "(tau_m sets the leak per step to exp(-dt/tau_m))"
+            )
+        if float(model["tau_m"] / second) <= 0:
+            raise ConfigError(f"config key 'model.tau_m' must be > 0, got {written['model']['tau_m']!r}")
+        model["leak"] = None
+    if "dt" in model and float(model["dt"] / second) <= 0:
+        raise ConfigError(f"config key 'model.dt' must be > 0, got {written['model']['dt']!r}")
+
+    config = Config(**{name: SECTIONS[name](**sections.get(name, {})) for name in SECTIONS})
+    if config.model.error_start >= config.model.time_steps:
+        raise ConfigError(
+            f"config key 'model.error_start' must be < model.time_steps ({config.model.time_steps}), "
+            f"got {config.model.error_start}"
+        )
+    if config.model.tau_m is not None and not 0.0 < config.leak_per_step < 1.0:
+        raise ConfigError(
+            f"config key 'model.tau_m' gives a leak per step exp(-dt/tau_m) = {config.leak_per_step!r}, "
+            "outside (0, 1)"
+        )
+    return config
+
+
+def _parse_override(text: str) -> tuple[str, str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    path, raw = text.split("=", 1)
+    path = path.strip()
+    parts = path.split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"override {text!r} must name a key as section.key, got {path!r}")
+    try:
+        value = tomllib.loads(f"value = {raw.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # not TOML syntax: a bare string such as fashion-mnist or 2*ms
+    return parts[0], parts[1], value
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """A copy of the nested mapping with each "section.key=value" override set (value in TOML syntax)."""
+    merged = {section: dict(table) if isinstance(table, Mapping) else table for section, table in data.items()}
+    for text in overrides:
+        section, name, value = _parse_override(text)
+        if section not in SECTIONS:
+            raise _unknown("section", section, SECTIONS)
+        key = f"{section}.{name}"
+        if key not in KINDS:
+            raise _unknown("key", key, [k for k in KINDS if k.startswith(section + ".")])
+        table = merged.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"config section {section!r} must be a table ([{section}]), got {_show(table)}")
+        if section == "model" and name in ("leak", "tau_m"):
+            # The override replaces the other way of giving λ, rather than conflicting with the file.
+            table.pop("tau_m" if name == "leak" else "leak", None)
+        table[name] = value
+    return merged
+
+
+def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Config:
+    """Read a TOML configuration file, apply "section.key=value" overrides, validate."""
+    try:
+        with open(path, "rb") as handle:
+            source = handle.read().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {os.fspath(path)} does not exist") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {os.fspath(path)} is not UTF-8 text ({error.reason})") from None
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as error:
+        # tomllib says "at end of document" without a line number; give the last line.
+        last_line = source.count("\n") + (0 if source.endswith("\n") else 1)
+        reason = str(error).replace("(at end of document)", f"(at end of document, line {last_line})")
+        raise ConfigError(f"config file {os.fspath(path)} is not valid TOML: {reason}") from None
+    return config_from_dict(apply_overrides(data, overrides))
+
+
+# --------------------------------------------------------------------------------------------
+# writing a Config
+
+
+def _format_time(value: Quantity) -> str:
+    """A time as "<number>*ms" when that reads back exactly, else in seconds (always exact)."""
+    seconds = float(value / second)
+    in_ms = float(value / ms)
+    if float(repr(in_ms)) * float(ms) == seconds:
+        return f"{in_ms!r}*ms"
+    return f"{seconds!r}*second"
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, Quantity):
+        return _show(_format_time(value))
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_format_value(v) for v in value) + "]"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    return _show(value)
+
+
+def config_to_toml(config: Config) -> str:
+    """The fully resolved configuration as TOML: every key, reading back to an equal Config."""
+    lines = ["# Resolved Apical configuration: every key, defaults filled in."]
+    for section in SECTIONS:
+        lines.append("")
+        lines.append(f"[{section}]")
+        for spec in dataclasses.fields(SECTIONS[section]):
+            value = getattr(getattr(config, section), spec.name)
+            if value is None:
+                # Only one of leak / tau_m may be given; the other is resolved from it.
+                lines.append(f"# {spec.name} not set (leak per step = {config.leak_per_step!r})")
+                continue
+            lines.append(f"{spec.name} = {_format_value(value)}")
+    return "\n".join(lines) + "\n"

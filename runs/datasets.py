@@ -1,0 +1,381 @@
+"""Dataset readers for the original file formats, with checksum verification.
+
+- MNIST (LeCun et al. 1998) and Fashion-MNIST (Xiao et al. 2017): the four IDX gzip files per
+  dataset. An IDX file is a big-endian header — magic number (2051 for images, 2049 for labels),
+  then one uint32 per dimension — followed by the uint8 data in C order.
+- N-MNIST (Orchard et al. 2015): one ``.bin`` file per recording, 5 bytes per event: byte 0 is x,
+  byte 1 is y, bit 7 of byte 2 is the polarity and the other 23 bits of bytes 2-4 are the
+  timestamp in microseconds, big-endian.
+- CIFAR-10 (Krizhevsky 2009) binary batches: records of 3073 bytes, one label byte then the
+  1024 red, 1024 green and 1024 blue pixels of a 32 x 32 image in row-major order.
+
+Every gzip file is checked against the SHA-256 digests below before it is parsed; N-MNIST files
+are checked against a ``SHA256SUMS`` file when the dataset folder carries one. A bad, truncated or
+missing file raises :class:`DatasetError` with a one-line message naming the file.
+
+Data directory, first match wins: the ``data_dir`` argument, the ``APICAL_DATA_DIR`` environment
+variable, the repository's ``data/`` folder (MNIST ships there), then ``../shared/data`` beside the
+repository. Inside it, each dataset has its own folder: ``mnist/``, ``fashion-mnist/``,
+``nmnist/`` (or ``nmnist-subset/``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DatasetError",
+    "SHA256",
+    "IDX_FILES",
+    "NMNIST_SIZE",
+    "data_roots",
+    "sha256_of",
+    "verify_sha256",
+    "read_idx",
+    "load_mnist",
+    "images_to_intensity",
+    "NMNIST_EVENT",
+    "read_nmnist_events",
+    "bin_nmnist",
+    "nmnist_files",
+    "load_nmnist",
+    "read_cifar10_batch",
+]
+
+ENV_DATA_DIR = "APICAL_DATA_DIR"
+
+# Canonical SHA-256 digests of the distribution files (identical to those in shared/data/*/SHA256SUMS).
+SHA256 = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+    },
+}
+
+# (images file, labels file) per split; the same names for MNIST and Fashion-MNIST.
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+# Canonical download addresses, quoted in error messages so a user knows where the files come from.
+SOURCES = {
+    "mnist": "https://yann.lecun.com/exdb/mnist/ (or any mirror with the same SHA-256)",
+    "fashion-mnist": "https://github.com/zalandoresearch/fashion-mnist/tree/master/data/fashion",
+    "nmnist": "https://www.garrickorchard.com/datasets/n-mnist (Train.zip / Test.zip, unzipped)",
+}
+
+IDX_IMAGES_MAGIC = 2051  # unsigned byte data, 3 dimensions
+IDX_LABELS_MAGIC = 2049  # unsigned byte data, 1 dimension
+
+NMNIST_SIZE = 34  # ATIS sensor area used by N-MNIST, pixels per side
+NMNIST_FOLDERS = ("nmnist", "nmnist-subset")
+NMNIST_SPLITS = {"train": "Train", "test": "Test"}
+
+# Decoded N-MNIST event: position, polarity (0 = OFF, 1 = ON) and time in microseconds.
+NMNIST_EVENT = np.dtype([("x", np.uint8), ("y", np.uint8), ("p", np.uint8), ("t_us", np.uint32)])
+
+CIFAR10_RECORD = 1 + 3 * 32 * 32  # label byte + R, G, B planes
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, corrupted or does not match its checksum."""
+
+
+# --------------------------------------------------------------------------------------------
+# locating data
+
+
+def _repository_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def data_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Folders searched for datasets, in order (an explicit or environment folder is the only one)."""
+    if data_dir is not None and str(data_dir) != "":
+        return [Path(data_dir).expanduser()]
+    from_env = os.environ.get(ENV_DATA_DIR, "")
+    if from_env:
+        return [Path(from_env).expanduser()]
+    root = _repository_root()
+    return [root / "data", root.parent / "shared" / "data"]
+
+
+def _find_dataset_folder(names: tuple[str, ...], data_dir, required: tuple[str, ...]) -> Path:
+    """First `<root>/<name>` holding all `required` entries, else a DatasetError saying where to put them."""
+    roots = data_roots(data_dir)
+    for root in roots:
+        for name in names:
+            folder = root / name
+            if folder.is_dir() and all((folder / entry).exists() for entry in required):
+                return folder
+    # Nothing complete: point at the first folder that exists at all, else at the preferred place.
+    for root in roots:
+        for name in names:
+            if (root / name).is_dir():
+                return root / name
+    return roots[0] / names[0]
+
+
+# --------------------------------------------------------------------------------------------
+# checksums
+
+# (resolved path, size, mtime_ns) -> hex digest; a file rewritten in place changes size or mtime.
+_digest_cache: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file, cached in-process by (path, size, mtime)."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    digest = _digest_cache.get(key)
+    if digest is None:
+        hasher = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                hasher.update(block)
+        digest = hasher.hexdigest()
+        _digest_cache[key] = digest
+    return digest
+
+
+def verify_sha256(path: str | os.PathLike, expected: str) -> None:
+    """Raise DatasetError unless the file's SHA-256 digest equals `expected`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"dataset file {path} is missing")
+    actual = sha256_of(path)
+    if actual != expected.lower():
+        raise DatasetError(
+            f"checksum mismatch for {path}: expected sha256 {expected.lower()}, got {actual} "
+            "(the file is corrupted or not the original; replace it)"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# MNIST and Fashion-MNIST (IDX)
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Parse one IDX file (gzip-compressed if its name ends in .gz) into a uint8 array.
+
+    No checksum is checked here; :func:`load_mnist` does that first.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"IDX file {path} is missing")
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                raw = handle.read()
+        else:
+            raw = path.read_bytes()
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as error:
+        raise DatasetError(f"IDX file {path} is truncated or not valid gzip ({error})") from None
+    if len(raw) < 4:
+        raise DatasetError(f"IDX file {path} is truncated: {len(raw)} bytes, no header")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic not in (IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC):
+        raise DatasetError(
+            f"IDX file {path} has magic number {magic}, expected {IDX_IMAGES_MAGIC} (images) "
+            f"or {IDX_LABELS_MAGIC} (labels)"
+        )
+    ndim = magic & 0xFF  # the low byte of the magic number is the number of dimensions
+    header_bytes = 4 + 4 * ndim
+    if len(raw) < header_bytes:
+        raise DatasetError(f"IDX file {path} is truncated inside its header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    promised = int(np.prod(shape, dtype=np.int64))
+    present = len(raw) - header_bytes
+    if present < promised:
+        raise DatasetError(
+            f"IDX file {path} is truncated: header promises {promised} data bytes {shape}, found {present}"
+        )
+    if present > promised:
+        raise DatasetError(f"IDX file {path} has {present - promised} bytes more than its header {shape} says")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_bytes).reshape(shape)
+
+
+def load_mnist(
+    split: str, data_dir: str | os.PathLike | None = None, dataset: str = "mnist"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images (uint8 [N, 28, 28]) and labels (uint8 [N]) of MNIST or Fashion-MNIST.
+
+    split: "train" (60,000) or "test" (10,000); dataset: "mnist" or "fashion-mnist".
+    """
+    if split not in IDX_FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if dataset not in SHA256:
+        raise ValueError(f"dataset must be one of {sorted(SHA256)}, got {dataset!r}")
+    images_name, labels_name = IDX_FILES[split]
+    folder = _find_dataset_folder((dataset,), data_dir, (images_name, labels_name))
+    arrays = []
+    for name in (images_name, labels_name):
+        path = folder / name
+        if not path.is_file():
+            raise DatasetError(
+                f"{dataset} file {path} is missing: put the original {name} in {folder} "
+                f"(from {SOURCES[dataset]}), or set {ENV_DATA_DIR} to a folder holding {dataset}/"
+            )
+        verify_sha256(path, SHA256[dataset][name])
+        arrays.append(read_idx(path))
+    images, labels = arrays
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise DatasetError(
+            f"{dataset} {split}: images {images.shape} and labels {labels.shape} do not match"
+        )
+    return images, labels
+
+
+def images_to_intensity(images: np.ndarray) -> np.ndarray:
+    """Pixel values 0..255 as float64 intensities in [0, 1] (the rate code's spike probabilities)."""
+    return np.asarray(images, dtype=np.float64) / 255.0
+
+
+# --------------------------------------------------------------------------------------------
+# N-MNIST (40-bit events)
+
+
+def read_nmnist_events(path: str | os.PathLike) -> np.ndarray:
+    """Decode one N-MNIST recording into a structured array with fields x, y, p, t_us."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"N-MNIST file {path} is missing")
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size % 5:
+        raise DatasetError(
+            f"N-MNIST file {path} is corrupted: {raw.size} bytes is not a multiple of 5 (one event = 5 bytes)"
+        )
+    fields = raw.reshape(-1, 5).astype(np.uint32)
+    events = np.empty(fields.shape[0], dtype=NMNIST_EVENT)
+    events["x"] = fields[:, 0]
+    events["y"] = fields[:, 1]
+    events["p"] = fields[:, 2] >> 7
+    events["t_us"] = ((fields[:, 2] & 0x7F) << 16) | (fields[:, 3] << 8) | fields[:, 4]
+    return events
+
+
+def bin_nmnist(
+    events: np.ndarray, time_bins: int = 60, bin_width_us: int = 5000, size: int = NMNIST_SIZE
+) -> np.ndarray:
+    """Spike raster uint8 [time_bins, 2 * size * size]: 1 where a pixel/polarity had >= 1 event in a bin.
+
+    Only events with t_us < time_bins * bin_width_us are kept (300 ms by default);
+    input neuron index = p * size * size + y * size + x.
+    """
+    if time_bins < 1 or bin_width_us <= 0:
+        raise ValueError(f"time_bins must be >= 1 and bin_width_us > 0, got {time_bins}, {bin_width_us}")
+    x = events["x"].astype(np.int64)
+    y = events["y"].astype(np.int64)
+    if x.size and (x.max() >= size or y.max() >= size):
+        raise DatasetError(f"N-MNIST event outside the {size}x{size} sensor (x max {x.max()}, y max {y.max()})")
+    time_bin = events["t_us"].astype(np.int64) // bin_width_us
+    kept = time_bin < time_bins
+    neuron = events["p"].astype(np.int64) * size * size + y * size + x
+    raster = np.zeros((time_bins, 2 * size * size), dtype=np.uint8)
+    raster[time_bin[kept], neuron[kept]] = 1
+    return raster
+
+
+def _read_sha256sums(path: Path) -> dict[str, str]:
+    digests = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            digests[name.lstrip("*")] = digest
+    return digests
+
+
+def nmnist_files(split: str, data_dir: str | os.PathLike | None = None) -> list[tuple[Path, int]]:
+    """(path, label) of every N-MNIST recording of a split, ordered by file number (the MNIST index)."""
+    if split not in NMNIST_SPLITS:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    split_folder = NMNIST_SPLITS[split]
+    folder = _find_dataset_folder(NMNIST_FOLDERS, data_dir, (split_folder,))
+    root = folder / split_folder
+    if not root.is_dir():
+        raise DatasetError(
+            f"N-MNIST folder {root} is missing: unzip the original Train.zip/Test.zip into "
+            f"<data_dir>/nmnist/ (from {SOURCES['nmnist']}) so that it holds "
+            f"Train/<label>/<NNNNN>.bin, or set {ENV_DATA_DIR}"
+        )
+    recordings = []
+    for label_folder in sorted(root.iterdir()):
+        if label_folder.is_dir() and label_folder.name.isdigit():
+            for path in label_folder.glob("*.bin"):
+                recordings.append((path, int(label_folder.name)))
+    if not recordings:
+        raise DatasetError(f"N-MNIST folder {root} holds no <label>/<NNNNN>.bin recordings")
+
+    def order(item):
+        path, label = item
+        number = int(path.stem) if path.stem.isdigit() else -1
+        return (number, label, path.name)
+
+    recordings.sort(key=order)
+    return recordings
+
+
+def load_nmnist(
+    split: str,
+    data_dir: str | os.PathLike | None = None,
+    limit: int | None = None,
+    time_bins: int = 60,
+    bin_width_us: int = 5000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Binned N-MNIST: rasters uint8 [N, time_bins, 2312] and labels uint8 [N].
+
+    Reads `<data_dir>/nmnist/{Train,Test}/<label>/<NNNNN>.bin` (or `nmnist-subset/`), the first
+    `limit` recordings in file-number order. Files listed in the folder's SHA256SUMS are verified.
+    """
+    recordings = nmnist_files(split, data_dir)
+    if limit is not None:
+        recordings = recordings[:limit]
+    dataset_folder = recordings[0][0].parent.parent.parent
+    sums_path = dataset_folder / "SHA256SUMS"
+    expected = _read_sha256sums(sums_path) if sums_path.is_file() else {}
+    rasters = np.zeros((len(recordings), time_bins, 2 * NMNIST_SIZE * NMNIST_SIZE), dtype=np.uint8)
+    labels = np.empty(len(recordings), dtype=np.uint8)
+    for i, (path, label) in enumerate(recordings):
+        relative = path.relative_to(dataset_folder).as_posix()
+        if relative in expected:
+            verify_sha256(path, expected[relative])
+        rasters[i] = bin_nmnist(read_nmnist_events(path), time_bins, bin_width_us)
+        labels[i] = label
+    return rasters, labels
+
+
+# --------------------------------------------------------------------------------------------
+# CIFAR-10 (binary batches)
+
+
+def read_cifar10_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Images uint8 [N, 32, 32, 3] (RGB, height x width) and labels uint8 [N] of one binary batch."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"CIFAR-10 batch {path} is missing")
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0 or raw.size % CIFAR10_RECORD:
+        raise DatasetError(
+            f"CIFAR-10 batch {path} is corrupted: {raw.size} bytes is not a positive multiple of "
+            f"{CIFAR10_RECORD} (one record = label + 3072 pixels)"
+        )
+    records = raw.reshape(-1, CIFAR10_RECORD)
+    labels = records[:, 0].copy()
+    images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy()
+    return images, labels

@@ -1,0 +1,177 @@
+"""Run configuration: shipped files, every error class, overrides and the resolved-TOML round trip."""
+
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+from brian2 import ms
+
+from runs.config import Config, ConfigError, config_from_dict, config_to_toml, load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "runs" / "configs"
+
+
+def write(tmp_path, text):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_mnist_config_is_the_paper_setting():
+    config = load_config(CONFIGS / "mnist.toml")
+    assert config.model.hidden == (500, 100)
+    assert (config.model.time_steps, config.model.error_start) == (20, 5)
+    assert config.learning.batch_size == 1 and config.learning.learning_rate == 1e-3
+    assert config.run.epochs == 10
+    assert config.leak_per_step == 0.3
+    assert float(config.model.membrane_time_constant / ms) == pytest.approx(5 / math.log(1 / 0.3))
+
+
+def test_quick_config_loads():
+    config = load_config(CONFIGS / "mnist-quick.toml")
+    assert config.model.hidden == (500, 100)
+    assert config.run.epochs == 1 and config.run.eval_every == 20000
+    assert config.data.train_samples == 0 and config.data.test_samples == 10000
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    assert isinstance(load_config(path), Config)
+
+
+def test_defaults_from_an_empty_file(tmp_path):
+    config = load_config(write(tmp_path, ""))
+    assert config == Config()
+    assert config.model.dt == 5 * ms and config.model.tau_m is None
+    assert config.seeds.weights == 1 and config.seeds.feedback == 5
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[model]\nhiden = [10]", "config key 'model.hiden' is unknown (did you mean 'model.hidden'?)"),
+        ("[modle]\nhidden = [10]", "config section 'modle' is unknown (did you mean 'model'?)"),
+        ('[model]\ndt = "5*kg"', "config key 'model.dt': '5*kg' is not a time (unknown unit 'kg'"),
+        ('[model]\ndt = "5*volt"', "config key 'model.dt': '5*volt' is not a time (expected e.g. \"5*ms\")"),
+        ("[model]\ndt = 5", "config key 'model.dt': 5 is not a time"),
+        ('[model]\ndt = "5**"', "config key 'model.dt': '5**' is not a time (cannot parse it"),
+        ('[model]\ndt = "__import__(\'os\')"', "is not a time (only numbers, unit names"),
+        ('[model]\ndt = "-1*ms"', "config key 'model.dt' must be > 0, got '-1*ms'"),
+        ("[model]\nthreshold = -1", "config key 'model.threshold' must be > 0, got -1"),
+        ("[model]\nleak = 1.0", "config key 'model.leak' must be < 1, got 1.0"),
+        ("[model]\nerror_start = 20", "config key 'model.error_start' must be < model.time_steps (20), got 20"),
+        ('[model]\ntime_steps = "abc"', "config key 'model.time_steps': expected an integer, got \"abc\""),
+        ("[model]\ntime_steps = 2.5", "config key 'model.time_steps': expected an integer, got 2.5"),
+        ("[model]\nhidden = [10, true]", "config key 'model.hidden': expected a list of integers"),
+        ('[model]\nframework = "dfa"', "config key 'model.framework' must be one of \"biograd\", \"bp\", got \"dfa\""),
+        ("[run]\nshuffle = 1", "config key 'run.shuffle': expected true or false, got 1"),
+        ("[seeds]\ninput = -2", "config key 'seeds.input' must be >= 0, got -2"),
+        ('[model]\nleak = 0.3\ntau_m = "4*ms"', "'model.leak' and 'model.tau_m' are both given"),
+        ("hidden = [10]", "config key 'hidden' must be inside a section (did you mean 'model.hidden'?)"),
+        ("model = 3", "config section 'model' must be a table"),
+    ],
+)
+def test_errors_name_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text))
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("[model]\nthreshold = 0.3\nhidden == [500]\n", "line 3"),
+        ("[model]\nthreshold = 0.3\nhidden = [500, 100\n", "end of document, line 3"),
+    ],
+)
+def test_invalid_toml_names_file_and_line(tmp_path, text, where):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert str(path) in message and "not valid TOML" in message and where in message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nothing.toml")
+
+
+def test_tau_m_sets_the_leak(tmp_path):
+    config = load_config(write(tmp_path, '[model]\ndt = "1*ms"\ntau_m = "10*ms"'))
+    assert config.model.leak is None
+    assert config.leak_per_step == pytest.approx(math.exp(-0.1), rel=1e-15)
+    assert config.model.membrane_time_constant == 10 * ms
+    # "number unit" (Brian2's own printing) is accepted too
+    assert load_config(write(tmp_path, '[model]\ntau_m = "10. ms"')).model.tau_m == 10 * ms
+
+
+def test_overrides(tmp_path):
+    config = load_config(
+        CONFIGS / "mnist.toml",
+        [
+            "learning.learning_rate=5e-4",
+            "model.hidden=[100]",
+            "data.dataset=fashion-mnist",  # bare string, not TOML syntax
+            "model.dt=1*ms",
+            "model.tau_m=2*ms",  # replaces the file's leak instead of conflicting with it
+            "run.shuffle=false",
+        ],
+    )
+    assert config.learning.learning_rate == 5e-4
+    assert config.model.hidden == (100,)
+    assert config.data.dataset == "fashion-mnist"
+    assert config.model.dt == 1 * ms and config.leak_per_step == pytest.approx(math.exp(-0.5))
+    assert config.run.shuffle is False
+    assert config.run.epochs == 10  # untouched keys keep the file's value
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.hiden=[1]", "config key 'model.hiden' is unknown (did you mean 'model.hidden'?)"),
+        ("modle.hidden=[1]", "config section 'modle' is unknown (did you mean 'model'?)"),
+        ("model.threshold=-1", "config key 'model.threshold' must be > 0, got -1"),
+        ("run.epochs=abc", "config key 'run.epochs': expected an integer, got \"abc\""),
+        ("model.hidden", "must look like section.key=value"),
+        ("hidden=[1]", "must name a key as section.key"),
+    ],
+)
+def test_override_errors(override, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(CONFIGS / "mnist.toml", [override])
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["model.tau_m=4.153*ms", "model.dt=0.1*ms"],
+        ["model.dt=0.30000000000000004*ms", "learning.sleep=true", "data.data_dir=/tmp/a \"b\""],
+    ],
+)
+def test_round_trip_through_toml(tmp_path, overrides):
+    config = load_config(CONFIGS / "mnist.toml", overrides)
+    text = config_to_toml(config)
+    table = tomllib.loads(text)
+    assert set(table) == {"model", "learning", "data", "run", "seeds"}
+    assert len(table["learning"]) == 8 and len(table["run"]) == 7
+    assert config_from_dict(table) == config
+    assert load_config(write(tmp_path, text)) == config
+    assert config_from_dict(table).leak_per_step == config.leak_per_step
+
+
+def test_config_from_dict_matches_file():
+    with open(CONFIGS / "mnist.toml", "rb") as handle:
+        table = tomllib.load(handle)
+    assert config_from_dict(table) == load_config(CONFIGS / "mnist.toml")
+    assert config_from_dict({}) == Config()
+
+
+def test_config_is_frozen():
+    config = Config()
+    with pytest.raises(AttributeError):
+        config.model.threshold = 1.0
