@@ -1,0 +1,406 @@
+"""BioGrad (Tang et al. 2021, arXiv 2110.14092) assembled as one Brian2 network.
+
+Cell types and connections (models/ holds every equation):
+
+    input (rate-coded spikes) ─W¹→ hidden 1 ─W²→ … ─Wᴸ→ output ─softmax→ error ± ─±1→ output apical
+                                      ↑ apical                                     └─B^l→ hidden apical
+
+One sample lasts T steps of length dt; samples follow each other in one simulation, and the
+learning bookkeeping happens at sample and minibatch boundaries inside the network. A run of
+N samples lasts N·T + 1 steps: the extra step is the boundary that folds the last sample's
+update into the weights (its own dynamics are discarded).
+
+Schedule of one step (``when``/``order``, set in :func:`_schedule` and nowhere else):
+
+    start         sample boundary: ΔW += −η·δ·E, traces and apical potentials to zero;
+                  minibatch boundary: W += ΔW / M
+    groups  −100  every soma leaks (exact integration of dv/dt = −v/τ_m)
+            0, 1  input spikes of this step are read from the raster and emitted
+            10·l  layer l: bias jump, pathway from layer l−1 (same-step spikes), threshold,
+                  then g, λρ and bias eligibility from the fresh v
+            10·(L+1)  softmax couplings, error neurons integrate ±e and fire, feedback to apical
+    after_groups  every forward synapse: E += g·ε, ε ← λρ·ε
+    resets        somata reset to 0, error neurons subtract 1
+
+Because layer l+1's pathway runs after layer l's threshold in the same step, layer l+1 sees
+layer l's spikes of the same step, as in the discrete model: no per-layer delay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from brian2 import (
+    Network,
+    NeuronGroup,
+    SpikeMonitor,
+    StateMonitor,
+    TimedArray,
+    device,
+    second,
+)
+
+from circuits.backend import is_standalone, prepare_device
+from circuits.biograd_oracle import DiscreteParameters, LayerRecord
+from models.eligibility import (
+    FORWARD_MINIBATCH_END,
+    FORWARD_SAMPLE_END,
+    FORWARD_TRACE_STEP,
+    make_forward_pathway,
+    matrix_to_synapses,
+    synapses_to_matrix,
+)
+from models.error_neurons import (
+    ERROR_NEURON_SAMPLE_END,
+    ERROR_NEURON_STEP,
+    feedback_to_synapses,
+    make_error_population,
+    make_hidden_feedback,
+    make_output_feedback,
+    make_softmax_coupling,
+    synapses_to_feedback,
+)
+from models.soma import (
+    SOMA_AFTER_THRESHOLD,
+    SOMA_BIAS_JUMP,
+    SOMA_MINIBATCH_END,
+    SOMA_SAMPLE_END,
+    SomaParameters,
+    make_layer,
+)
+
+#: Cell types and signs, declared for the analyses (Dale, locality) to read.
+CELL_TYPES = {
+    "input": "sensory afferent (excitatory spikes, weights of either sign)",
+    "layer": "multi-compartment pyramidal-like neuron: soma + apical error compartment",
+    "error_plus": "error neuron reporting e > 0",
+    "error_minus": "error neuron reporting e < 0",
+}
+PLASTIC_SYNAPSES = ("forward",)  # feedback B changes only in the sleep phase
+
+
+@dataclass(frozen=True)
+class BioGradSettings:
+    """What the network is: sizes and constants fixed when the network is built."""
+
+    sizes: tuple[int, ...]  # (n_in, hidden..., n_out)
+    soma: SomaParameters = field(default_factory=SomaParameters)
+    time_steps: int = 20  # T, steps per sample
+    error_start: int = 5  # t0, first step with an output error
+    batch_size: int = 1  # M, samples per weight update
+
+    def __post_init__(self):
+        if len(self.sizes) < 2:
+            raise ValueError(f"sizes needs an input and an output size, got {self.sizes}")
+        if not 0 <= self.error_start < self.time_steps:
+            raise ValueError(f"error_start must lie in [0, time_steps), got {self.error_start}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
+
+    def discrete(self, learning_rate: float) -> DiscreteParameters:
+        """The same model in the oracle's discrete terms."""
+        return DiscreteParameters(
+            leak=self.soma.leak,
+            threshold=self.soma.theta,
+            window=self.soma.window,
+            gamma=self.soma.gamma,
+            time_steps=self.time_steps,
+            error_start=self.error_start,
+            learning_rate=learning_rate,
+        )
+
+
+@dataclass
+class BioGradState:
+    """Learned quantities: forward weights W^l (post × pre), biases b^l, feedback B^l."""
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    feedback: list[np.ndarray]  # B^l, (n_l × n_out), one per hidden layer
+
+    def copy(self) -> "BioGradState":
+        return BioGradState(
+            [w.copy() for w in self.weights], [b.copy() for b in self.biases], [B.copy() for B in self.feedback]
+        )
+
+
+@dataclass
+class RunResult:
+    state: BioGradState  # weights after the run
+    output_counts: np.ndarray  # [N, n_out] output spikes per sample
+    layers: list[LayerRecord] | None = None  # per-sample records, when built with record_all
+
+
+def initial_state(sizes, rng: np.random.Generator, feedback_init: str = "forward_product") -> BioGradState:
+    """W, b ~ U(±1/√fan_in); B^l as the transposed product of the forward matrices above l
+    (the released code's choice) or random U(±1/√n_out)."""
+    weights, biases = [], []
+    for n_pre, n_post in zip(sizes[:-1], sizes[1:]):
+        bound = 1.0 / np.sqrt(n_pre)
+        weights.append(rng.uniform(-bound, bound, size=(n_post, n_pre)))
+        biases.append(rng.uniform(-bound, bound, size=n_post))
+    return BioGradState(weights, biases, initial_feedback(weights, rng, feedback_init))
+
+
+def initial_feedback(weights, rng: np.random.Generator, feedback_init: str) -> list[np.ndarray]:
+    n_out = weights[-1].shape[0]
+    feedback = []
+    for l in range(len(weights) - 1):
+        if feedback_init == "forward_product":
+            pathway = weights[-1]
+            for W in reversed(weights[l + 1 : -1]):
+                pathway = pathway @ W
+            feedback.append(pathway.T.copy())  # (n_l × n_out)
+        elif feedback_init == "random":
+            bound = 1.0 / np.sqrt(n_out)
+            feedback.append(rng.uniform(-bound, bound, size=(weights[l].shape[0], n_out)))
+        else:
+            raise ValueError(f"feedback_init must be 'forward_product' or 'random', got {feedback_init!r}")
+    return feedback
+
+
+class BioGradNetwork:
+    """A BioGrad network for runs of a fixed number of samples, built once per device.
+
+    On ``cpp_standalone`` the project is compiled once, at construction; every :meth:`run`
+    passes weights, input spikes and labels as run arguments (compile once, run many).
+    On ``runtime`` the objects are rebuilt for every run (tiny networks, tests).
+    """
+
+    def __init__(
+        self,
+        settings: BioGradSettings,
+        samples_per_run: int,
+        device_name: str = "runtime",
+        build_dir=None,
+        record_all: bool = False,
+        threads: int = 0,
+    ):
+        self.settings = settings
+        self.samples_per_run = int(samples_per_run)
+        self.device_name = device_name
+        self.record_all = record_all
+        self.project_dir = prepare_device(device_name, build_dir, threads)
+        self.standalone = is_standalone()
+        self.steps = self.samples_per_run * settings.time_steps + 1
+        if self.standalone:
+            self._objects = self._construct(self._input_values(None), self._target_values(None))
+            self._objects["network"].run(self.steps * settings.soma.dt)
+            device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
+
+    # ----------------------------------------------------------------- construction
+    def _input_values(self, input_spikes):
+        T, n = self.settings.time_steps, self.settings.sizes[0]
+        values = np.zeros((self.steps, n))
+        if input_spikes is not None:
+            values[: self.steps - 1] = np.asarray(input_spikes, dtype=np.float64).reshape(-1, n)
+        return values
+
+    def _target_values(self, labels):
+        n_out = self.settings.sizes[-1]
+        values = np.zeros((self.steps, n_out))
+        if labels is not None:
+            one_hot = np.zeros((len(labels), n_out))
+            one_hot[np.arange(len(labels)), labels] = 1.0
+            values[: self.steps - 1] = np.repeat(one_hot, self.settings.time_steps, axis=0)
+        return values
+
+    def _construct(self, input_values, target_values) -> dict:
+        s = self.settings
+        dt, T = s.soma.dt, s.time_steps
+        sample_clock_dt = T * dt
+        minibatch_clock_dt = s.batch_size * T * dt
+        input_raster = TimedArray(input_values, dt=dt, name="input_raster")
+        target_raster = TimedArray(target_values, dt=dt, name="target_raster")
+
+        inputs = NeuronGroup(
+            s.sizes[0], "spiked : 1", threshold="spiked > 0.5", reset="", namespace={"input_raster": input_raster},
+            dt=dt, name="input",
+        )
+        read_input = inputs.run_regularly("spiked = input_raster(t, i)", name="input_read")
+        layers, pathways = [], []
+        pre = inputs
+        for l, n in enumerate(s.sizes[1:]):
+            name = "output" if l == len(s.sizes) - 2 else f"hidden_{l + 1}"
+            layer = make_layer(n, s.soma, T - s.error_start, s.batch_size, name=name)
+            pathway = make_forward_pathway(pre, layer, s.batch_size, name=f"forward_{l + 1}")
+            layers.append(layer)
+            pathways.append(pathway)
+            pre = layer
+        output = layers[-1]
+        errors = make_error_population(s.sizes[-1], T, s.error_start, dt, target_raster, name="error")
+        softmax = make_softmax_coupling(output, errors, name="softmax_coupling")
+        feedback = [make_hidden_feedback(errors, layer, name=f"feedback_{l + 1}") for l, layer in enumerate(layers[:-1])]
+        output_feedback = make_output_feedback(errors, output, name="feedback_output")
+
+        objects = {
+            "inputs": inputs, "read_input": read_input, "layers": layers, "pathways": pathways,
+            "errors": errors, "softmax": softmax, "feedback": feedback, "output_feedback": output_feedback,
+            "input_raster": input_raster, "target_raster": target_raster,
+        }
+        objects["runners"] = self._schedule(objects, sample_clock_dt, minibatch_clock_dt)
+        objects["output_spikes"] = SpikeMonitor(output, name="output_readout")
+        monitors = [objects["output_spikes"]]
+        if self.record_all:
+            objects["layer_spikes"] = [SpikeMonitor(layer, name=f"{layer.name}_spikes") for layer in layers]
+            # Sample-end values, read at the boundary step before they are folded and cleared.
+            objects["eligibility_at_end"] = [
+                StateMonitor(p, "eligibility", record=True, dt=sample_clock_dt, when="start", order=-1,
+                             name=f"{p.name}_eligibility_at_end") for p in pathways
+            ]
+            objects["soma_at_end"] = [
+                StateMonitor(layer, ["bias_eligibility", "apical", "apical_error"], record=True,
+                             dt=sample_clock_dt, when="start", order=-1, name=f"{layer.name}_at_end")
+                for layer in layers
+            ]
+            monitors += objects["layer_spikes"] + objects["eligibility_at_end"] + objects["soma_at_end"]
+        objects["network"] = Network(
+            inputs, *layers, *pathways, errors, softmax, *feedback, output_feedback, *objects["runners"], *monitors
+        )
+        return objects
+
+    @staticmethod
+    def _schedule(o: dict, sample_clock_dt, minibatch_clock_dt) -> list:
+        """Set every object's place in the step (see the module docstring); returns the
+        extra code runners that have to join the network."""
+        runners = []
+        o["read_input"].when, o["read_input"].order = "groups", 0
+        o["inputs"].thresholder["spike"].when, o["inputs"].thresholder["spike"].order = "groups", 1
+        for l, (layer, pathway) in enumerate(zip(o["layers"], o["pathways"])):
+            base = 10 * (l + 1)
+            layer.state_updater.when, layer.state_updater.order = "groups", -100
+            runners.append(layer.run_regularly(SOMA_BIAS_JUMP, when="groups", order=base, name=f"{layer.name}_bias"))
+            pathway.pre.when, pathway.pre.order = "groups", base + 1
+            layer.thresholder["spike"].when, layer.thresholder["spike"].order = "groups", base + 2
+            runners.append(layer.run_regularly(SOMA_AFTER_THRESHOLD, when="groups", order=base + 3,
+                                               name=f"{layer.name}_after_threshold"))
+            runners.append(pathway.run_regularly(FORWARD_TRACE_STEP, when="after_groups", order=l,
+                                                 name=f"{pathway.name}_trace_step"))
+            runners.append(pathway.run_regularly(FORWARD_SAMPLE_END, dt=sample_clock_dt, when="start", order=0,
+                                                 name=f"{pathway.name}_sample_end"))
+            runners.append(layer.run_regularly(SOMA_SAMPLE_END, dt=sample_clock_dt, when="start", order=1,
+                                               name=f"{layer.name}_sample_end"))
+            runners.append(pathway.run_regularly(FORWARD_MINIBATCH_END, dt=minibatch_clock_dt, when="start",
+                                                 order=2, name=f"{pathway.name}_minibatch_end"))
+            runners.append(layer.run_regularly(SOMA_MINIBATCH_END, dt=minibatch_clock_dt, when="start", order=2,
+                                               name=f"{layer.name}_minibatch_end"))
+        base = 10 * (len(o["layers"]) + 1)
+        for updater in o["softmax"].summed_updaters.values():
+            updater.when, updater.order = "groups", base
+        errors = o["errors"]
+        runners.append(errors.run_regularly(ERROR_NEURON_STEP, when="groups", order=base + 1, name="error_step"))
+        errors.thresholder["spike"].when, errors.thresholder["spike"].order = "groups", base + 2
+        for feedback in o["feedback"] + [o["output_feedback"]]:
+            feedback.pre.when, feedback.pre.order = "groups", base + 3
+        runners.append(errors.run_regularly(ERROR_NEURON_SAMPLE_END, dt=sample_clock_dt, when="start", order=1,
+                                            name="error_sample_end"))
+        return runners
+
+    # ----------------------------------------------------------------- running
+    def _variable_values(self, o: dict, state: BioGradState, learning_rate: float) -> dict:
+        """Initial values of every learned and control variable, keyed by VariableView."""
+        values = {}
+        for pathway, layer, W, b in zip(o["pathways"], o["layers"], state.weights, state.biases):
+            values[pathway.w] = matrix_to_synapses(W)
+            values[layer.bias] = np.asarray(b, dtype=np.float64)
+            values[layer.learning_rate] = learning_rate
+        for feedback, B in zip(o["feedback"], state.feedback):
+            values[feedback.feedback_weight] = feedback_to_synapses(B)
+        return values
+
+    def run(self, state: BioGradState, input_spikes, labels, learning_rate: float) -> RunResult:
+        """Run ``samples_per_run`` samples from ``state``; returns the new state and outputs.
+
+        ``input_spikes`` is [N, T, n_in] of 0/1 and ``labels`` [N]; ``learning_rate`` = 0
+        evaluates without learning.
+        """
+        s = self.settings
+        input_spikes = np.asarray(input_spikes)
+        labels = np.asarray(labels, dtype=int)
+        expected = (self.samples_per_run, s.time_steps, s.sizes[0])
+        if input_spikes.shape != expected:
+            raise ValueError(f"input_spikes must have shape {expected}, got {input_spikes.shape}")
+        if labels.shape != (self.samples_per_run,):
+            raise ValueError(f"labels must have shape ({self.samples_per_run},), got {labels.shape}")
+        if self.standalone:
+            o = self._objects
+            run_args = self._variable_values(o, state, learning_rate)
+            run_args[o["input_raster"]] = self._input_values(input_spikes)
+            run_args[o["target_raster"]] = self._target_values(labels)
+            device.run(directory=str(self.project_dir), with_output=False, run_args=run_args)
+            self._forget_run_arg_files()
+        else:
+            o = self._construct(self._input_values(input_spikes), self._target_values(labels))
+            for variable, value in self._variable_values(o, state, learning_rate).items():
+                variable[:] = value
+            o["network"].run(self.steps * s.soma.dt, namespace={})
+        return self._read(o, state)
+
+    def _forget_run_arg_files(self):
+        """Delete this run's input files: a long training run would otherwise fill the disk."""
+        for name in device.run_args_arrays:
+            path = self.project_dir / "static_arrays" / name
+            path.unlink(missing_ok=True)
+        device.run_args_arrays.clear()
+
+    def _read(self, o: dict, previous: BioGradState) -> RunResult:
+        s = self.settings
+        sizes = s.sizes
+        weights = [synapses_to_matrix(p.w[:], n_pre, n_post) for p, n_pre, n_post in zip(o["pathways"], sizes[:-1], sizes[1:])]
+        biases = [np.array(layer.bias[:]) for layer in o["layers"]]
+        feedback = [synapses_to_feedback(f.feedback_weight[:], sizes[-1], len(layer))
+                    for f, layer in zip(o["feedback"], o["layers"])]
+        state = BioGradState(weights, biases, feedback)
+        counts = self._spike_rasters(o["output_spikes"], sizes[-1]).sum(axis=1)
+        layers = self._records(o) if self.record_all else None
+        return RunResult(state=state, output_counts=counts, layers=layers)
+
+    def _spike_rasters(self, monitor: SpikeMonitor, n: int) -> np.ndarray:
+        """[N, T, n] 0/1 spikes per sample; the trailing boundary step is dropped."""
+        T, N = self.settings.time_steps, self.samples_per_run
+        steps = np.round(np.asarray(monitor.t / self.settings.soma.dt)).astype(int)
+        indices = np.asarray(monitor.i[:], dtype=int)
+        keep = steps < N * T
+        raster = np.zeros((N * T, n))
+        raster[steps[keep], indices[keep]] = 1.0
+        return raster.reshape(N, T, n)
+
+    def _records(self, o: dict) -> list[LayerRecord]:
+        sizes = self.settings.sizes
+        records = []
+        for l, layer in enumerate(o["layers"]):
+            n_pre, n_post = sizes[l], sizes[l + 1]
+            pathway = o["pathways"][l]
+            # Monitor column n+1 is the boundary step that ends sample n.
+            eligibility = np.asarray(o["eligibility_at_end"][l].eligibility)[:, 1:]  # [synapses, N]
+            eligibility = np.stack([synapses_to_matrix(eligibility[:, n], n_pre, n_post)
+                                    for n in range(self.samples_per_run)])
+            at_end = o["soma_at_end"][l]
+            records.append(LayerRecord(
+                spikes=self._spike_rasters(o["layer_spikes"][l], n_post),
+                eligibility=eligibility,
+                bias_eligibility=np.asarray(at_end.bias_eligibility)[:, 1:].T,
+                apical=np.asarray(at_end.apical)[:, 1:].T,
+                apical_error=np.asarray(at_end.apical_error)[:, 1:].T,
+                weight_change=synapses_to_matrix(pathway.weight_change[:], n_pre, n_post)[None],
+                bias_change=np.array(layer.bias_change[:])[None],
+            ))
+        return records
+
+
+def run_single_sample(
+    weights, biases, feedback, input_spikes, label, settings: BioGradSettings, learning_rate: float,
+    device_name: str = "runtime", build_dir=None,
+) -> list[LayerRecord]:
+    """One BioGrad sample through the Brian2 network (DESIGN §4 single-sample API).
+
+    Returns per layer: spike raster [1, T, n], E, E^b, apical a, δ, and ΔW, Δb — the update
+    the sample asks for, read before it is applied (the minibatch is left open).
+    """
+    open_minibatch = replace(settings, batch_size=2)
+    network = BioGradNetwork(open_minibatch, 1, device_name=device_name, build_dir=build_dir, record_all=True)
+    state = BioGradState([np.asarray(w, float) for w in weights], [np.asarray(b, float) for b in biases],
+                         [np.asarray(B, float) for B in feedback])
+    result = network.run(state, np.asarray(input_spikes)[None], np.array([label]), learning_rate)
+    return result.layers

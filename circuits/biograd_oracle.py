@@ -1,0 +1,171 @@
+"""BioGrad in plain numpy: the reference every Brian2 run is tested against.
+
+Tang, Kumar, Polykretis & Michmizos (2021), "BioGrad: Biologically plausible gradient-based
+learning for spiking neural networks", arXiv 2110.14092; the discrete form below follows
+DESIGN.md §2 (read from the authors' released code). One step is one time bin, layers
+l = 1..L, ``W[l]`` is (post × pre), a batch of B samples runs side by side:
+
+    v[t]   = λ·v[t-1]·(1 − s[t-1]) + W·s_pre[t] + b        soma, hard reset via (1 − s)
+    s[t]   = 1[v[t] > θ]
+    g[t]   = γ·1[|v[t] − θ| < w]                           pseudo-derivative
+    ρ[t]   = 1 − s[t] − v[t]·g[t]                          reset factor
+    ε[t]   = λ·ρ_post[t-1]·ε[t-1] + s_pre[t]               eligibility trace, per synapse
+    E     += g_post[t]·ε[t]                                eligibility, per synapse
+    e[t]   = softmax(C[t]) − y        (t ≥ t0, C = output counts up to and including t)
+    u±[t]  = u±[t-1] − s±[t-1] ± e[t],  s± = 1[u± > 1]     error neurons
+    a_out += s⁺ − s⁻,   a_l += B_l·(s⁺ − s⁻)               apical compartments
+    δ = a / (T − t0),   ΔW = −η·δ_post·E,   Δb = −η·δ·E^b  wake update
+
+Time steps are counted from 0 within a sample, so the error is active on T − t0 steps.
+This module is deliberately independent of Brian2: it is the oracle, not the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DiscreteParameters:
+    """The published discrete constants (DESIGN §2)."""
+
+    leak: float = 0.3  # λ, membrane decay per step
+    threshold: float = 0.3  # θ
+    window: float = 0.3  # w, half width of the pseudo-derivative window
+    gamma: float = 1.0  # γ, height of the pseudo-derivative
+    time_steps: int = 20  # T
+    error_start: int = 5  # t0, first step on which the error neurons integrate
+    learning_rate: float = 1e-3  # η
+
+
+@dataclass
+class LayerRecord:
+    """What one layer did during a batch of samples (leading axis: sample)."""
+
+    spikes: np.ndarray  # [B, T, n]
+    eligibility: np.ndarray  # [B, n_post, n_pre]  E
+    bias_eligibility: np.ndarray  # [B, n_post]      E^b
+    apical: np.ndarray  # [B, n_post]               a
+    apical_error: np.ndarray  # [B, n_post]         δ
+    weight_change: np.ndarray  # [B, n_post, n_pre] ΔW
+    bias_change: np.ndarray  # [B, n_post]          Δb
+
+
+def _softmax(counts: np.ndarray) -> np.ndarray:
+    shifted = np.exp(counts - counts.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def run_batch(
+    weights: list[np.ndarray],
+    biases: list[np.ndarray],
+    feedback: list[np.ndarray],
+    input_spikes: np.ndarray,
+    labels: np.ndarray,
+    params: DiscreteParameters,
+) -> list[LayerRecord]:
+    """One wake pass of BioGrad over a batch, each sample from zero state.
+
+    ``feedback[l]`` is B_l, (n_l × n_out), for every hidden layer l (not the output layer).
+    ``input_spikes`` is [B, T, n_in] of 0/1, ``labels`` [B] integers.
+    """
+    input_spikes = np.asarray(input_spikes, dtype=np.float64)
+    if input_spikes.ndim == 2:
+        input_spikes = input_spikes[None]
+    labels = np.atleast_1d(np.asarray(labels))
+    batch, steps, _ = input_spikes.shape
+    if steps != params.time_steps:
+        raise ValueError(f"input raster has {steps} steps, params.time_steps is {params.time_steps}")
+    if len(feedback) != len(weights) - 1:
+        raise ValueError(f"need one feedback matrix per hidden layer ({len(weights) - 1}), got {len(feedback)}")
+    lam, theta = params.leak, params.threshold
+    n_out = weights[-1].shape[0]
+    target = np.zeros((batch, n_out))
+    target[np.arange(batch), labels] = 1.0
+
+    sizes = [w.shape[0] for w in weights]
+    v = [np.zeros((batch, n)) for n in sizes]
+    spiked = [np.zeros((batch, n)) for n in sizes]
+    reset_factor = [np.zeros((batch, n)) for n in sizes]
+    trace = [np.zeros((batch,) + w.shape) for w in weights]
+    eligibility = [np.zeros((batch,) + w.shape) for w in weights]
+    bias_trace = [np.zeros((batch, n)) for n in sizes]
+    bias_eligibility = [np.zeros((batch, n)) for n in sizes]
+    apical = [np.zeros((batch, n)) for n in sizes]
+    rasters = [np.zeros((batch, steps, n)) for n in sizes]
+    counts = np.zeros((batch, n_out))
+    u_plus = np.zeros((batch, n_out))
+    u_minus = np.zeros((batch, n_out))
+    s_plus = np.zeros((batch, n_out))
+    s_minus = np.zeros((batch, n_out))
+
+    for t in range(steps):
+        presynaptic = input_spikes[:, t]
+        for l, (W, b) in enumerate(zip(weights, biases)):
+            v[l] = lam * v[l] * (1.0 - spiked[l]) + presynaptic @ W.T + b
+            s = (v[l] > theta).astype(np.float64)
+            g = params.gamma * (np.abs(v[l] - theta) < params.window)
+            trace[l] = lam * reset_factor[l][:, :, None] * trace[l] + presynaptic[:, None, :]
+            eligibility[l] += g[:, :, None] * trace[l]
+            bias_trace[l] = lam * reset_factor[l] * bias_trace[l] + 1.0
+            bias_eligibility[l] += g * bias_trace[l]
+            reset_factor[l] = 1.0 - s - v[l] * g
+            spiked[l] = s
+            rasters[l][:, t] = s
+            presynaptic = s
+        counts += spiked[-1]
+        if t >= params.error_start:
+            error = _softmax(counts) - target
+            u_plus = u_plus - s_plus + error
+            u_minus = u_minus - s_minus - error
+            s_plus = (u_plus > 1.0).astype(np.float64)
+            s_minus = (u_minus > 1.0).astype(np.float64)
+            error_spikes = s_plus - s_minus
+            apical[-1] += error_spikes
+            for l, B in enumerate(feedback):
+                apical[l] += error_spikes @ B.T
+
+    error_steps = steps - params.error_start
+    records = []
+    for l in range(len(weights)):
+        delta = apical[l] / error_steps
+        records.append(
+            LayerRecord(
+                spikes=rasters[l],
+                eligibility=eligibility[l],
+                bias_eligibility=bias_eligibility[l],
+                apical=apical[l],
+                apical_error=delta,
+                weight_change=-params.learning_rate * delta[:, :, None] * eligibility[l],
+                bias_change=-params.learning_rate * delta * bias_eligibility[l],
+            )
+        )
+    return records
+
+
+def train_sequential(
+    weights: list[np.ndarray],
+    biases: list[np.ndarray],
+    feedback: list[np.ndarray],
+    input_spikes: np.ndarray,
+    labels: np.ndarray,
+    params: DiscreteParameters,
+    batch_size: int = 1,
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Wake-phase training over samples in order, one update per minibatch (mean of ΔW).
+
+    Returns the new weights, biases and the output spike counts of every sample.
+    """
+    weights = [w.copy() for w in weights]
+    biases = [b.copy() for b in biases]
+    all_counts = []
+    for start in range(0, len(labels), batch_size):
+        stop = start + batch_size
+        records = run_batch(weights, biases, feedback, input_spikes[start:stop], labels[start:stop], params)
+        all_counts.append(records[-1].spikes.sum(axis=1))
+        for l, record in enumerate(records):
+            weights[l] += record.weight_change.sum(axis=0) / batch_size
+            biases[l] += record.bias_change.sum(axis=0) / batch_size
+    return weights, biases, np.concatenate(all_counts)

@@ -1,0 +1,126 @@
+"""Leaky integrate-and-fire soma with BioGrad's pseudo-derivative and reset factor.
+
+Tang et al. (2021), arXiv 2110.14092, neuron model of §3 (discrete form in DESIGN §2):
+
+    dv/dt = −v / τ_m                       between steps, integrated exactly
+    v ← v + Σ_j W_ij·s_j + b_i             instantaneous synaptic and bias jumps, every step
+    spike when v > θ, then v ← 0           hard reset
+
+With τ_m = dt / ln(1/λ) the exact integration gives the published discrete decay
+v[t] = λ·v[t-1]·(1 − s[t-1]) + W·s[t] + b (λ = 0.3 at dt = 5 ms, τ_m ≈ 4.15 ms).
+
+After the threshold test of each step the soma computes, from its own v:
+
+    s = 1[v > θ]                           the step's spike indicator
+    g = γ·1[|v − θ| < w]                   rectangular pseudo-derivative ds/dv
+    λρ = exp(−dt/τ_m)·(1 − s − v·g)        how much of each eligibility trace survives the step
+
+and carries its bias eligibility (the bias is a synapse from an always-active input):
+ε^b ← ε^b + 1, E^b ← E^b + g·ε^b, ε^b ← λρ·ε^b.
+
+The apical compartment ``apical`` is non-leaky and integrates feedback error spikes; its
+time average over the error window is the neuron's error δ = a / (T − t0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from brian2 import NeuronGroup, Quantity, ms, second
+
+SOMA_EQUATIONS = """
+dv/dt = -v / tau_m : 1                      # soma potential, leaks between steps
+bias : 1                                    # b_i, one bias jump per step
+spiked : 1                                  # s_i[t], 1 on the steps the soma fired
+pseudo_derivative : 1                       # g_i[t] = gamma * 1[|v - theta| < window]
+trace_survival : 1                          # lambda * rho_i[t], decay applied to eligibility traces
+bias_trace : 1                              # eps^b_i, eligibility trace of the bias
+bias_eligibility : 1                        # E^b_i
+apical : 1                                  # a_i, apical compartment, integrates error spikes
+apical_error = apical / error_steps : 1     # delta_i, time-averaged apical error
+spike_count : 1                             # spikes in the current sample
+bias_change : 1                             # Delta b_i, accumulated over the minibatch
+learning_rate : 1 (shared)                  # eta, 0 during evaluation
+error_steps : 1 (shared, constant)          # T - t0, steps on which the error neurons integrate
+"""
+
+#: Per-step somatic bookkeeping after the threshold test (before the reset).
+SOMA_AFTER_THRESHOLD = """
+spiked = int(v > theta)
+pseudo_derivative = gamma * int(abs(v - theta) < window)
+trace_survival = exp(-dt / tau_m) * (1 - spiked - v * pseudo_derivative)
+bias_trace += 1
+bias_eligibility += pseudo_derivative * bias_trace
+bias_trace *= trace_survival
+spike_count += spiked
+"""
+
+#: Once per step, before the threshold: the bias jump.
+SOMA_BIAS_JUMP = "v += bias"
+
+#: At each sample boundary: fold δ·E^b into the minibatch's bias change, start afresh.
+SOMA_SAMPLE_END = """
+bias_change += -learning_rate * apical_error * bias_eligibility
+bias_eligibility = 0
+bias_trace = 0
+apical = 0
+spike_count = 0
+v = 0
+"""
+
+#: At each minibatch boundary: apply the averaged bias change.
+SOMA_MINIBATCH_END = """
+bias += bias_change / batch_size
+bias_change = 0
+"""
+
+
+@dataclass(frozen=True)
+class SomaParameters:
+    """Soma constants of Tang et al. (2021); defaults are the published MNIST setting."""
+
+    dt: Quantity = field(default_factory=lambda: 5 * ms)  # time bin of the discrete model
+    tau_m: Quantity = field(default_factory=lambda: 5 * ms / math.log(1 / 0.3))  # τ_m: λ = exp(−dt/τ_m) = 0.3
+    theta: float = 0.3  # θ, firing threshold
+    window: float = 0.3  # w, half width of the pseudo-derivative window
+    gamma: float = 1.0  # γ, height of the pseudo-derivative
+
+    @classmethod
+    def from_leak(cls, leak: float, dt: Quantity = 5 * ms, **kwargs) -> "SomaParameters":
+        """Parameters whose exact decay per step equals the discrete λ = ``leak``."""
+        if not 0.0 < leak < 1.0:
+            raise ValueError(f"leak per step must lie in (0, 1), got {leak}")
+        return cls(dt=dt, tau_m=dt / math.log(1.0 / leak), **kwargs)
+
+    @property
+    def leak(self) -> float:
+        """λ, the decay of v over one step."""
+        return math.exp(-float(self.dt / second) / float(self.tau_m / second))
+
+
+def make_layer(
+    n: int, params: SomaParameters, error_steps: int, batch_size: int, name: str
+) -> NeuronGroup:
+    """A layer of BioGrad somata with apical compartments; scheduling is set by the circuit.
+
+    ``error_steps`` is T − t0 (the apical average's denominator), ``batch_size`` M.
+    """
+    layer = NeuronGroup(
+        n,
+        SOMA_EQUATIONS,
+        threshold="v > theta",
+        reset="v = 0",
+        method="exact",
+        namespace={
+            "tau_m": params.tau_m,
+            "theta": params.theta,
+            "window": params.window,
+            "gamma": params.gamma,
+            "batch_size": float(batch_size),
+        },
+        dt=params.dt,
+        name=name,
+    )
+    layer.error_steps = float(error_steps)
+    return layer
