@@ -1,0 +1,201 @@
+"""Turn analysis results into ``analysis.json`` entries and a markdown plausibility report.
+
+``analysis.json`` holds one named entry per metric; per-layer metrics map "layer_<l>" to
+a value (l in Python order: hidden layer l is the output of ``weights[l]``). The report is
+one table of the claims a framework makes, the check run on the trained network, and the
+result. Functions only: the ``apical analyze`` command assembles them.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from analysis.alignment import (
+    dale_violations,
+    feedback_alignment,
+    forward_pathway,
+    sign_concordance,
+    update_gradient_cosine,
+)
+
+__all__ = [
+    "Check",
+    "alignment_entries",
+    "update_cosine_entries",
+    "sign_concordance_entries",
+    "dale_entries",
+    "locality_entry",
+    "write_analysis_json",
+    "alignment_check",
+    "update_cosine_check",
+    "sign_concordance_check",
+    "dale_check",
+    "locality_check",
+    "plausibility_report",
+    "write_plausibility_report",
+]
+
+
+def _per_layer(values):
+    return {f"layer_{l}": value for l, value in enumerate(values)}
+
+
+def alignment_entries(weights, feedback):
+    """Angle (degrees) and norm ratio of each direct feedback matrix to its forward pathway."""
+    results = feedback_alignment(weights, feedback)
+    return {
+        "feedback_angle_degrees": _per_layer(r["angle"] for r in results),
+        "feedback_norm_ratio": _per_layer(r["norm_ratio"] for r in results),
+    }
+
+
+def update_cosine_entries(delta_W, grad_W):
+    """Cosine of each layer's update with the negative BPTT gradient on the same samples."""
+    return {"update_gradient_cosine": _per_layer(update_gradient_cosine(delta_W, grad_W))}
+
+
+def sign_concordance_entries(weights, feedback):
+    """Sign-concordance of each (effective) feedback matrix with its forward pathway."""
+    return {
+        "sign_concordance": _per_layer(
+            sign_concordance(B, forward_pathway(weights, l)) for l, B in enumerate(feedback)
+        )
+    }
+
+
+def dale_entries(weights, cell_types=None):
+    """Dale's-law audit per weight matrix; ``cell_types[l]`` types the presynaptic neurons."""
+    cell_types = cell_types or [None] * len(weights)
+    return {
+        "dale": _per_layer(
+            dale_violations(W, types).to_dict() for W, types in zip(weights, cell_types)
+        )
+    }
+
+
+def locality_entry(report):
+    return {"locality": report.to_dict()}
+
+
+def _plain(value):
+    """JSON-ready: numpy scalars and arrays become Python numbers and lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def write_analysis_json(path, *entries):
+    """Merge entry dicts into ``analysis.json`` at ``path`` (kept entries are updated)."""
+    path = Path(path)
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    for entry in entries:
+        merged.update(_plain(entry))
+    path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    return merged
+
+
+@dataclass
+class Check:
+    """One row of the plausibility report."""
+
+    claim: str
+    check: str
+    result: str
+    passed: bool | None  # None: informative, no pass/fail criterion
+
+
+def _layers(values, fmt):
+    return ", ".join(f"layer {l}: {fmt.format(v)}" for l, v in enumerate(values))
+
+
+def alignment_check(alignment, max_angle=45.0, claim="Feedback aligns with the forward pathway"):
+    angles = [r["angle"] for r in alignment]
+    return Check(
+        claim,
+        f"angle between each B^l and (W^L···W^(l+1))ᵀ below {max_angle:g}°",
+        _layers(angles, "{:.1f}°"),
+        all(a < max_angle for a in angles),
+    )
+
+
+def update_cosine_check(cosines, min_cosine=0.9, claim="Updates follow the backprop gradient"):
+    return Check(
+        claim,
+        f"cosine of each layer's update with −∇L (BPTT, same samples) ≥ {min_cosine:g}",
+        _layers(cosines, "{:.3f}"),
+        all(c >= min_cosine for c in cosines),
+    )
+
+
+def sign_concordance_check(fractions, minimum=0.99, claim="Feedback is sign-concordant"):
+    return Check(
+        claim,
+        f"fraction of feedback entries with the sign of the forward pathway ≥ {minimum:g}",
+        _layers(fractions, "{:.1%}"),
+        all(f >= minimum for f in fractions),
+    )
+
+
+def dale_check(reports, claim="Neurons obey Dale's law"):
+    """``reports``: one DaleReport per weight matrix."""
+    mixed = sum(len(r.mixed_sign) for r in reports)
+    wrong = sum(len(r.type_violations) for r in reports)
+    total = sum(r.n_presynaptic for r in reports)
+    return Check(
+        claim,
+        "every presynaptic neuron's outgoing weights share one sign, that of its declared type",
+        f"{mixed} mixed-sign and {wrong} wrong-type neurons of {total}",
+        mixed == 0 and wrong == 0,
+    )
+
+
+def locality_check(report, claim="Learning uses only local information"):
+    if report.ok:
+        result = f"no findings in {len(report.audited)} synapse objects"
+    else:
+        result = "; ".join(
+            f"{f.object}: {f.kind} `{f.identifier}` in `{f.code}`" for f in report.findings
+        )
+    extras = []
+    if report.analog_couplings:
+        extras.append(f"{len(report.analog_couplings)} analog couplings")
+    if report.phase_switches:
+        names = sorted({s.identifier for s in report.phase_switches})
+        extras.append("global signals: " + ", ".join(names))
+    if extras:
+        result += " (" + "; ".join(extras) + ")"
+    return Check(
+        claim,
+        "every name in synaptic code is synaptic, pre/post, constant or a declared global signal",
+        result,
+        report.ok,
+    )
+
+
+def _cell(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def plausibility_report(checks, title="Plausibility report", notes=()):
+    """A one-page markdown table: claim, check, result, verdict."""
+    verdict = {True: "pass", False: "**fail**", None: "—"}
+    lines = [f"# {title}", "", "| claim | check | result | verdict |", "|---|---|---|---|"]
+    for c in checks:
+        lines.append(
+            f"| {_cell(c.claim)} | {_cell(c.check)} | {_cell(c.result)} | {verdict[c.passed]} |"
+        )
+    if notes:
+        lines += [""] + [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_plausibility_report(path, checks, title="Plausibility report", notes=()):
+    Path(path).write_text(plausibility_report(checks, title, notes))
