@@ -340,8 +340,8 @@ class BioGradNetwork:
     def _forget_run_arg_files(self):
         """Delete this run's input files: a long training run would otherwise fill the disk."""
         for name in device.run_args_arrays:
-            path = self.project_dir / "static_arrays" / name
-            path.unlink(missing_ok=True)
+            for path in (self.project_dir / "static_arrays" / name, self.project_dir / "static_arrays" / f"{name}.lock"):
+                path.unlink(missing_ok=True)
         device.run_args_arrays.clear()
 
     def _read(self, o: dict, previous: BioGradState) -> RunResult:

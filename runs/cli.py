@@ -1,0 +1,76 @@
+"""The ``apical`` command line: train, evaluate, analyze, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from runs.config import ConfigError
+from runs.datasets import DatasetError
+
+
+def _train(args) -> int:
+    from runs.train import load_and_train
+
+    summary = load_and_train(args.config, args.set, args.out, args.resume, args.device)
+    print(f"final test accuracy: {100 * summary['final_test_accuracy']:.2f}%  "
+          f"({summary['samples_seen']} training samples, {summary['timings']['wall_seconds']:.0f} s wall, "
+          f"{summary['timings']['train_ms_per_sample']:.2f} ms per training sample)")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from runs.train import evaluate_directory
+
+    accuracy = evaluate_directory(args.directory, device=args.device)
+    print(f"test accuracy: {100 * accuracy:.2f}%")
+    return 0
+
+
+def _delegate(module: str, args) -> int:
+    """Commands that live in their own module expose ``main(args) -> int``."""
+    import importlib
+
+    return importlib.import_module(module).main(args)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="apical", description="Bio-plausible learning in spiking networks (Brian2)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train a network as a TOML config describes")
+    train.add_argument("config", help="a TOML file, e.g. runs/configs/mnist-quick.toml")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set learning.learning_rate=5e-4 (repeatable)")
+    train.add_argument("--device", choices=["cpp", "cuda", "runtime"], help="overrides run.device")
+    train.add_argument("--out", help="results directory (default: results/<config name>)")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="test accuracy of a results directory's latest checkpoint")
+    evaluate.add_argument("directory")
+    evaluate.add_argument("--device", choices=["cpp", "cuda", "runtime"], help="overrides the run's device")
+    evaluate.set_defaults(handler=_evaluate)
+
+    analyze = commands.add_parser("analyze", help="plausibility audits and alignment of a results directory")
+    analyze.add_argument("directory")
+    analyze.set_defaults(handler=lambda args: _delegate("runs.analyze", args))
+
+    bench = commands.add_parser("bench", help="training speed of the Brian2 network beside batched numpy")
+    bench.add_argument("--device", choices=["cpp", "cuda", "runtime"], default="cpp")
+    bench.add_argument("--samples", type=int, default=1000, help="training samples per timed run")
+    bench.add_argument("--threads", type=int, default=0, help="OpenMP threads for cpp (0 = all cores)")
+    bench.set_defaults(handler=lambda args: _delegate("runs.bench", args))
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ConfigError, DatasetError) as error:
+        print(f"apical: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        print(f"apical: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

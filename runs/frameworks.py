@@ -1,0 +1,89 @@
+"""Learning frameworks as the training driver sees them.
+
+Each framework adapts one circuit to four calls: build once, learn from a chunk of samples,
+evaluate a chunk without learning, and hand its learned state over as named arrays (for
+checkpoints) and back. The driver (runs/train.py) never needs to know which circuit it runs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from circuits.biograd import BioGradNetwork, BioGradSettings, BioGradState, initial_state
+from models.encoders import sample_rng
+from models.soma import SomaParameters
+from runs.config import Config, ConfigError
+
+
+def biograd_settings(config: Config, n_in: int, n_out: int) -> BioGradSettings:
+    """The network a config describes (what is fixed at build time)."""
+    m = config.model
+    soma = SomaParameters(dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window, gamma=m.gamma)
+    return BioGradSettings(
+        sizes=(n_in, *m.hidden, n_out),
+        soma=soma,
+        time_steps=m.time_steps,
+        error_start=m.error_start,
+        batch_size=config.learning.batch_size,
+    )
+
+
+class BioGradFramework:
+    """BioGrad's wake phase on a compiled Brian2 network (one build for training and testing)."""
+
+    name = "biograd"
+
+    def __init__(self, config: Config, n_in: int, n_out: int, chunk: int, build_dir):
+        if config.learning.sleep:
+            raise ConfigError("config key 'learning.sleep': the sleep phase is not available yet; set it to false")
+        self.config = config
+        self.settings = biograd_settings(config, n_in, n_out)
+        self.state = initial_state(
+            self.settings.sizes, sample_rng(config.seeds.weights, "weights", 0), config.model.feedback_init
+        )
+        started = time.perf_counter()
+        self.network = BioGradNetwork(
+            self.settings, chunk, device_name=config.run.device, build_dir=build_dir, threads=config.run.threads
+        )
+        self.compile_seconds = time.perf_counter() - started
+
+    def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        result = self.network.run(self.state, input_spikes, labels, self.config.learning.learning_rate)
+        self.state = result.state
+        return result.output_counts
+
+    def evaluate_chunk(self, input_spikes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return self.network.run(self.state, input_spikes, labels, 0.0).output_counts
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {}
+        for l, (W, b) in enumerate(zip(self.state.weights, self.state.biases)):
+            arrays[f"weights_{l + 1}"] = W
+            arrays[f"biases_{l + 1}"] = b
+        for l, B in enumerate(self.state.feedback):
+            arrays[f"feedback_{l + 1}"] = B
+        return arrays
+
+    def load_state_arrays(self, arrays) -> None:
+        n_layers = len(self.settings.sizes) - 1
+        self.state = BioGradState(
+            [np.array(arrays[f"weights_{l + 1}"]) for l in range(n_layers)],
+            [np.array(arrays[f"biases_{l + 1}"]) for l in range(n_layers)],
+            [np.array(arrays[f"feedback_{l + 1}"]) for l in range(n_layers - 1)],
+        )
+
+
+FRAMEWORKS = {"biograd": BioGradFramework}
+
+
+def make_framework(config: Config, n_in: int, n_out: int, chunk: int, build_dir):
+    try:
+        framework = FRAMEWORKS[config.model.framework]
+    except KeyError:
+        raise ConfigError(
+            f"config key 'model.framework': {config.model.framework!r} cannot be trained yet "
+            f"(available: {', '.join(FRAMEWORKS)})"
+        ) from None
+    return framework(config, n_in, n_out, chunk, build_dir)

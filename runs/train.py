@@ -1,0 +1,356 @@
+"""The training driver: compile once, run in chunks, evaluate, checkpoint, resume.
+
+Samples flow as one stream: epoch e visits the training set in the order of a permutation
+drawn from the shuffle seed and e; sample number k of the stream (counted from the start of
+training) is rate-coded with the generator keyed by (input seed, "train", k). Test sample i
+is always coded with (input seed, "test", i). A run that is killed and resumed from a
+checkpoint therefore sees exactly the spikes an uninterrupted run sees.
+
+Results directory (DESIGN §4): config.toml, metrics.csv, summary.json, checkpoints/,
+figures/, build/ (the compiled project) and a lock file that keeps a second run out.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import fcntl
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.encoders import bernoulli_rate_raster, sample_rng
+from runs.config import Config, ConfigError, config_to_toml, load_config
+from runs.datasets import images_to_intensity, load_mnist, load_nmnist
+from runs.frameworks import make_framework
+
+METRIC_FIELDS = ["samples_seen", "epoch", "train_accuracy", "test_accuracy", "wall_seconds", "samples_per_second"]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (divergence, a results directory in use, a bad resume)."""
+
+
+@dataclass
+class Dataset:
+    train_inputs: np.ndarray  # [N, n_in] intensities in [0, 1], or [N, T, n_in] spike rasters
+    train_labels: np.ndarray
+    test_inputs: np.ndarray
+    test_labels: np.ndarray
+    n_classes: int = 10
+
+    @property
+    def is_spiking(self) -> bool:
+        return self.train_inputs.ndim == 3
+
+    @property
+    def n_inputs(self) -> int:
+        return self.train_inputs.shape[-1]
+
+
+def load_dataset(config: Config) -> Dataset:
+    d = config.data
+    data_dir = d.data_dir or None
+    if d.dataset in ("mnist", "fashion-mnist"):
+        train_images, train_labels = load_mnist("train", data_dir, dataset=d.dataset)
+        test_images, test_labels = load_mnist("test", data_dir, dataset=d.dataset)
+        train = images_to_intensity(train_images.reshape(len(train_images), -1))
+        test = images_to_intensity(test_images.reshape(len(test_images), -1))
+    elif d.dataset == "nmnist":
+        train, train_labels = load_nmnist("train", data_dir, time_bins=config.model.time_steps)
+        test, test_labels = load_nmnist("test", data_dir, time_bins=config.model.time_steps)
+    else:  # the config parser admits only the names above
+        raise ConfigError(f"config key 'data.dataset': unknown dataset {d.dataset!r}")
+    if d.train_samples:
+        train, train_labels = train[: d.train_samples], train_labels[: d.train_samples]
+    if d.test_samples:
+        test, test_labels = test[: d.test_samples], test_labels[: d.test_samples]
+    return Dataset(train, np.asarray(train_labels, int), test, np.asarray(test_labels, int))
+
+
+def encode(inputs: np.ndarray, time_steps: int, seed: int, purpose: str, keys) -> np.ndarray:
+    """Spike rasters [len(keys), T, n_in]; rate-coded from intensities unless already spikes."""
+    if inputs.ndim == 3:
+        return inputs
+    return np.stack([bernoulli_rate_raster(x, time_steps, sample_rng(seed, purpose, int(k))) for x, k in zip(inputs, keys)])
+
+
+def chunk_size(n_train: int, requested: int, batch_size: int) -> int:
+    """Largest chunk ≤ ``requested`` that divides the training set and holds whole minibatches,
+    so every compiled run is full and no sample is trained twice or skipped."""
+    if n_train % batch_size:
+        raise ConfigError(
+            f"config key 'learning.batch_size': {batch_size} does not divide the {n_train} training samples"
+        )
+    for size in range(min(requested, n_train), 0, -1):
+        if n_train % size == 0 and size % batch_size == 0:
+            return size
+    raise ConfigError(f"config key 'run.chunk_samples': no chunk ≤ {requested} holds whole minibatches")
+
+
+def git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, check=True)
+        return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for name in ("apical", "brian2", "numpy", "scipy", "matplotlib", "brian2cuda"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return versions
+
+
+class ResultsDirectory:
+    """Files of one run; holds an exclusive lock for as long as the run lives."""
+
+    def __init__(self, path: Path, resume: bool):
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+        self.figures = self.path / "figures"
+        existing = (self.path / "metrics.csv").exists() or any(self.checkpoints.glob("*.npz"))
+        if existing and not resume:
+            raise TrainingError(f"results directory {self.path} already holds a run; pass --resume or choose another --out")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.checkpoints.mkdir(exist_ok=True)
+        self.figures.mkdir(exist_ok=True)
+        self._lock = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.seek(0)
+            raise TrainingError(f"results directory {self.path} is in use by another run (pid {self._lock.read().strip()})") from None
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(str(os.getpid()))
+        self._lock.flush()
+
+    def release(self):
+        fcntl.flock(self._lock, fcntl.LOCK_UN)
+        self._lock.close()
+
+    def latest_checkpoint(self) -> Path | None:
+        found = sorted(self.checkpoints.glob("checkpoint-*.npz"))
+        return found[-1] if found else None
+
+    def save_checkpoint(self, arrays: dict, progress: dict) -> Path:
+        path = self.checkpoints / f"checkpoint-{progress['samples_seen']:010d}.npz"
+        temporary = path.with_suffix(".tmp.npz")
+        np.savez(temporary, progress=json.dumps(progress), **arrays)
+        os.replace(temporary, path)  # atomic: a kill leaves the old checkpoint or the new one
+        for old in sorted(self.checkpoints.glob("checkpoint-*.npz"))[:-2]:
+            old.unlink()
+        return path
+
+    def append_metrics(self, row: dict):
+        path = self.path / "metrics.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def truncate_metrics(self, samples_seen: int):
+        """Drop rows written after the checkpoint a resumed run starts from."""
+        path = self.path / "metrics.csv"
+        if not path.exists():
+            return
+        with open(path, newline="") as handle:
+            rows = [r for r in csv.DictReader(handle) if int(r["samples_seen"]) <= samples_seen]
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def read_metrics(self) -> list[dict]:
+        with open(self.path / "metrics.csv", newline="") as handle:
+            return list(csv.DictReader(handle))
+
+
+class Progress:
+    """One status line per chunk: samples, running accuracy, throughput and time left."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total = total
+        self.stream = stream
+
+    def update(self, seen: int, epoch: int, epochs: int, correct: int, counted: int, rate: float):
+        remaining = (self.total - seen) / rate if rate > 0 else math.inf
+        eta = "?" if math.isinf(remaining) else time.strftime("%H:%M:%S", time.gmtime(remaining))
+        accuracy = 100.0 * correct / counted if counted else 0.0
+        print(f"epoch {epoch + 1}/{epochs}  {seen:>8d}/{self.total} samples  train acc {accuracy:5.1f}%  "
+              f"{rate:7.1f} samples/s  ETA {eta}", file=self.stream, flush=True)
+
+
+def evaluate(framework, dataset: Dataset, config: Config, chunk: int) -> float:
+    """Test accuracy (argmax of output spike counts) over the whole test set, no learning."""
+    n_test = len(dataset.test_labels)
+    correct = 0
+    for start in range(0, n_test, chunk):
+        stop = min(start + chunk, n_test)
+        keys = np.arange(start, stop)
+        spikes = encode(dataset.test_inputs[start:stop], config.model.time_steps, config.seeds.input, "test", keys)
+        labels = dataset.test_labels[start:stop]
+        if stop - start < chunk:  # pad the last chunk with silent samples; their outputs are discarded
+            pad = chunk - (stop - start)
+            spikes = np.concatenate([spikes, np.zeros((pad,) + spikes.shape[1:], spikes.dtype)])
+            labels = np.concatenate([labels, np.zeros(pad, int)])
+        counts = framework.evaluate_chunk(spikes, labels)[: stop - start]
+        correct += int((counts.argmax(axis=1) == dataset.test_labels[start:stop]).sum())
+    return correct / n_test
+
+
+def train(config: Config, out_dir, resume: bool = False, config_path: str | None = None) -> dict:
+    """Train as the config says and write the results directory; returns the summary."""
+    results = ResultsDirectory(Path(out_dir), resume)
+    try:
+        return _train(config, results, resume, config_path)
+    finally:
+        results.release()
+
+
+def _train(config: Config, results: ResultsDirectory, resume: bool, config_path) -> dict:
+    started = time.perf_counter()
+    resolved = config_to_toml(config)
+    config_file = results.path / "config.toml"
+    if resume and config_file.exists() and config_file.read_text() != resolved:
+        raise TrainingError(f"{config_file} differs from the config given to --resume; resume with the same config")
+    config_file.write_text(resolved)
+
+    dataset = load_dataset(config)
+    n_train = len(dataset.train_labels)
+    chunk = chunk_size(n_train, config.run.chunk_samples, config.learning.batch_size)
+    framework = make_framework(config, dataset.n_inputs, dataset.n_classes, chunk, results.path / "build")
+    print(f"built {config.model.framework} network {framework.settings.sizes} on {config.run.device} "
+          f"in {framework.compile_seconds:.1f} s; {chunk} samples per run", file=sys.stderr, flush=True)
+
+    total = config.run.epochs * n_train
+    eval_every = config.run.eval_every or n_train
+    progress = {"samples_seen": 0, "wall_seconds": 0.0, "train_seconds": 0.0, "eval_seconds": 0.0}
+    checkpoint = results.latest_checkpoint() if resume else None
+    if checkpoint is not None:
+        with np.load(checkpoint) as stored:
+            progress = json.loads(str(stored["progress"]))
+            framework.load_state_arrays({k: stored[k] for k in stored.files if k != "progress"})
+        results.truncate_metrics(progress["samples_seen"])
+        print(f"resuming from {checkpoint.name} at {progress['samples_seen']} samples", file=sys.stderr)
+    elif resume:
+        print("nothing to resume from: starting afresh", file=sys.stderr)
+    wall_offset = progress["wall_seconds"] - (time.perf_counter() - started)
+
+    display = Progress(total)
+    seen = progress["samples_seen"]
+    correct = counted = 0
+    interval_samples, interval_seconds = 0, 0.0
+    last_good = checkpoint
+    while seen < total:
+        epoch, position = divmod(seen, n_train)
+        order = sample_rng(config.seeds.shuffle, "shuffle", epoch).permutation(n_train) if config.run.shuffle \
+            else np.arange(n_train)
+        indices = order[position : position + chunk]
+        chunk_started = time.perf_counter()
+        spikes = encode(dataset.train_inputs[indices], config.model.time_steps, config.seeds.input, "train",
+                        np.arange(seen, seen + chunk))
+        counts = framework.train_chunk(spikes, dataset.train_labels[indices])
+        elapsed = time.perf_counter() - chunk_started
+        if not all(np.all(np.isfinite(a)) for a in framework.state_arrays().values()):
+            raise TrainingError(
+                f"training diverged (non-finite weights) between samples {seen} and {seen + chunk}; "
+                f"last good checkpoint: {last_good or 'none'}; lower learning.learning_rate"
+            )
+        seen += chunk
+        progress["train_seconds"] += elapsed
+        correct += int((counts.argmax(axis=1) == dataset.train_labels[indices]).sum())
+        counted += chunk
+        interval_samples += chunk
+        interval_seconds += elapsed
+        display.update(seen, epoch, config.run.epochs, correct, counted, interval_samples / interval_seconds)
+
+        at_eval = seen % eval_every == 0 or seen == total
+        if at_eval:
+            eval_started = time.perf_counter()
+            test_accuracy = evaluate(framework, dataset, config, chunk)
+            progress["eval_seconds"] += time.perf_counter() - eval_started
+            wall = time.perf_counter() - started + wall_offset
+            results.append_metrics({
+                "samples_seen": seen, "epoch": round(seen / n_train, 4),
+                "train_accuracy": round(correct / counted, 6), "test_accuracy": round(test_accuracy, 6),
+                "wall_seconds": round(wall, 2), "samples_per_second": round(interval_samples / interval_seconds, 2),
+            })
+            print(f"  test accuracy after {seen} samples: {100 * test_accuracy:.2f}%", file=sys.stderr, flush=True)
+            correct = counted = 0
+            interval_samples, interval_seconds = 0, 0.0
+        if at_eval or seen % config.run.checkpoint_every < chunk:
+            progress["samples_seen"] = seen
+            progress["wall_seconds"] = time.perf_counter() - started + wall_offset
+            last_good = results.save_checkpoint(framework.state_arrays(), progress)
+
+    metrics = results.read_metrics()
+    summary = {
+        "framework": config.model.framework,
+        "final_test_accuracy": float(metrics[-1]["test_accuracy"]),
+        "best_test_accuracy": max(float(r["test_accuracy"]) for r in metrics),
+        "samples_seen": seen,
+        "epochs": config.run.epochs,
+        "network": list(framework.settings.sizes),
+        "device": config.run.device,
+        "config_file": config_path,
+        "git_commit": git_commit(),
+        "versions": package_versions(),
+        "seeds": dataclasses.asdict(config.seeds),
+        "timings": {
+            "compile_seconds": round(framework.compile_seconds, 2),
+            "train_seconds": round(progress["train_seconds"], 2),
+            "eval_seconds": round(progress["eval_seconds"], 2),
+            "wall_seconds": round(time.perf_counter() - started + wall_offset, 2),
+            "train_ms_per_sample": round(1e3 * progress["train_seconds"] / max(seen, 1), 3),
+        },
+    }
+    (results.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from analysis.figures import learning_curve
+
+    learning_curve(metrics, results.figures / "learning_curve", title=f"{config.model.framework} on {config.data.dataset}")
+    return summary
+
+
+def load_and_train(path, overrides=(), out_dir=None, resume=False, device=None) -> dict:
+    if device:
+        overrides = [*overrides, f"run.device={json.dumps(device)}"]
+    config = load_config(path, overrides)
+    out_dir = out_dir or Path("results") / Path(path).stem
+    return train(config, out_dir, resume=resume, config_path=str(path))
+
+
+def evaluate_directory(directory, device: str | None = None) -> float:
+    """Test accuracy of the newest checkpoint in a results directory, on its own config."""
+    directory = Path(directory)
+    overrides = [f"run.device={json.dumps(device)}"] if device else []
+    config = load_config(directory / "config.toml", overrides)
+    checkpoints = sorted((directory / "checkpoints").glob("checkpoint-*.npz"))
+    if not checkpoints:
+        raise TrainingError(f"{directory} holds no checkpoint to evaluate")
+    dataset = load_dataset(config)
+    chunk = chunk_size(len(dataset.train_labels), config.run.chunk_samples, config.learning.batch_size)
+    framework = make_framework(config, dataset.n_inputs, dataset.n_classes, chunk, directory / "build")
+    with np.load(checkpoints[-1]) as stored:
+        framework.load_state_arrays({k: stored[k] for k in stored.files if k != "progress"})
+    return evaluate(framework, dataset, config, chunk)

@@ -1,0 +1,166 @@
+"""The Brian2 BioGrad network equals the numpy oracle of DESIGN §2 (float64, tolerance 1e-9)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from circuits.biograd import (
+    BioGradNetwork,
+    BioGradSettings,
+    BioGradState,
+    initial_state,
+    run_single_sample,
+)
+from circuits.biograd_oracle import run_batch, train_sequential
+from brian2 import ms
+
+from models.soma import SomaParameters
+
+TOLERANCE = 1e-9
+FIELDS = ("spikes", "eligibility", "bias_eligibility", "apical", "apical_error", "weight_change", "bias_change")
+
+
+def random_case(sizes, time_steps, seed, rate=0.35, gain=3.0, feedback_init="random"):
+    """A network active enough that every layer fires and the error neurons spike."""
+    rng = np.random.default_rng(seed)
+    state = initial_state(sizes, rng, feedback_init)
+    state.weights = [gain * w for w in state.weights]
+    spikes = (rng.random((time_steps, sizes[0])) < rate).astype(float)
+    label = int(rng.integers(sizes[-1]))
+    return state, spikes, label
+
+
+def assert_records_equal(brian_records, oracle_records):
+    assert len(brian_records) == len(oracle_records)
+    for l, (ours, reference) in enumerate(zip(brian_records, oracle_records)):
+        for field in FIELDS:
+            a, b = getattr(ours, field), getattr(reference, field)
+            assert a.shape == b.shape, f"layer {l + 1} {field}: shape {a.shape} vs {b.shape}"
+            np.testing.assert_allclose(a, b, rtol=0, atol=TOLERANCE, err_msg=f"layer {l + 1} {field}")
+
+
+def assert_nontrivial(oracle_records):
+    """Guard against a vacuous comparison: every layer spikes and learns something."""
+    for l, record in enumerate(oracle_records):
+        assert record.spikes.sum() > 0, f"layer {l + 1} is silent"
+        assert np.abs(record.eligibility).max() > 0, f"layer {l + 1} has no eligibility"
+    assert np.abs(oracle_records[-1].apical).max() > 0, "no error spikes reached the output layer"
+
+
+SHAPES = [(12, 9, 4), (20, 15, 12, 5), (25, 14, 10, 8, 3)]
+TIMINGS = [(8, 2), (12, 5), (10, 0)]
+
+
+@pytest.mark.parametrize("sizes", SHAPES, ids=lambda s: "-".join(map(str, s)))
+@pytest.mark.parametrize("timing", TIMINGS, ids=lambda t: f"T{t[0]}-t0{t[1]}")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_single_sample_equals_oracle_runtime(sizes, timing, seed):
+    time_steps, error_start = timing
+    settings = BioGradSettings(sizes=sizes, time_steps=time_steps, error_start=error_start)
+    state, spikes, label = random_case(sizes, time_steps, seed)
+    ours = run_single_sample(state.weights, state.biases, state.feedback, spikes, label, settings, 0.05)
+    reference = run_batch(state.weights, state.biases, state.feedback, spikes[None], np.array([label]),
+                          settings.discrete(0.05))
+    assert_nontrivial(reference)
+    assert_records_equal(ours, reference)
+
+
+def test_oracle_matches_a_hand_computed_step():
+    """One neuron, one input spike per step: v = 0.6, 0.3·0 + 0.6 ... checks the oracle itself."""
+    from circuits.biograd_oracle import DiscreteParameters
+
+    params = DiscreteParameters(leak=0.5, threshold=1.0, window=0.5, gamma=1.0, time_steps=3, error_start=0,
+                                learning_rate=1.0)
+    weights = [np.array([[0.6]])]
+    biases = [np.array([0.0])]
+    spikes = np.ones((1, 3, 1))
+    record = run_batch(weights, biases, [], spikes, np.array([0]), params)[0]
+    # v: 0.6, 0.9, 1.05 (spike at t=2); g: 1 where |v − 1| < 0.5: t=1 (0.9), t=2 (1.05); t=0: |0.6−1|=0.4 → 1
+    # ρ: t0: 1 − 0 − 0.6 = 0.4; t1: 1 − 0.9 = 0.1
+    # ε: 1, 0.5·0.4·1 + 1 = 1.2, 0.5·0.1·1.2 + 1 = 1.06;  E = 1 + 1.2 + 1.06
+    np.testing.assert_allclose(record.spikes[0, :, 0], [0, 0, 1])
+    np.testing.assert_allclose(record.eligibility[0, 0, 0], 1 + 1.2 + 1.06, rtol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_training_run_equals_sequential_oracle_runtime(batch_size):
+    """Several samples in one simulation: sample and minibatch boundaries inside the network."""
+    sizes, time_steps, error_start, n = (14, 10, 4), 8, 2, 6
+    settings = BioGradSettings(sizes=sizes, time_steps=time_steps, error_start=error_start, batch_size=batch_size)
+    rng = np.random.default_rng(7)
+    state = initial_state(sizes, rng, "random")
+    state.weights = [3.0 * w for w in state.weights]
+    spikes = (rng.random((n, time_steps, sizes[0])) < 0.35).astype(float)
+    labels = rng.integers(sizes[-1], size=n)
+    result = BioGradNetwork(settings, n).run(state, spikes, labels, learning_rate=0.2)
+    weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback, spikes, labels,
+                                               settings.discrete(0.2), batch_size=batch_size)
+    np.testing.assert_array_equal(result.output_counts, counts)
+    for ours, reference, before in zip(result.state.weights, weights, state.weights):
+        assert np.abs(reference - before).max() > 1e-3, "weights did not move: vacuous comparison"
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
+    for ours, reference in zip(result.state.biases, biases):
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
+
+
+def test_learning_rate_zero_changes_nothing():
+    sizes = (10, 6, 3)
+    settings = BioGradSettings(sizes=sizes, time_steps=6, error_start=1)
+    state, spikes, label = random_case(sizes, 6, 3)
+    result = BioGradNetwork(settings, 1).run(state, spikes[None], np.array([label]), learning_rate=0.0)
+    for ours, before in zip(result.state.weights + result.state.biases, state.weights + state.biases):
+        np.testing.assert_array_equal(ours, before)
+
+
+def test_membrane_time_constant_sets_the_discrete_leak():
+    soma = SomaParameters.from_leak(0.3)
+    assert abs(soma.leak - 0.3) < 1e-15
+    assert abs(float(soma.tau_m / ms) - 4.1529) < 1e-3  # DESIGN §2: τ_m ≈ 4.15 ms at dt = 5 ms
+
+
+def test_bad_shapes_are_refused():
+    settings = BioGradSettings(sizes=(5, 3, 2), time_steps=4, error_start=1)
+    network = BioGradNetwork(settings, 2)
+    state = initial_state(settings.sizes, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="input_spikes must have shape"):
+        network.run(state, np.zeros((2, 5, 5)), np.zeros(2, int), 0.1)
+    with pytest.raises(ValueError, match="error_start"):
+        BioGradSettings(sizes=(5, 2), time_steps=4, error_start=4)
+
+
+@pytest.mark.standalone
+def test_cpp_standalone_equals_oracle(tmp_path):
+    """One compiled project per shape; seeds and labels change only through run arguments."""
+    cases = [((20, 15, 12, 5), 12, 3), ((16, 10, 4), 8, 2)]
+    for sizes, time_steps, error_start in cases:
+        settings = BioGradSettings(sizes=sizes, time_steps=time_steps, error_start=error_start, batch_size=2)
+        network = BioGradNetwork(settings, 1, device_name="cpp", build_dir=tmp_path / f"b{len(sizes)}",
+                                 record_all=True, threads=1)
+        for seed in (0, 1, 2):
+            state, spikes, label = random_case(sizes, time_steps, seed)
+            ours = network.run(state, spikes[None], np.array([label]), 0.05).layers
+            reference = run_batch(state.weights, state.biases, state.feedback, spikes[None], np.array([label]),
+                                  settings.discrete(0.05))
+            assert_nontrivial(reference)
+            assert_records_equal(ours, reference)
+
+
+@pytest.mark.standalone
+def test_cpp_standalone_training_equals_oracle(tmp_path):
+    sizes, time_steps, error_start, n = (14, 10, 4), 8, 2, 6
+    settings = BioGradSettings(sizes=sizes, time_steps=time_steps, error_start=error_start, batch_size=2)
+    rng = np.random.default_rng(11)
+    state = initial_state(sizes, rng, "forward_product")
+    state.weights = [3.0 * w for w in state.weights]
+    network = BioGradNetwork(settings, n, device_name="cpp", build_dir=tmp_path / "train", threads=2)
+    for _ in range(2):  # two chunks in a row: the state passes through run arguments
+        spikes = (rng.random((n, time_steps, sizes[0])) < 0.35).astype(float)
+        labels = rng.integers(sizes[-1], size=n)
+        result = network.run(state, spikes, labels, learning_rate=0.2)
+        weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback, spikes, labels,
+                                                   settings.discrete(0.2), batch_size=2)
+        np.testing.assert_array_equal(result.output_counts, counts)
+        for ours, reference in zip(result.state.weights + result.state.biases, weights + biases):
+            np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
+        state = BioGradState(weights, biases, state.feedback)
