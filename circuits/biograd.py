@@ -297,6 +297,13 @@ class BioGradNetwork:
                                             name="error_sample_end"))
         return runners
 
+    def brian_objects(self) -> dict:
+        """The Brian2 objects of this network (``network``, ``layers``, ``pathways``, ...),
+        for audits; on runtime a fresh set with silent inputs."""
+        if self.standalone:
+            return self._objects
+        return self._construct(self._input_values(None), self._target_values(None))
+
     # ----------------------------------------------------------------- running
     def _variable_values(self, o: dict, state: BioGradState, learning_rate: float) -> dict:
         """Initial values of every learned and control variable, keyed by VariableView."""
