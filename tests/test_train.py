@@ -1,0 +1,126 @@
+"""The training driver: results directory contract, resume after kill -9, locks, divergence."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runs.config import ConfigError, load_config
+from runs.train import TrainingError, chunk_size, train
+
+TINY = """
+[model]
+hidden = [40]
+time_steps = 8
+error_start = 2
+[learning]
+learning_rate = 0.005
+[data]
+train_samples = 300
+test_samples = 100
+[run]
+device = "runtime"
+eval_every = 150
+checkpoint_every = 50
+chunk_samples = 50
+"""
+
+
+def write_config(tmp_path: Path, text: str = TINY) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(text)
+    return path
+
+
+def final_weights(directory: Path) -> dict:
+    newest = sorted((directory / "checkpoints").glob("checkpoint-*.npz"))[-1]
+    with np.load(newest) as stored:
+        return {k: stored[k] for k in stored.files if k != "progress"}
+
+
+def test_results_directory_contract(tmp_path):
+    out = tmp_path / "run"
+    summary = train(load_config(write_config(tmp_path)), out)
+    assert (out / "config.toml").exists() and (out / "figures" / "learning_curve.png").exists()
+    with open(out / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["samples_seen", "epoch", "train_accuracy", "test_accuracy", "wall_seconds",
+                             "samples_per_second"]
+    assert [int(r["samples_seen"]) for r in rows] == [150, 300]
+    stored = json.loads((out / "summary.json").read_text())
+    assert stored["final_test_accuracy"] == float(rows[-1]["test_accuracy"]) == summary["final_test_accuracy"]
+    assert stored["versions"]["brian2"] == "2.10.1"
+    assert set(stored["seeds"]) == {"weights", "input", "sleep", "shuffle", "feedback"}
+    assert stored["git_commit"]
+    assert summary["final_test_accuracy"] > 0.3, "a tiny network on 300 digits still beats chance (10 %)"
+    assert load_config(out / "config.toml") == load_config(write_config(tmp_path))  # resolved config loads back
+
+
+def test_existing_directory_needs_resume(tmp_path):
+    out = tmp_path / "run"
+    config = load_config(write_config(tmp_path), ["data.train_samples=100", "run.eval_every=0"])
+    train(config, out)
+    with pytest.raises(TrainingError, match="already holds a run"):
+        train(config, out)
+
+
+def test_two_runs_cannot_share_a_directory(tmp_path):
+    import fcntl
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(TrainingError, match="in use by another run"):
+            train(load_config(write_config(tmp_path)), out)
+
+
+def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
+    config_path = write_config(tmp_path)
+    reference = tmp_path / "uninterrupted"
+    train(load_config(config_path), reference)
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen([sys.executable, "-m", "runs.cli", "train", str(config_path), "--out", str(interrupted)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((interrupted / "checkpoints").glob("checkpoint-*.npz")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (interrupted / "summary.json").exists(), "the run finished before it could be killed"
+
+    train(load_config(config_path), interrupted, resume=True)
+    ours, expected = final_weights(interrupted), final_weights(reference)
+    assert ours.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_array_equal(ours[name], expected[name], err_msg=name)
+    with open(interrupted / "metrics.csv") as handle:
+        assert [int(r["samples_seen"]) for r in csv.DictReader(handle)] == [150, 300]
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    config = load_config(write_config(tmp_path), ["learning.learning_rate=1e300", "model.gamma=1e300"])
+    with pytest.raises(TrainingError, match="diverged"):
+        train(config, out)
+    for path in (out / "checkpoints").glob("checkpoint-*.npz"):
+        with np.load(path) as stored:
+            assert all(np.isfinite(stored[k]).all() for k in stored.files if k != "progress")
+
+
+def test_chunk_size_divides_the_training_set():
+    assert chunk_size(60000, 1000, 1) == 1000
+    assert chunk_size(1234, 1000, 1) == 617
+    assert chunk_size(600, 256, 8) == 200
+    with pytest.raises(ConfigError, match="learning.batch_size"):
+        chunk_size(100, 50, 3)
