@@ -32,28 +32,33 @@ def brian_device_name(name: str) -> str:
         raise DeviceError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}") from None
 
 
-def prepare_device(name: str, build_dir: str | os.PathLike | None = None, threads: int = 0) -> Path | None:
-    """Reset Brian2 and select the device; returns the standalone project directory, if any.
+def prepare_device(name: str, build_dir: str | os.PathLike | None = None, threads: int = 0):
+    """Select the device for the objects created next; returns ``(device, project directory)``.
 
-    ``threads`` = 0 uses every core for OpenMP in ``cpp_standalone``.
+    Each standalone network gets a device instance of its own, so several compiled projects
+    (the wake and the sleep network) live side by side in one process and each objects'
+    values are read from its own project. ``threads`` = 0 uses every core for OpenMP.
     """
     device_name = brian_device_name(name)
-    brian2.device.reinit()
-    brian2.device.activate()
     prefs.reset_to_defaults()
     prefs.core.default_float_dtype = brian2.float64
     if device_name == "runtime":
         set_device("runtime")
         prefs.codegen.target = "numpy"
-        return None
+        return brian2.get_device(), None
     project = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="apical-build-"))
     project.mkdir(parents=True, exist_ok=True)
     if device_name == "cuda_standalone":
         raise DeviceError("the cuda device is not wired up yet (issue: GPU support); use 'cpp' or 'runtime'")
     prefs.devices.cpp_standalone.openmp_threads = threads if threads > 0 else (os.cpu_count() or 1)
-    set_device(device_name, directory=str(project), build_on_run=False)
-    return project
+    standalone = CPPStandaloneDevice()
+    set_device(standalone, directory=str(project), build_on_run=False)
+    return standalone, project
 
 
-def is_standalone() -> bool:
-    return isinstance(brian2.get_device(), CPPStandaloneDevice)
+def forget_run_arg_files(standalone: CPPStandaloneDevice, project: Path):
+    """Delete a run's argument files: a long training run would otherwise fill the disk."""
+    for name in standalone.run_args_arrays:
+        for path in (project / "static_arrays" / name, project / "static_arrays" / f"{name}.lock"):
+            path.unlink(missing_ok=True)
+    standalone.run_args_arrays.clear()

@@ -37,11 +37,10 @@ from brian2 import (
     SpikeMonitor,
     StateMonitor,
     TimedArray,
-    device,
     second,
 )
 
-from circuits.backend import is_standalone, prepare_device
+from circuits.backend import forget_run_arg_files, prepare_device
 from circuits.biograd_oracle import DiscreteParameters, LayerRecord
 from models.eligibility import (
     FORWARD_MINIBATCH_END,
@@ -181,13 +180,13 @@ class BioGradNetwork:
         self.samples_per_run = int(samples_per_run)
         self.device_name = device_name
         self.record_all = record_all
-        self.project_dir = prepare_device(device_name, build_dir, threads)
-        self.standalone = is_standalone()
+        self.device, self.project_dir = prepare_device(device_name, build_dir, threads)
+        self.standalone = self.project_dir is not None
         self.steps = self.samples_per_run * settings.time_steps + 1
         if self.standalone:
             self._objects = self._construct(self._input_values(None), self._target_values(None))
             self._objects["network"].run(self.steps * settings.soma.dt)
-            device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
+            self.device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
 
     # ----------------------------------------------------------------- construction
     def _input_values(self, input_spikes):
@@ -335,21 +334,14 @@ class BioGradNetwork:
             run_args = self._variable_values(o, state, learning_rate)
             run_args[o["input_raster"]] = self._input_values(input_spikes)
             run_args[o["target_raster"]] = self._target_values(labels)
-            device.run(directory=str(self.project_dir), with_output=False, run_args=run_args)
-            self._forget_run_arg_files()
+            self.device.run(directory=str(self.project_dir), with_output=False, run_args=run_args)
+            forget_run_arg_files(self.device, self.project_dir)
         else:
             o = self._construct(self._input_values(input_spikes), self._target_values(labels))
             for variable, value in self._variable_values(o, state, learning_rate).items():
                 variable[:] = value
             o["network"].run(self.steps * s.soma.dt, namespace={})
         return self._read(o, state)
-
-    def _forget_run_arg_files(self):
-        """Delete this run's input files: a long training run would otherwise fill the disk."""
-        for name in device.run_args_arrays:
-            for path in (self.project_dir / "static_arrays" / name, self.project_dir / "static_arrays" / f"{name}.lock"):
-                path.unlink(missing_ok=True)
-        device.run_args_arrays.clear()
 
     def _read(self, o: dict, previous: BioGradState) -> RunResult:
         s = self.settings

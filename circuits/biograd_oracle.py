@@ -169,3 +169,57 @@ def train_sequential(
             weights[l] += record.weight_change.sum(axis=0) / batch_size
             biases[l] += record.bias_change.sum(axis=0) / batch_size
     return weights, biases, np.concatenate(all_counts)
+
+
+@dataclass(frozen=True)
+class SleepParameters:
+    """Sleep phase constants of the released N-MNIST run (DESIGN §2)."""
+
+    steps: int = 50  # T_s, steps of one noise sample
+    batch_size: int = 128  # noise samples per sleep
+    learning_rate: float = 1e-4 / 3  # η_s
+    decay_power: float = 2.0  # P, exponent of the output activity in the decay term
+
+
+def forward_counts(weights, biases, presynaptic_input: np.ndarray, leak: float, threshold: float) -> np.ndarray:
+    """Output spike counts [B, n_out] of the layers given, driven by a signed input [B, T, n]."""
+    batch, steps, _ = presynaptic_input.shape
+    v = [np.zeros((batch, w.shape[0])) for w in weights]
+    spiked = [np.zeros((batch, w.shape[0])) for w in weights]
+    counts = np.zeros((batch, weights[-1].shape[0]))
+    for t in range(steps):
+        presynaptic = presynaptic_input[:, t]
+        for l, (W, b) in enumerate(zip(weights, biases)):
+            v[l] = leak * v[l] * (1.0 - spiked[l]) + presynaptic @ W.T + b
+            spiked[l] = (v[l] > threshold).astype(np.float64)
+            presynaptic = spiked[l]
+        counts += spiked[-1]
+    return counts
+
+
+def sleep_noise(rng: np.random.Generator, batch: int, steps: int, n: int) -> np.ndarray:
+    """Zero-mean signed noise spikes x⁺ − x⁻, each Bernoulli(p), p ~ U(0, 1) drawn once."""
+    p = rng.uniform(0.0, 1.0)
+    plus = rng.random((batch, steps, n)) < p
+    minus = rng.random((batch, steps, n)) < p
+    return plus.astype(np.float64) - minus.astype(np.float64)
+
+
+def sleep_update(weights, biases, feedback, noise: list[np.ndarray], params: DiscreteParameters,
+                 sleep: SleepParameters) -> list[np.ndarray]:
+    """One sleep phase: for each hidden layer l, from the top down, layer l's output is
+    replaced by ``noise[l]`` [B_s, T_s, n_l] and the layers above run normally; then
+
+        ΔB^l_ik = η_s·[Σ_batch n_i·o_k − mean_batch(o_k^P)·B^l_ik],   n_i = Σ_t noise_i
+
+    a Hebbian term between the hidden unit's (noise) activity and the output activity it
+    causes, with a decay that bounds B. Returns the new feedback matrices.
+    """
+    new_feedback = [B.copy() for B in feedback]
+    for l in reversed(range(len(feedback))):
+        outputs = forward_counts(weights[l + 1 :], biases[l + 1 :], noise[l], params.leak, params.threshold)
+        hidden_activity = noise[l].sum(axis=1)  # n_i per noise sample
+        hebbian = hidden_activity.T @ outputs  # Σ_batch n_i·o_k, (n_l × n_out)
+        decay = (outputs**sleep.decay_power).mean(axis=0)  # mean_batch(o_k^P), per output unit
+        new_feedback[l] += sleep.learning_rate * (hebbian - decay[None, :] * new_feedback[l])
+    return new_feedback

@@ -90,10 +90,11 @@ class LearningConfig:
 
     learning_rate: float = 1e-3  # η, wake learning rate
     batch_size: int = 1  # M, samples per weight update (1 = online)
-    sleep: bool = False  # run the sleep phase after every minibatch
+    sleep: bool = False  # run the sleep phase after every chunk of run.chunk_samples samples
     sleep_steps: int = 50  # T_s, steps of noise per sleep phase per hidden layer
     sleep_learning_rate: float = 1e-4 / 3  # η_s, sleep learning rate for the feedback weights B
     sleep_decay: float = 2.0  # P, power of the output counts in the decay term of ΔB
+    sleep_batch: int = 128  # noise samples per sleep phase (Σ_batch in ΔB)
     optimizer: str = "sgd"  # "sgd" or "adam" (adam is what the bp framework uses)
     bp_learning_rate: float = 1e-4  # learning rate of the BP (BPTT) baseline
 
@@ -185,6 +186,7 @@ KINDS = {
     "learning.sleep_steps": "int",
     "learning.sleep_learning_rate": "float",
     "learning.sleep_decay": "float",
+    "learning.sleep_batch": "int",
     "learning.optimizer": "str",
     "learning.bp_learning_rate": "float",
     "data.dataset": "str",
@@ -219,6 +221,7 @@ BOUNDS = {
     "learning.sleep_steps": [(">=", 1)],
     "learning.sleep_learning_rate": [(">", 0)],
     "learning.sleep_decay": [(">", 0)],
+    "learning.sleep_batch": [(">=", 1)],
     "learning.bp_learning_rate": [(">", 0)],
     "data.train_samples": [(">=", 0)],
     "data.test_samples": [(">=", 0)],

@@ -1,0 +1,138 @@
+"""BioGrad's sleep phase as a Brian2 network (Tang et al. 2021, §3.4; DESIGN §2).
+
+During sleep, hidden layer l falls silent and is replaced by signed noise; the layers above
+it respond as they do when awake, and the feedback synapses B^l learn by the Hebbian rule of
+models/sleep.py. The sleep of one hidden layer never changes what another layer's sleep sees
+(only the forward weights matter, and they are fixed during sleep), so the top-down sequence
+of the paper runs here as parallel branches, one per hidden layer, in one simulation:
+
+    noise_l ─W^{l+1}→ layer l+1 ─…→ output ─relay→ error units ─B^l (Hebbian)→ noise_l
+
+The neurons of a branch are the sleeping network's own neurons in another phase; their
+weights are given to the branch at the start of each sleep (a simulation device, not a
+weight copy inside the model: no synapse ever reads another synapse's weight).
+
+A sleep of B_s noise samples of T_s steps lasts B_s·T_s + 1 steps; the last step is the
+boundary at which the batch's ΔB is applied.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from brian2 import Network, TimedArray
+
+from circuits.backend import forget_run_arg_files, prepare_device
+from circuits.biograd_oracle import SleepParameters, sleep_noise
+from models.eligibility import matrix_to_synapses
+from models.sleep import (
+    NOISE_SOURCE_SAMPLE_END,
+    NOISE_SOURCE_STEP,
+    SLEEP_ERROR_UNIT_BATCH_END,
+    SLEEP_ERROR_UNIT_SAMPLE_END,
+    SLEEP_FEEDBACK_SAMPLE_END,
+    SLEEP_FEEDBACK_UPDATE,
+    make_noise_source,
+    make_output_relay,
+    make_sleep_error_units,
+    make_sleep_feedback,
+    make_static_pathway,
+)
+from models.soma import SOMA_BIAS_JUMP, make_layer
+
+
+class BioGradSleepNetwork:
+    """The sleep phase for every hidden layer of a BioGrad network of ``settings.sizes``."""
+
+    def __init__(self, settings, sleep: SleepParameters, device_name: str = "runtime", build_dir=None,
+                 threads: int = 0):
+        self.settings = settings
+        self.sleep = sleep
+        self.steps = sleep.batch_size * sleep.steps + 1
+        self.device, self.project_dir = prepare_device(device_name, build_dir, threads)
+        self.standalone = self.project_dir is not None
+        if self.standalone:
+            silent = [np.zeros((self.steps, n)) for n in settings.sizes[1:-1]]
+            self._objects = self._construct(silent)
+            self._objects["network"].run(self.steps * settings.soma.dt)
+            self.device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
+
+    def _construct(self, noise_values: list[np.ndarray]) -> dict:
+        s, sl = self.settings, self.sleep
+        dt = s.soma.dt
+        sample_dt, batch_dt = sl.steps * dt, sl.batch_size * sl.steps * dt
+        n_layers = len(s.sizes) - 1
+        branches, objects = [], []
+        for l in range(n_layers - 1):  # one branch per hidden layer
+            raster = TimedArray(noise_values[l], dt=dt, name=f"noise_raster_{l + 1}")
+            noise = make_noise_source(s.sizes[l + 1], raster, dt, name=f"sleep_noise_{l + 1}")
+            noise.run_regularly(NOISE_SOURCE_STEP, when="groups", order=0, name=f"sleep_noise_{l + 1}_step")
+            noise.thresholder["spike"].when, noise.thresholder["spike"].order = "groups", 1
+            noise.run_regularly(NOISE_SOURCE_SAMPLE_END, dt=sample_dt, when="start", order=1,
+                                name=f"sleep_noise_{l + 1}_sample_end")
+            layers, pathways, pre = [], [], noise
+            for depth, m in enumerate(range(l + 1, n_layers)):
+                base = 10 * (depth + 1)
+                layer = make_layer(s.sizes[m + 1], s.soma, 1, 1, name=f"sleep_{l + 1}_layer_{m + 1}")
+                pathway = make_static_pathway(pre, layer, signed=depth == 0, name=f"sleep_{l + 1}_forward_{m + 1}")
+                layer.state_updater.when, layer.state_updater.order = "groups", -100
+                layer.run_regularly(SOMA_BIAS_JUMP, when="groups", order=base, name=f"{layer.name}_bias")
+                pathway.pre.when, pathway.pre.order = "groups", base + 1
+                layer.thresholder["spike"].when, layer.thresholder["spike"].order = "groups", base + 2
+                layer.run_regularly("v = 0", dt=sample_dt, when="start", order=1, name=f"{layer.name}_sample_end")
+                layers.append(layer)
+                pathways.append(pathway)
+                pre = layer
+            error_units = make_sleep_error_units(s.sizes[-1], sl.decay_power, dt, name=f"sleep_{l + 1}_error")
+            relay = make_output_relay(layers[-1], error_units, name=f"sleep_{l + 1}_relay")
+            relay.pre.when, relay.pre.order = "groups", 10 * (len(layers) + 1)
+            feedback = make_sleep_feedback(error_units, noise, sl.learning_rate, sl.batch_size,
+                                           name=f"sleep_feedback_{l + 1}")
+            # Boundary order: read the counts (0), clear them (1), apply ΔB at the batch end (2, 3).
+            feedback.run_regularly(SLEEP_FEEDBACK_SAMPLE_END, dt=sample_dt, when="start", order=0,
+                                   name=f"sleep_feedback_{l + 1}_sample_end")
+            error_units.run_regularly(SLEEP_ERROR_UNIT_SAMPLE_END, dt=sample_dt, when="start", order=1,
+                                      name=f"{error_units.name}_sample_end")
+            feedback.run_regularly(SLEEP_FEEDBACK_UPDATE, dt=batch_dt, when="start", order=2,
+                                   name=f"sleep_feedback_{l + 1}_update")
+            error_units.run_regularly(SLEEP_ERROR_UNIT_BATCH_END, dt=batch_dt, when="start", order=3,
+                                      name=f"{error_units.name}_batch_end")
+            branches.append({"raster": raster, "layers": layers, "pathways": pathways, "feedback": feedback,
+                             "first_layer": l + 1})
+            objects += [noise, *layers, *pathways, error_units, relay, feedback]
+        return {"branches": branches, "network": Network(*objects)}
+
+    def draw_noise(self, seed_rng: np.random.Generator) -> list[np.ndarray]:
+        """Signed noise [B_s, T_s, n_l] per hidden layer (p drawn once per layer and sleep)."""
+        return [sleep_noise(seed_rng, self.sleep.batch_size, self.sleep.steps, n) for n in self.settings.sizes[1:-1]]
+
+    def _noise_values(self, noise: np.ndarray) -> np.ndarray:
+        values = np.zeros((self.steps, noise.shape[-1]))
+        values[: self.steps - 1] = noise.reshape(-1, noise.shape[-1])
+        return values
+
+    def run(self, weights, biases, feedback, noise: list[np.ndarray]) -> list[np.ndarray]:
+        """One sleep phase from the given weights; returns the new feedback matrices B^l."""
+        expected = [(self.sleep.batch_size, self.sleep.steps, n) for n in self.settings.sizes[1:-1]]
+        if [np.shape(x) for x in noise] != expected:
+            raise ValueError(f"noise must have shapes {expected}, got {[np.shape(x) for x in noise]}")
+        values = [self._noise_values(x) for x in noise]
+        o = self._objects if self.standalone else self._construct(values)
+        assignments = {}
+        for branch in o["branches"]:
+            first = branch["first_layer"]
+            for pathway, layer, m in zip(branch["pathways"], branch["layers"], range(first, len(weights))):
+                assignments[pathway.w] = matrix_to_synapses(weights[m])
+                assignments[layer.bias] = np.asarray(biases[m], dtype=np.float64)
+            assignments[branch["feedback"].feedback_weight] = np.asarray(feedback[first - 1], float).T.ravel()
+        if self.standalone:
+            for branch, value in zip(o["branches"], values):
+                assignments[branch["raster"]] = value
+            self.device.run(directory=str(self.project_dir), with_output=False, run_args=assignments)
+            forget_run_arg_files(self.device, self.project_dir)
+        else:
+            for variable, value in assignments.items():
+                variable[:] = value
+            o["network"].run(self.steps * self.settings.soma.dt, namespace={})
+        n_out = self.settings.sizes[-1]
+        return [np.asarray(branch["feedback"].feedback_weight[:]).reshape(n_out, -1).T.copy()
+                for branch in o["branches"]]
