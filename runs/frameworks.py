@@ -76,6 +76,7 @@ class BioGradFramework:
 
 
 FRAMEWORKS = {"biograd": BioGradFramework}
+FRAMEWORKS["bp"] = __import__("runs.bp_framework", fromlist=["BPFramework"]).BPFramework  # BPTT baseline
 
 
 def make_framework(config: Config, n_in: int, n_out: int, chunk: int, build_dir):

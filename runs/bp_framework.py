@@ -1,0 +1,134 @@
+"""The BP baseline as a training framework: the same LIF network, trained by BPTT.
+
+DESIGN §2: "the BP baseline is the same LIF network trained by BPTT with the same surrogate,
+Adam lr 1e-4, cross-entropy on output spike counts". The network, its constants (λ, θ, w, γ,
+T from ``[model]``), its initialisation (W, b ~ U(±1/√fan_in) from the same weight seed and
+generator as BioGrad, so both start from the same network), its input rasters and its
+decoding (argmax of output counts) are BioGrad's; only the learning rule differs:
+``analysis.bptt`` computes the exact BPTT gradient with the rectangular pseudo-derivative,
+and Adam (``learning.optimizer = "adam"``) or plain gradient descent (``"sgd"``) steps with
+``learning.bp_learning_rate`` once per minibatch of ``learning.batch_size`` samples.
+
+Arithmetic is float32 (as the authors' PyTorch code): it halves memory traffic, and the
+network is the same up to rounding. The checkpointed state holds the Adam moments and step
+count besides the weights, so a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.bptt import Adam, LIFParams, bptt_gradients, forward, init_weights
+from models.encoders import sample_rng
+from runs.config import Config
+
+DTYPE = np.float32
+EVALUATION_BATCH = 250  # samples per forward pass when evaluating (bounds memory, not results)
+
+
+@dataclass(frozen=True)
+class BPSettings:
+    """What the network is: sizes and the discrete LIF constants."""
+
+    sizes: tuple[int, ...]  # (n_in, hidden..., n_out)
+    params: LIFParams  # λ, θ, w, γ
+    time_steps: int  # T
+    batch_size: int  # samples per gradient step
+
+
+def bp_settings(config: Config, n_in: int, n_out: int) -> BPSettings:
+    m = config.model
+    params = LIFParams(leak=config.leak_per_step, threshold=m.threshold, window=m.window, gamma=m.gamma)
+    return BPSettings((n_in, *m.hidden, n_out), params, m.time_steps, config.learning.batch_size)
+
+
+class GradientDescent:
+    """Plain minibatch gradient descent, with Adam's interface (no moments to checkpoint)."""
+
+    def __init__(self, parameters, lr):
+        self.parameters = list(parameters)
+        self.lr = lr
+        self.step_count = 0
+
+    def step(self, gradients):
+        self.step_count += 1
+        for p, grad in zip(self.parameters, gradients):
+            p -= self.lr * grad
+
+
+class BPFramework:
+    """BPTT through the discrete LIF network (numpy, float32), minibatches inside each chunk."""
+
+    name = "bp"
+    compile_seconds = 0.0  # nothing to build
+
+    def __init__(self, config: Config, n_in: int, n_out: int, chunk: int, build_dir):
+        self.config = config
+        self.settings = bp_settings(config, n_in, n_out)
+        # float64 draws from BioGrad's generator, then rounded: the same initial network as BioGrad
+        weights, biases = init_weights(self.settings.sizes, sample_rng(config.seeds.weights, "weights", 0))
+        self._set_parameters([W.astype(DTYPE) for W in weights], [b.astype(DTYPE) for b in biases])
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.settings.sizes) - 1
+
+    def _set_parameters(self, weights, biases):
+        self.weights, self.biases = weights, biases
+        lr = self.config.learning.bp_learning_rate
+        if self.config.learning.optimizer == "adam":
+            self.optimizer = Adam(self.weights + self.biases, lr=lr)
+        else:
+            self.optimizer = GradientDescent(self.weights + self.biases, lr=lr)
+
+    def _output_counts(self, input_spikes: np.ndarray) -> np.ndarray:
+        traces = forward(self.weights, self.biases, input_spikes, self.settings.params)
+        return traces[-1].s.sum(axis=0)
+
+    def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray, chunk_index: int = 0) -> np.ndarray:
+        """One gradient step per minibatch; returns each sample's output counts before its step.
+        (BPTT draws no noise, so the chunk's index is not needed.)"""
+        batch = self.settings.batch_size
+        counts = []
+        for start in range(0, len(labels), batch):
+            raster = input_spikes[start : start + batch]
+            counts.append(self._output_counts(raster))
+            _, grad_W, grad_b = bptt_gradients(
+                self.weights, self.biases, raster, labels[start : start + batch], self.settings.params
+            )
+            self.optimizer.step(grad_W + grad_b)
+        return np.concatenate(counts)
+
+    def metrics(self) -> dict[str, float]:
+        """No framework-specific columns for metrics.csv: BP has no feedback weights to align."""
+        return {}
+
+    def evaluate_chunk(self, input_spikes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return np.concatenate([
+            self._output_counts(input_spikes[start : start + EVALUATION_BATCH])
+            for start in range(0, len(input_spikes), EVALUATION_BATCH)
+        ])
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"optimizer_steps": np.array(self.optimizer.step_count)}
+        for l in range(self.n_layers):
+            arrays[f"weights_{l + 1}"] = self.weights[l]
+            arrays[f"biases_{l + 1}"] = self.biases[l]
+        if isinstance(self.optimizer, Adam):
+            names = [f"weights_{l + 1}" for l in range(self.n_layers)] + [f"biases_{l + 1}" for l in range(self.n_layers)]
+            for name, m, v in zip(names, self.optimizer.first_moment, self.optimizer.second_moment):
+                arrays[f"adam_m_{name}"] = m
+                arrays[f"adam_v_{name}"] = v
+        return arrays
+
+    def load_state_arrays(self, arrays) -> None:
+        layers = range(1, self.n_layers + 1)
+        self._set_parameters([np.array(arrays[f"weights_{l}"], dtype=DTYPE) for l in layers],
+                             [np.array(arrays[f"biases_{l}"], dtype=DTYPE) for l in layers])
+        self.optimizer.step_count = int(arrays["optimizer_steps"])
+        if isinstance(self.optimizer, Adam):
+            names = [f"weights_{l}" for l in layers] + [f"biases_{l}" for l in layers]
+            self.optimizer.first_moment = [np.array(arrays[f"adam_m_{n}"], dtype=DTYPE) for n in names]
+            self.optimizer.second_moment = [np.array(arrays[f"adam_v_{n}"], dtype=DTYPE) for n in names]

@@ -1,0 +1,131 @@
+"""`apical analyze` on tiny results directories made by the training driver."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from circuits.biograd import initial_state
+from circuits.biograd_oracle import DiscreteParameters, run_batch
+from runs.analyze import AnalysisError, analyze, main, update_and_gradient
+from runs.config import config_from_dict
+from runs.train import train
+
+BIOGRAD = {
+    "model": {"framework": "biograd", "hidden": [12], "time_steps": 8, "error_start": 2},
+    "learning": {"learning_rate": 0.005},
+    "data": {"dataset": "mnist", "train_samples": 100, "test_samples": 50},
+    "run": {"device": "runtime", "epochs": 2, "eval_every": 50, "checkpoint_every": 50, "chunk_samples": 50},
+}
+FIGURES = ("feedback_alignment", "update_gradient_cosine", "sign_concordance", "weight_distributions")
+
+
+@pytest.fixture(scope="module")
+def biograd_run(tmp_path_factory):
+    """A BioGrad run on the runtime device, analysed once through the command's entry point."""
+    out = tmp_path_factory.mktemp("analyze") / "biograd"
+    train(config_from_dict(BIOGRAD), out)
+    assert main(argparse.Namespace(directory=str(out))) == 0
+    return out
+
+
+def per_layer(entry, n_layers):
+    assert sorted(entry) == [f"layer_{l}" for l in range(n_layers)]
+    return [entry[f"layer_{l}"] for l in range(n_layers)]
+
+
+def test_analysis_json_has_every_metric_in_range(biograd_run):
+    analysis = json.loads((biograd_run / "analysis.json").read_text())
+    assert analysis["analysis"]["framework"] == "biograd"
+    assert analysis["analysis"]["network"] == [784, 12, 10]
+    assert analysis["analysis"]["samples_seen"] == 200
+
+    (angle,) = per_layer(analysis["feedback_angle_degrees"], 1)
+    (ratio,) = per_layer(analysis["feedback_norm_ratio"], 1)
+    (concordance,) = per_layer(analysis["sign_concordance"], 1)
+    assert 0.0 < angle < 90.0, "B started equal to W²ᵀ and drifted as W² learned"
+    assert ratio > 0.0 and 0.5 <= concordance <= 1.0
+    for name in ("update_gradient_cosine", "bias_update_gradient_cosine"):
+        for cosine in per_layer(analysis[name], 2):
+            assert cosine is not None and -1.0 <= cosine <= 1.0, name
+    assert all(c > 0 for c in per_layer(analysis["update_gradient_cosine"], 2)), "updates descend the BPTT loss"
+    for fraction in per_layer(analysis["dale_mixed_sign_fraction"], 2) + \
+            per_layer(analysis["dale_feedback_mixed_sign_fraction"], 1):
+        assert 0.0 <= fraction <= 1.0
+    dale = per_layer(analysis["dale"], 2)
+    assert [d["n_presynaptic"] for d in dale] == [784, 12]
+
+    over_training = analysis["feedback_angle_over_training"]
+    # the initial network, then each evaluation (metrics.csv) or each checkpoint kept
+    assert over_training["samples_seen"][0] == 0 and over_training["samples_seen"][-1] == 200
+    assert over_training["layer_0"][0] == pytest.approx(0.0, abs=1e-6)  # B = W²ᵀ at the start
+    assert over_training["layer_0"][-1] == pytest.approx(angle, abs=1e-3)
+
+
+def test_locality_audit_lists_softmax_coupling_as_analog(biograd_run):
+    locality = json.loads((biograd_run / "analysis.json").read_text())["locality"]
+    assert locality["ok"] and not locality["findings"]
+    assert {"forward_1", "forward_2", "feedback_1", "softmax_coupling"} <= set(locality["audited"])
+    summed = {c["identifier"] for c in locality["analog_couplings"]
+              if c["object"] == "softmax_coupling" and c["kind"] == "summed variable"}
+    assert summed == {"partition_post", "own_drive_post"}
+    signals = {s["identifier"] for s in locality["phase_switches"]}
+    assert {"learning_rate", "learning_rate_post", "error_steps"} <= signals
+
+
+def test_plausibility_report_lists_the_checks(biograd_run):
+    report = (biograd_run / "plausibility.md").read_text()
+    assert report.startswith("# Plausibility report: biograd")
+    assert "| Learning uses only local information |" in report
+    assert "no findings in 5 synapse objects" in report
+    assert "| Neurons interact only through spikes (event-based) |" in report
+    assert "partition_post = exp(spike_count_pre) (summed)" in report
+    assert "Updates follow the backprop gradient" in report and "Dale's law" in report
+
+
+def test_figures_are_written(biograd_run):
+    for name in FIGURES:
+        for suffix in (".png", ".pdf"):
+            path = biograd_run / "figures" / f"{name}{suffix}"
+            assert path.exists() and path.stat().st_size > 1000, path
+
+
+def test_mean_update_does_not_depend_on_oracle_batching():
+    config = config_from_dict(BIOGRAD)
+    rng = np.random.default_rng(0)
+    state = initial_state((30, 12, 10), rng)
+    state.weights = [3 * W for W in state.weights]  # active enough that every layer learns
+    rasters = (rng.random((11, 8, 30)) < 0.4).astype(np.uint8)
+    labels = rng.integers(0, 10, size=11)
+    delta_W, _, grad_W, _ = update_and_gradient(config, state.weights, state.biases, state.feedback, rasters, labels)
+    params = DiscreteParameters(time_steps=8, error_start=2, learning_rate=0.005)
+    records = run_batch(state.weights, state.biases, state.feedback, rasters, labels, params)
+    for ours, record in zip(delta_W, records):
+        assert np.abs(ours).max() > 0
+        np.testing.assert_allclose(ours, record.weight_change.mean(axis=0), rtol=1e-12, atol=1e-15)
+    assert [g.shape for g in grad_W] == [(12, 30), (10, 12)]
+
+
+def test_bp_directory_gets_dale_and_a_non_locality_statement(tmp_path):
+    out = tmp_path / "bp"
+    config = config_from_dict({**BIOGRAD, "model": {**BIOGRAD["model"], "framework": "bp"},
+                               "learning": {"optimizer": "adam", "bp_learning_rate": 3e-3, "batch_size": 10},
+                               "run": {**BIOGRAD["run"], "epochs": 1}})
+    train(config, out)
+    analyze(out)
+    analysis = json.loads((out / "analysis.json").read_text())
+    assert analysis["analysis"]["framework"] == "bp"
+    assert not analysis["locality"]["ok"] and "weight transport" in analysis["locality"]["reason"]
+    assert "update_gradient_cosine" not in analysis and "feedback_angle_degrees" not in analysis
+    assert len(analysis["dale_mixed_sign_fraction"]) == 2
+    assert "W^(l+1)ᵀ (weight transport)" in (out / "plausibility.md").read_text()
+    assert (out / "figures" / "weight_distributions.png").exists()
+
+
+def test_directory_without_checkpoint_is_refused(tmp_path):
+    (tmp_path / "config.toml").write_text("[model]\nhidden = [12]\n")
+    with pytest.raises(AnalysisError, match="no checkpoint"):
+        analyze(tmp_path)
