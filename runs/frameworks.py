@@ -11,7 +11,12 @@ import time
 
 import numpy as np
 
+from pathlib import Path
+
+from analysis.alignment import feedback_alignment
 from circuits.biograd import BioGradNetwork, BioGradSettings, BioGradState, initial_state
+from circuits.biograd_oracle import SleepParameters
+from circuits.biograd_sleep import BioGradSleepNetwork
 from models.encoders import sample_rng
 from models.soma import SomaParameters
 from runs.config import Config, ConfigError
@@ -36,8 +41,6 @@ class BioGradFramework:
     name = "biograd"
 
     def __init__(self, config: Config, n_in: int, n_out: int, chunk: int, build_dir):
-        if config.learning.sleep:
-            raise ConfigError("config key 'learning.sleep': the sleep phase is not available yet; set it to false")
         self.config = config
         self.settings = biograd_settings(config, n_in, n_out)
         self.state = initial_state(
@@ -47,12 +50,36 @@ class BioGradFramework:
         self.network = BioGradNetwork(
             self.settings, chunk, device_name=config.run.device, build_dir=build_dir, threads=config.run.threads
         )
+        self.sleep_network = None
+        if config.learning.sleep:
+            if len(self.settings.sizes) < 3:
+                raise ConfigError("config key 'learning.sleep': sleep aligns hidden-layer feedback; model.hidden is empty")
+            learning = config.learning
+            sleep = SleepParameters(steps=learning.sleep_steps, batch_size=learning.sleep_batch,
+                                    learning_rate=learning.sleep_learning_rate, decay_power=learning.sleep_decay)
+            self.sleep_network = BioGradSleepNetwork(self.settings, sleep, device_name=config.run.device,
+                                                     build_dir=Path(build_dir) / "sleep", threads=config.run.threads)
         self.compile_seconds = time.perf_counter() - started
 
-    def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray, chunk_index: int) -> np.ndarray:
+        """Wake learning over the chunk, then (if configured) one sleep phase, whose noise is
+        keyed by the chunk's index so that a resumed run replays it exactly."""
         result = self.network.run(self.state, input_spikes, labels, self.config.learning.learning_rate)
         self.state = result.state
+        if self.sleep_network is not None:
+            noise = self.sleep_network.draw_noise(sample_rng(self.config.seeds.sleep, "sleep", chunk_index))
+            self.state.feedback = self.sleep_network.run(self.state.weights, self.state.biases, self.state.feedback,
+                                                         noise)
         return result.output_counts
+
+    def metrics(self) -> dict[str, float]:
+        """Feedback alignment per hidden layer: angle (degrees) and norm ratio of B^l against
+        the transposed product of the forward weights above layer l."""
+        row = {}
+        for entry in feedback_alignment(self.state.weights, self.state.feedback):
+            row[f"alignment_angle_{entry['layer'] + 1}"] = round(float(entry["angle"]), 3)
+            row[f"alignment_norm_ratio_{entry['layer'] + 1}"] = round(float(entry["norm_ratio"]), 5)
+        return row
 
     def evaluate_chunk(self, input_spikes: np.ndarray, labels: np.ndarray) -> np.ndarray:
         return self.network.run(self.state, input_spikes, labels, 0.0).output_counts

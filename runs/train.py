@@ -161,10 +161,11 @@ class ResultsDirectory:
         return path
 
     def append_metrics(self, row: dict):
+        """One row: the contract's columns first, then the framework's own (e.g. alignment)."""
         path = self.path / "metrics.csv"
         new = not path.exists()
         with open(path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS)
+            writer = csv.DictWriter(handle, fieldnames=list(row))
             if new:
                 writer.writeheader()
             writer.writerow(row)
@@ -175,9 +176,11 @@ class ResultsDirectory:
         if not path.exists():
             return
         with open(path, newline="") as handle:
-            rows = [r for r in csv.DictReader(handle) if int(r["samples_seen"]) <= samples_seen]
+            reader = csv.DictReader(handle)
+            fields = reader.fieldnames or METRIC_FIELDS
+            rows = [r for r in reader if int(r["samples_seen"]) <= samples_seen]
         with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS)
+            writer = csv.DictWriter(handle, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
 
@@ -270,7 +273,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path)
         chunk_started = time.perf_counter()
         spikes = encode(dataset.train_inputs[indices], config.model.time_steps, config.seeds.input, "train",
                         np.arange(seen, seen + chunk))
-        counts = framework.train_chunk(spikes, dataset.train_labels[indices])
+        counts = framework.train_chunk(spikes, dataset.train_labels[indices], chunk_index=seen // chunk)
         elapsed = time.perf_counter() - chunk_started
         if not all(np.all(np.isfinite(a)) for a in framework.state_arrays().values()):
             raise TrainingError(
@@ -295,6 +298,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path)
                 "samples_seen": seen, "epoch": round(seen / n_train, 4),
                 "train_accuracy": round(correct / counted, 6), "test_accuracy": round(test_accuracy, 6),
                 "wall_seconds": round(wall, 2), "samples_per_second": round(interval_samples / interval_seconds, 2),
+                **framework.metrics(),
             })
             print(f"  test accuracy after {seen} samples: {100 * test_accuracy:.2f}%", file=sys.stderr, flush=True)
             correct = counted = 0

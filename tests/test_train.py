@@ -54,7 +54,7 @@ def test_results_directory_contract(tmp_path):
     with open(out / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["samples_seen", "epoch", "train_accuracy", "test_accuracy", "wall_seconds",
-                             "samples_per_second"]
+                             "samples_per_second", "alignment_angle_1", "alignment_norm_ratio_1"]
     assert [int(r["samples_seen"]) for r in rows] == [150, 300]
     stored = json.loads((out / "summary.json").read_text())
     assert stored["final_test_accuracy"] == float(rows[-1]["test_accuracy"]) == summary["final_test_accuracy"]
@@ -124,3 +124,30 @@ def test_chunk_size_divides_the_training_set():
     assert chunk_size(600, 256, 8) == 200
     with pytest.raises(ConfigError, match="learning.batch_size"):
         chunk_size(100, 50, 3)
+
+
+def test_resume_with_sleep_replays_the_same_noise(tmp_path):
+    """Wake + sleep: a run resumed from a mid-run checkpoint ends with the same B and W."""
+    import shutil
+
+    config = load_config(write_config(tmp_path), [
+        "model.hidden=[20, 12]", "model.feedback_init='random'", "learning.sleep=true", "learning.sleep_steps=10",
+        "learning.sleep_batch=4", "learning.sleep_learning_rate=1e-3", "data.train_samples=100",
+        "run.eval_every=100", "run.chunk_samples=25", "run.checkpoint_every=25",
+    ])
+    reference = tmp_path / "reference"
+    train(config, reference)
+    resumed = tmp_path / "resumed"
+    shutil.copytree(reference, resumed)
+    newest = sorted((resumed / "checkpoints").glob("checkpoint-*.npz"))[-1]
+    newest.unlink()  # as if the run had been killed before its last checkpoint
+    (resumed / "summary.json").unlink()
+    train(config, resumed, resume=True)
+    ours, expected = final_weights(resumed), final_weights(reference)
+    for name in expected:
+        np.testing.assert_array_equal(ours[name], expected[name], err_msg=name)
+    with np.load(sorted((reference / "checkpoints").glob("*.npz"))[-1]) as stored:
+        assert "feedback_2" in stored.files
+    with open(reference / "metrics.csv") as handle:
+        row = next(csv.DictReader(handle))
+    assert 0.0 <= float(row["alignment_angle_1"]) <= 180.0 and float(row["alignment_norm_ratio_2"]) > 0
