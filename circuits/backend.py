@@ -32,16 +32,24 @@ def brian_device_name(name: str) -> str:
         raise DeviceError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}") from None
 
 
-def prepare_device(name: str, build_dir: str | os.PathLike | None = None, threads: int = 0):
+PRECISIONS = {"float64": brian2.float64, "float32": brian2.float32}
+
+
+def prepare_device(name: str, build_dir: str | os.PathLike | None = None, threads: int = 0,
+                   precision: str = "float64"):
     """Select the device for the objects created next; returns ``(device, project directory)``.
 
     Each standalone network gets a device instance of its own, so several compiled projects
     (the wake and the sleep network) live side by side in one process and each objects'
     values are read from its own project. ``threads`` = 0 uses every core for OpenMP.
+    ``precision`` is the floating-point type of every state variable (float32 halves the memory
+    traffic of the per-synapse traces; the exactness tests run in float64).
     """
     device_name = brian_device_name(name)
+    if precision not in PRECISIONS:
+        raise DeviceError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     prefs.reset_to_defaults()
-    prefs.core.default_float_dtype = brian2.float64
+    prefs.core.default_float_dtype = PRECISIONS[precision]
     if device_name == "runtime":
         set_device("runtime")
         prefs.codegen.target = "numpy"

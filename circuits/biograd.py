@@ -175,12 +175,13 @@ class BioGradNetwork:
         build_dir=None,
         record_all: bool = False,
         threads: int = 0,
+        precision: str = "float64",
     ):
         self.settings = settings
         self.samples_per_run = int(samples_per_run)
         self.device_name = device_name
         self.record_all = record_all
-        self.device, self.project_dir = prepare_device(device_name, build_dir, threads)
+        self.device, self.project_dir = prepare_device(device_name, build_dir, threads, precision)
         self.standalone = self.project_dir is not None
         self.steps = self.samples_per_run * settings.time_steps + 1
         if self.standalone:
@@ -346,9 +347,9 @@ class BioGradNetwork:
     def _read(self, o: dict, previous: BioGradState) -> RunResult:
         s = self.settings
         sizes = s.sizes
-        weights = [synapses_to_matrix(p.w[:], n_pre, n_post) for p, n_pre, n_post in zip(o["pathways"], sizes[:-1], sizes[1:])]
-        biases = [np.array(layer.bias[:]) for layer in o["layers"]]
-        feedback = [synapses_to_feedback(f.feedback_weight[:], sizes[-1], len(layer))
+        weights = [synapses_to_matrix(np.asarray(p.w[:], dtype=np.float64), n_pre, n_post) for p, n_pre, n_post in zip(o["pathways"], sizes[:-1], sizes[1:])]
+        biases = [np.array(layer.bias[:], dtype=np.float64) for layer in o["layers"]]
+        feedback = [synapses_to_feedback(np.asarray(f.feedback_weight[:], dtype=np.float64), sizes[-1], len(layer))
                     for f, layer in zip(o["feedback"], o["layers"])]
         state = BioGradState(weights, biases, feedback)
         counts = self._spike_rasters(o["output_spikes"], sizes[-1]).sum(axis=1)

@@ -120,6 +120,7 @@ class RunConfig:
     checkpoint_every: int = 10000  # checkpoint every this many training samples, 0 = per epoch only
     chunk_samples: int = 1000  # samples per device.run() call of the compiled project
     threads: int = 0  # OpenMP threads, 0 = all cores
+    precision: str = "float64"  # floating-point type of the simulation: "float64" or "float32"
     shuffle: bool = True  # shuffle the training samples each epoch
 
 
@@ -165,6 +166,7 @@ CHOICES = {
     "data.dataset": ("mnist", "fashion-mnist", "nmnist"),
     "data.encoding": ("bernoulli",),
     "run.device": ("cpp", "cuda", "runtime"),
+    "run.precision": ("float64", "float32"),
 }
 
 # Kind of each key: "int", "float", "bool", "str", "time", "int_list"; bounds checked below.
@@ -200,6 +202,7 @@ KINDS = {
     "run.checkpoint_every": "int",
     "run.chunk_samples": "int",
     "run.threads": "int",
+    "run.precision": "str",
     "run.shuffle": "bool",
     "seeds.weights": "int",
     "seeds.input": "int",

@@ -48,7 +48,8 @@ class BioGradFramework:
         )
         started = time.perf_counter()
         self.network = BioGradNetwork(
-            self.settings, chunk, device_name=config.run.device, build_dir=build_dir, threads=config.run.threads
+            self.settings, chunk, device_name=config.run.device, build_dir=build_dir, threads=config.run.threads,
+            precision=config.run.precision,
         )
         self.sleep_network = None
         if config.learning.sleep:

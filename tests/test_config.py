@@ -158,7 +158,7 @@ def test_round_trip_through_toml(tmp_path, overrides):
     text = config_to_toml(config)
     table = tomllib.loads(text)
     assert set(table) == {"model", "learning", "data", "run", "seeds"}
-    assert len(table["learning"]) == 8 and len(table["run"]) == 7
+    assert len(table["learning"]) == 9 and len(table["run"]) == 8
     assert config_from_dict(table) == config
     assert load_config(write(tmp_path, text)) == config
     assert config_from_dict(table).leak_per_step == config.leak_per_step
