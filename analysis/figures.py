@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -39,6 +40,10 @@ def save(figure, path: Path) -> list[Path]:
     return written
 
 
+def _thousands(value, _position) -> str:
+    return f"{value / 1000:g}k" if abs(value) >= 1000 else f"{value:g}"
+
+
 def learning_curve(metrics: list[dict], path: Path, title: str = "") -> list[Path]:
     """Train (running, while learning) and test accuracy against training samples seen."""
     seen = [int(r["samples_seen"]) for r in metrics]
@@ -52,8 +57,11 @@ def learning_curve(metrics: list[dict], path: Path, title: str = "") -> list[Pat
         axes.set_ylabel("accuracy (%)")
         low = min(train + test)
         axes.set_ylim(max(0.0, min(low - 2.0, 90.0)), 100.0)
+        if axes.get_ylim()[0] < 10.0:
+            axes.axhline(10.0, color="0.6", linestyle=":", linewidth=0.8, label="chance (10 classes)")
+        axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_thousands))
         axes.grid(alpha=0.3)
-        axes.legend(loc="lower right")
+        axes.legend(loc="best")
         if title:
             axes.set_title(title)
         return save(figure, path)

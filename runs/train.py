@@ -35,6 +35,10 @@ from runs.frameworks import make_framework
 METRIC_FIELDS = ["samples_seen", "epoch", "train_accuracy", "test_accuracy", "wall_seconds", "samples_per_second"]
 
 
+FRAMEWORK_TITLES = {"biograd": "BioGrad", "bp": "BPTT baseline"}
+DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "nmnist": "N-MNIST"}
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (divergence, a results directory in use, a bad resume)."""
 
@@ -332,7 +336,9 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path)
     (results.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     from analysis.figures import learning_curve
 
-    learning_curve(metrics, results.figures / "learning_curve", title=f"{config.model.framework} on {config.data.dataset}")
+    learning_curve(metrics, results.figures / "learning_curve", title=f"{FRAMEWORK_TITLES.get(config.model.framework, config.model.framework)} on "
+                   f"{DATASET_TITLES.get(config.data.dataset, config.data.dataset)}, "
+                   f"{'-'.join(map(str, framework.settings.sizes))}")
     return summary
 
 
