@@ -164,3 +164,20 @@ def test_cpp_standalone_training_equals_oracle(tmp_path):
         for ours, reference in zip(result.state.weights + result.state.biases, weights + biases):
             np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
         state = BioGradState(weights, biases, state.feedback)
+
+
+def test_float32_simulation_stays_close_to_the_oracle():
+    """run.precision = float32 (for speed): same decisions, weights within float32 rounding."""
+    sizes, time_steps, n = (14, 10, 4), 8, 4
+    settings = BioGradSettings(sizes=sizes, time_steps=time_steps, error_start=2)
+    rng = np.random.default_rng(5)
+    state = initial_state(sizes, rng, "random")
+    state.weights = [3.0 * w for w in state.weights]
+    spikes = (rng.random((n, time_steps, sizes[0])) < 0.35).astype(float)
+    labels = rng.integers(sizes[-1], size=n)
+    result = BioGradNetwork(settings, n, precision="float32").run(state, spikes, labels, learning_rate=0.2)
+    weights, _, counts = train_sequential(state.weights, state.biases, state.feedback, spikes, labels,
+                                          settings.discrete(0.2))
+    np.testing.assert_array_equal(result.output_counts, counts)
+    for ours, reference in zip(result.state.weights, weights):
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-5)
