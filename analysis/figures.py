@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 import matplotlib
 import matplotlib.ticker
 
@@ -62,6 +64,76 @@ def learning_curve(metrics: list[dict], path: Path, title: str = "") -> list[Pat
         axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_thousands))
         axes.grid(alpha=0.3)
         axes.legend(loc="best")
+        if title:
+            axes.set_title(title)
+        return save(figure, path)
+
+
+def alignment_curve(metrics: list[dict], path: Path, title: str = "") -> list[Path] | None:
+    """Angle between each B^l and its forward pathway against training samples seen."""
+    layers = sorted(int(k.rsplit("_", 1)[1]) for k in metrics[0] if k.startswith("alignment_angle_"))
+    if not layers:
+        return None
+    seen = [int(r["samples_seen"]) for r in metrics]
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots()
+        for l in layers:
+            axes.plot(seen, [float(r[f"alignment_angle_{l}"]) for r in metrics], "o-", label=f"B$^{{{l}}}$ (hidden {l})")
+        axes.axhline(90.0, color="0.6", linestyle=":", linewidth=0.8)
+        axes.set_xlabel("training samples seen")
+        axes.set_ylabel("angle to forward pathway (°)")
+        axes.set_ylim(0.0, 100.0)
+        axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_thousands))
+        axes.grid(alpha=0.3)
+        axes.legend(loc="best")
+        if title:
+            axes.set_title(title)
+        return save(figure, path)
+
+
+def spike_raster(input_spikes, layer_spikes: list, layer_names: list[str], dt_ms: float, path: Path,
+                 title: str = "") -> list[Path]:
+    """One sample through every layer: a panel per layer, time on a shared axis.
+
+    ``input_spikes`` is [T, n_in], ``layer_spikes`` a list of [T, n] 0/1 rasters.
+    """
+    rasters = [np.asarray(input_spikes)] + [np.asarray(s) for s in layer_spikes]
+    names = ["input"] + list(layer_names)
+    heights = [max(1.0, np.log10(r.shape[1] + 1)) for r in rasters]
+    with plt.rc_context(STYLE):
+        figure, panels = plt.subplots(len(rasters), 1, sharex=True, figsize=(3.4, 0.9 * len(rasters) + 0.6),
+                                      gridspec_kw={"height_ratios": heights})
+        steps = rasters[0].shape[0]
+        for panel, raster, name in zip(panels, rasters, names):
+            # One cell per (time bin, neuron): black where the neuron spiked in that bin.
+            panel.imshow(raster.T, aspect="auto", origin="lower", cmap="Greys", vmin=0, vmax=1,
+                         interpolation="nearest", extent=(0, steps * dt_ms, -0.5, raster.shape[1] - 0.5))
+            panel.set_ylabel(f"{name}\n(n={raster.shape[1]})")
+            panel.text(1.01, 0.5, f"{raster.mean():.0%}", transform=panel.transAxes, va="center", fontsize=6)
+        panels[-1].set_xlabel("time in sample (ms); right: fraction of neuron-bins with a spike")
+        if title:
+            panels[0].set_title(title)
+        return save(figure, path)
+
+
+def update_statistics(weight_changes: list, weights: list, path: Path, title: str = "") -> list[Path]:
+    """Per layer: distribution of the weight change of one sample, relative to the weights."""
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots()
+        for l, (change, weight) in enumerate(zip(weight_changes, weights)):
+            change = np.asarray(change).ravel()
+            nonzero = np.abs(change[change != 0])
+            if not nonzero.size:
+                axes.plot([], [], " ", label=f"layer {l + 1}: no change")
+            else:
+                bins = np.logspace(np.log10(nonzero.min()), np.log10(nonzero.max()) + 1e-9, 40)
+                axes.hist(nonzero, bins=bins, histtype="step",
+                          label=f"layer {l + 1}: {100 * nonzero.size / change.size:.0f}% non-zero, "
+                                f"|ΔW|/|W| = {np.linalg.norm(change) / np.linalg.norm(weight):.1e}")
+        axes.set_xscale("log")
+        axes.set_xlabel("|ΔW| of one sample")
+        axes.set_ylabel("synapses")
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=6, frameon=False)
         if title:
             axes.set_title(title)
         return save(figure, path)

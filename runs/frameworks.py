@@ -14,7 +14,9 @@ import numpy as np
 from pathlib import Path
 
 from analysis.alignment import feedback_alignment
-from circuits.biograd import BioGradNetwork, BioGradSettings, BioGradState, initial_state
+from brian2 import ms
+
+from circuits.biograd import BioGradNetwork, BioGradSettings, BioGradState, initial_state, run_single_sample
 from circuits.biograd_oracle import SleepParameters
 from circuits.biograd_sleep import BioGradSleepNetwork
 from models.encoders import sample_rng
@@ -72,6 +74,20 @@ class BioGradFramework:
             self.state.feedback = self.sleep_network.run(self.state.weights, self.state.biases, self.state.feedback,
                                                          noise)
         return result.output_counts
+
+    def figures(self, directory: Path, input_spikes: np.ndarray, label: int) -> None:
+        """One test sample through the trained network (Brian2, runtime device): a spike raster
+        of every layer and the statistics of the weight update it asks for."""
+        from analysis.figures import spike_raster, update_statistics
+
+        layers = run_single_sample(self.state.weights, self.state.biases, self.state.feedback, input_spikes, label,
+                                   self.settings, self.config.learning.learning_rate, device_name="runtime")
+        names = [f"hidden {l + 1}" for l in range(len(layers) - 1)] + ["output"]
+        dt_ms = float(self.settings.soma.dt / ms)
+        spike_raster(input_spikes, [r.spikes[0] for r in layers], names, dt_ms, directory / "spike_raster",
+                     title=f"one test digit (label {label})")
+        update_statistics([r.weight_change[0] for r in layers], self.state.weights, directory / "update_statistics",
+                          title="weight update of that digit")
 
     def metrics(self) -> dict[str, float]:
         """Feedback alignment per hidden layer: angle (degrees) and norm ratio of B^l against

@@ -334,8 +334,12 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path)
         },
     }
     (results.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    from analysis.figures import learning_curve
+    from analysis.figures import alignment_curve, learning_curve
 
+    alignment_curve(metrics, results.figures / "alignment", title="feedback alignment")
+    if hasattr(framework, "figures"):
+        first_test = encode(dataset.test_inputs[:1], config.model.time_steps, config.seeds.input, "test", [0])[0]
+        framework.figures(results.figures, first_test, int(dataset.test_labels[0]))
     learning_curve(metrics, results.figures / "learning_curve", title=f"{FRAMEWORK_TITLES.get(config.model.framework, config.model.framework)} on "
                    f"{DATASET_TITLES.get(config.data.dataset, config.data.dataset)}, "
                    f"{'-'.join(map(str, framework.settings.sizes))}")
