@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 from brian2 import prefs
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from analysis.alignment import dale_violations, feedback_alignment, forward_pathway, sign_concordance
 from analysis.bptt import LIFParams, bptt_gradients
@@ -199,8 +199,9 @@ def figure_alignment(series: dict, path: Path) -> list[Path]:
         axes.set_ylim(0.0, 95.0)
         axes.set_yticks([0, 15, 30, 45, 60, 75, 90])
         axes.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+        axes.xaxis.set_major_formatter(FuncFormatter(_in_thousands))
         axes.grid(alpha=0.3)
-        axes.legend(loc="center right", frameon=False)
+        axes.legend(loc="best", frameon=False)
         source = "initial network and each evaluation" if series["source"] == "metrics.csv" \
             else "initial network and kept checkpoints"
         axes.set_title(f"points: {source}", fontsize=6, color="0.3")
@@ -269,13 +270,17 @@ def figure_weight_distributions(weights, feedback, path: Path) -> list[Path]:
                 if symbol == "W":
                     title = f"W{_superscript(c + 1)}: {n_b} → {n_a} neurons"
                 else:
-                    title = f"B{_superscript(c + 1)}: output errors → hidden {c + 1} ({n_b} → {n_a})"
+                    title = f"B{_superscript(c + 1)}: errors → hidden {c + 1} ({n_b} → {n_a})"
                 axes.set_title(title)
                 axes.set_xlabel("weight")
                 axes.xaxis.set_major_locator(MaxNLocator(5, symmetric=True))
                 if c == 0:
                     axes.set_ylabel("synapses")
         return save(figure, path)
+
+
+def _in_thousands(value, _position) -> str:
+    return f"{value / 1000:g}k" if abs(value) >= 1000 else f"{value:g}"
 
 
 def _superscript(n: int) -> str:
