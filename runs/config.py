@@ -117,7 +117,7 @@ class RunConfig:
     device: str = "cpp"  # Brian2 device: "cpp" (cpp_standalone), "cuda" (brian2cuda), "runtime"
     epochs: int = 1  # passes over the training samples
     eval_every: int = 0  # evaluate every this many training samples, 0 = once per epoch
-    checkpoint_every: int = 10000  # checkpoint every this many training samples, 0 = per epoch only
+    checkpoint_every: int = 10000  # checkpoint every this many training samples (and at every evaluation and epoch end), 0 = only those
     chunk_samples: int = 1000  # samples per device.run() call of the compiled project
     threads: int = 0  # OpenMP threads, 0 = all cores
     precision: str = "float64"  # floating-point type of the simulation: "float64" or "float32"

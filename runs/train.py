@@ -307,7 +307,9 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path)
             print(f"  test accuracy after {seen} samples: {100 * test_accuracy:.2f}%", file=sys.stderr, flush=True)
             correct = counted = 0
             interval_samples, interval_seconds = 0, 0.0
-        if at_eval or seen % config.run.checkpoint_every < chunk:
+        every = config.run.checkpoint_every
+        at_epoch_end = seen % n_train == 0
+        if at_eval or at_epoch_end or (every and seen % every < chunk):
             progress["samples_seen"] = seen
             progress["wall_seconds"] = time.perf_counter() - started + wall_offset
             last_good = results.save_checkpoint(framework.state_arrays(), progress)

@@ -151,3 +151,11 @@ def test_resume_with_sleep_replays_the_same_noise(tmp_path):
     with open(reference / "metrics.csv") as handle:
         row = next(csv.DictReader(handle))
     assert 0.0 <= float(row["alignment_angle_1"]) <= 180.0 and float(row["alignment_norm_ratio_2"]) > 0
+
+
+def test_checkpoint_every_zero_checkpoints_at_evaluations(tmp_path):
+    out = tmp_path / "run"
+    train(load_config(write_config(tmp_path), ["run.checkpoint_every=0", "data.train_samples=100",
+                                               "run.eval_every=50"]), out)
+    assert [p.name for p in sorted((out / "checkpoints").glob("*.npz"))] == [
+        "checkpoint-0000000050.npz", "checkpoint-0000000100.npz"]
