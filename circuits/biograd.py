@@ -17,9 +17,9 @@ Schedule of one step (``when``/``order``, set in :func:`_schedule` and nowhere e
     groups  −100  every soma leaks (exact integration of dv/dt = −v/τ_m)
             0, 1  input spikes of this step are read from the raster and emitted
             10·l  layer l: bias jump, pathway from layer l−1 (same-step spikes), threshold,
-                  then g, λρ and bias eligibility from the fresh v
+                  then g, λρ and bias eligibility from the fresh v; the ``active`` event
             10·(L+1)  softmax couplings, error neurons integrate ±e and fire, feedback to apical
-    after_groups  every forward synapse: E += g·ε, ε ← λρ·ε
+    after_groups  every forward synapse of an active presynaptic neuron: E += g·ε, ε ← λρ·ε
     resets        somata reset to 0, error neurons subtract 1
 
 Because layer l+1's pathway runs after layer l's threshold in the same step, layer l+1 sees
@@ -45,7 +45,6 @@ from circuits.biograd_oracle import DiscreteParameters, LayerRecord
 from models.eligibility import (
     FORWARD_MINIBATCH_END,
     FORWARD_SAMPLE_END,
-    FORWARD_TRACE_STEP,
     make_forward_pathway,
     matrix_to_synapses,
     synapses_to_matrix,
@@ -61,6 +60,7 @@ from models.error_neurons import (
     synapses_to_feedback,
 )
 from models.soma import (
+    ACTIVE_CONDITION,
     SOMA_AFTER_THRESHOLD,
     SOMA_BIAS_JUMP,
     SOMA_MINIBATCH_END,
@@ -215,10 +215,10 @@ class BioGradNetwork:
         target_raster = TimedArray(target_values, dt=dt, name="target_raster")
 
         inputs = NeuronGroup(
-            s.sizes[0], "spiked : 1", threshold="spiked > 0.5", reset="", namespace={"input_raster": input_raster},
-            dt=dt, name="input",
+            s.sizes[0], "spiked : 1\nspike_count : 1", threshold="spiked > 0.5", reset="",
+            events={"active": ACTIVE_CONDITION}, namespace={"input_raster": input_raster}, dt=dt, name="input",
         )
-        read_input = inputs.run_regularly("spiked = input_raster(t, i)", name="input_read")
+        read_input = inputs.run_regularly("spiked = input_raster(t, i)\nspike_count += spiked", name="input_read")
         layers, pathways = [], []
         pre = inputs
         for l, n in enumerate(s.sizes[1:]):
@@ -267,6 +267,9 @@ class BioGradNetwork:
         runners = []
         o["read_input"].when, o["read_input"].order = "groups", 0
         o["inputs"].thresholder["spike"].when, o["inputs"].thresholder["spike"].order = "groups", 1
+        o["inputs"].thresholder["active"].when, o["inputs"].thresholder["active"].order = "groups", 2
+        runners.append(o["inputs"].run_regularly("spike_count = 0", dt=sample_clock_dt, when="start", order=1,
+                                                 name="input_sample_end"))
         for l, (layer, pathway) in enumerate(zip(o["layers"], o["pathways"])):
             base = 10 * (l + 1)
             layer.state_updater.when, layer.state_updater.order = "groups", -100
@@ -275,8 +278,8 @@ class BioGradNetwork:
             layer.thresholder["spike"].when, layer.thresholder["spike"].order = "groups", base + 2
             runners.append(layer.run_regularly(SOMA_AFTER_THRESHOLD, when="groups", order=base + 3,
                                                name=f"{layer.name}_after_threshold"))
-            runners.append(pathway.run_regularly(FORWARD_TRACE_STEP, when="after_groups", order=l,
-                                                 name=f"{pathway.name}_trace_step"))
+            layer.thresholder["active"].when, layer.thresholder["active"].order = "groups", base + 4
+            pathway.trace.when, pathway.trace.order = "after_groups", l
             runners.append(pathway.run_regularly(FORWARD_SAMPLE_END, dt=sample_clock_dt, when="start", order=0,
                                                  name=f"{pathway.name}_sample_end"))
             runners.append(layer.run_regularly(SOMA_SAMPLE_END, dt=sample_clock_dt, when="start", order=1,

@@ -56,6 +56,10 @@ bias_trace *= trace_survival
 spike_count += spiked
 """
 
+#: The ``active`` event: the neuron has spiked in the current sample, so its outgoing
+#: synapses carry eligibility traces that need updating (models/eligibility.py).
+ACTIVE_CONDITION = "spike_count > 0"
+
 #: Once per step, before the threshold: the bias jump.
 SOMA_BIAS_JUMP = "v += bias"
 
@@ -111,6 +115,7 @@ def make_layer(
         SOMA_EQUATIONS,
         threshold="v > theta",
         reset="v = 0",
+        events={"active": ACTIVE_CONDITION},
         method="exact",
         namespace={
             "tau_m": params.tau_m,
