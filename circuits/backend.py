@@ -7,6 +7,7 @@ and to run what it built.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -35,13 +36,15 @@ def brian_device_name(name: str) -> str:
 PRECISIONS = {"float64": brian2.float64, "float32": brian2.float32}
 
 
-def prepare_device(name: str, build_dir: str | os.PathLike | None = None, threads: int = 0,
-                   precision: str = "float64"):
+def prepare_device(name: str, build_dir: str | os.PathLike | None = None, threads: int = 1,
+                   precision: str = "float64", build_key: str = ""):
     """Select the device for the objects created next; returns ``(device, project directory)``.
 
     Each standalone network gets a device instance of its own, so several compiled projects
     (the wake and the sleep network) live side by side in one process and each objects'
     values are read from its own project. ``threads`` = 0 uses every core for OpenMP.
+    The project lives in a subfolder of ``build_dir`` named after a digest of ``build_key`` (all
+    that the generated code depends on), so a build made with other settings is never reused.
     ``precision`` is the floating-point type of every state variable (float32 halves the memory
     traffic of the per-synapse traces; the exactness tests run in float64).
     """
@@ -54,7 +57,9 @@ def prepare_device(name: str, build_dir: str | os.PathLike | None = None, thread
         set_device("runtime")
         prefs.codegen.target = "numpy"
         return brian2.get_device(), None
-    project = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="apical-build-"))
+    root = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="apical-build-"))
+    digest = hashlib.sha256(f"{build_key}|{device_name}|{threads}|{precision}".encode()).hexdigest()[:12]
+    project = root / digest
     project.mkdir(parents=True, exist_ok=True)
     if device_name == "cuda_standalone":
         raise DeviceError("the cuda device is not wired up yet (issue: GPU support); use 'cpp' or 'runtime'")

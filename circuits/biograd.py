@@ -174,14 +174,15 @@ class BioGradNetwork:
         device_name: str = "runtime",
         build_dir=None,
         record_all: bool = False,
-        threads: int = 0,
+        threads: int = 1,
         precision: str = "float64",
     ):
         self.settings = settings
         self.samples_per_run = int(samples_per_run)
         self.device_name = device_name
         self.record_all = record_all
-        self.device, self.project_dir = prepare_device(device_name, build_dir, threads, precision)
+        build_key = repr(("BioGradNetwork", settings, self.samples_per_run, record_all))
+        self.device, self.project_dir = prepare_device(device_name, build_dir, threads, precision, build_key)
         self.standalone = self.project_dir is not None
         self.steps = self.samples_per_run * settings.time_steps + 1
         if self.standalone:

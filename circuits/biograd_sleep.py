@@ -44,11 +44,12 @@ class BioGradSleepNetwork:
     """The sleep phase for every hidden layer of a BioGrad network of ``settings.sizes``."""
 
     def __init__(self, settings, sleep: SleepParameters, device_name: str = "runtime", build_dir=None,
-                 threads: int = 0):
+                 threads: int = 1):
         self.settings = settings
         self.sleep = sleep
         self.steps = sleep.batch_size * sleep.steps + 1
-        self.device, self.project_dir = prepare_device(device_name, build_dir, threads)
+        build_key = repr(("BioGradSleepNetwork", settings, sleep))
+        self.device, self.project_dir = prepare_device(device_name, build_dir, threads, build_key=build_key)
         self.standalone = self.project_dir is not None
         if self.standalone:
             silent = [np.zeros((self.steps, n)) for n in settings.sizes[1:-1]]

@@ -119,7 +119,7 @@ class RunConfig:
     eval_every: int = 0  # evaluate every this many training samples, 0 = once per epoch
     checkpoint_every: int = 10000  # checkpoint every this many training samples (and at every evaluation and epoch end), 0 = only those
     chunk_samples: int = 1000  # samples per device.run() call of the compiled project
-    threads: int = 0  # OpenMP threads, 0 = all cores
+    threads: int = 1  # OpenMP threads (0 = all cores); synaptic pathways run on one thread anyway
     precision: str = "float64"  # floating-point type of the simulation: "float64" or "float32"
     shuffle: bool = True  # shuffle the training samples each epoch
 
