@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     bench = commands.add_parser("bench", help="training speed of the Brian2 network beside batched numpy")
     bench.add_argument("--device", choices=["cpp", "cuda", "runtime"], default="cpp")
     bench.add_argument("--samples", type=int, default=1000, help="training samples per timed run")
-    bench.add_argument("--threads", type=int, default=0, help="OpenMP threads for cpp (0 = all cores)")
+    bench.add_argument("--threads", type=int, default=1, help="OpenMP threads for cpp (0 = all cores)")
     bench.set_defaults(handler=lambda args: _delegate("runs.bench", args))
     args = parser.parse_args(argv)
     try:
