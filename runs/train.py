@@ -239,8 +239,12 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path)
     started = time.perf_counter()
     resolved = config_to_toml(config)
     config_file = results.path / "config.toml"
-    if resume and config_file.exists() and config_file.read_text() != resolved:
-        raise TrainingError(f"{config_file} differs from the config given to --resume; resume with the same config")
+    if resume and config_file.exists():
+        stored = load_config(config_file)
+        # A resumed run may only be extended (more epochs); anything else would change its past.
+        if dataclasses.replace(stored, run=dataclasses.replace(stored.run, epochs=config.run.epochs)) != config:
+            raise TrainingError(f"{config_file} differs from the config given to --resume (only run.epochs may "
+                                f"change); resume with the same config")
     config_file.write_text(resolved)
 
     dataset = load_dataset(config)

@@ -159,3 +159,17 @@ def test_checkpoint_every_zero_checkpoints_at_evaluations(tmp_path):
                                                "run.eval_every=50"]), out)
     assert [p.name for p in sorted((out / "checkpoints").glob("*.npz"))] == [
         "checkpoint-0000000050.npz", "checkpoint-0000000100.npz"]
+
+
+def test_resume_may_extend_epochs_but_not_change_the_model(tmp_path):
+    out = tmp_path / "run"
+    config_path = write_config(tmp_path)
+    train(load_config(config_path, ["data.train_samples=100", "run.eval_every=0"]), out)
+    with pytest.raises(TrainingError, match="only run.epochs may change"):
+        train(load_config(config_path, ["data.train_samples=100", "run.eval_every=0", "learning.learning_rate=0.1"]),
+              out, resume=True)
+    summary = train(load_config(config_path, ["data.train_samples=100", "run.eval_every=0", "run.epochs=2"]), out,
+                    resume=True)
+    assert summary["samples_seen"] == 200
+    with open(out / "metrics.csv") as handle:
+        assert [int(r["samples_seen"]) for r in csv.DictReader(handle)] == [100, 200]
