@@ -126,7 +126,9 @@ def update_statistics(weight_changes: list, weights: list, path: Path, title: st
             if not nonzero.size:
                 axes.plot([], [], " ", label=f"layer {l + 1}: no change")
             else:
-                bins = np.logspace(np.log10(nonzero.min()), np.log10(nonzero.max()) + 1e-9, 40)
+                # Eight decades below the largest change; smaller ones are rounding residue.
+                low = max(nonzero.min(), nonzero.max() * 1e-8)
+                bins = np.logspace(np.log10(low), np.log10(nonzero.max()) + 1e-9, 40)
                 axes.hist(nonzero, bins=bins, histtype="step",
                           label=f"layer {l + 1}: {100 * nonzero.size / change.size:.0f}% non-zero, "
                                 f"|ΔW|/|W| = {np.linalg.norm(change) / np.linalg.norm(weight):.1e}")

@@ -17,7 +17,7 @@ from analysis.alignment import feedback_alignment
 from brian2 import ms
 
 from circuits.biograd import BioGradNetwork, BioGradSettings, BioGradState, initial_state, run_single_sample
-from circuits.biograd_oracle import SleepParameters
+from circuits.biograd_oracle import SleepParameters, run_batch
 from circuits.biograd_sleep import BioGradSleepNetwork
 from models.encoders import sample_rng
 from models.soma import SomaParameters
@@ -75,19 +75,27 @@ class BioGradFramework:
                                                          noise)
         return result.output_counts
 
-    def figures(self, directory: Path, input_spikes: np.ndarray, label: int) -> None:
-        """One test sample through the trained network (Brian2, runtime device): a spike raster
-        of every layer and the statistics of the weight update it asks for."""
+    def figures(self, directory: Path, input_spikes: np.ndarray, labels: np.ndarray) -> None:
+        """A test digit through the trained network (Brian2, runtime device): a spike raster of
+        every layer and the weight update it asks for. The digit shown is the first of those
+        given whose output still carries an error (a digit learnt perfectly asks for no update)."""
         from analysis.figures import spike_raster, update_statistics
 
-        layers = run_single_sample(self.state.weights, self.state.biases, self.state.feedback, input_spikes, label,
-                                   self.settings, self.config.learning.learning_rate, device_name="runtime")
+        learning_rate = self.config.learning.learning_rate
+        oracle = run_batch(self.state.weights, self.state.biases, self.state.feedback, input_spikes, labels,
+                           self.settings.discrete(learning_rate))
+        asks = [n for n in range(len(labels)) if np.abs(oracle[-1].weight_change[n]).max() > 0]
+        n = asks[0] if asks else 0
+        layers = run_single_sample(self.state.weights, self.state.biases, self.state.feedback, input_spikes[n],
+                                   int(labels[n]), self.settings, learning_rate, device_name="runtime")
+        predicted = int(layers[-1].spikes[0].sum(axis=0).argmax())
         names = [f"hidden {l + 1}" for l in range(len(layers) - 1)] + ["output"]
         dt_ms = float(self.settings.soma.dt / ms)
-        spike_raster(input_spikes, [r.spikes[0] for r in layers], names, dt_ms, directory / "spike_raster",
-                     title=f"one test digit (label {label})")
+        caption = f"test digit #{n}: label {int(labels[n])}, decoded {predicted}"
+        spike_raster(input_spikes[n], [r.spikes[0] for r in layers], names, dt_ms, directory / "spike_raster",
+                     title=caption)
         update_statistics([r.weight_change[0] for r in layers], self.state.weights, directory / "update_statistics",
-                          title="weight update of that digit")
+                          title=f"weight update asked for by {caption}")
 
     def metrics(self) -> dict[str, float]:
         """Feedback alignment per hidden layer: angle (degrees) and norm ratio of B^l against

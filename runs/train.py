@@ -344,8 +344,10 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path)
 
     alignment_curve(metrics, results.figures / "alignment", title="feedback alignment")
     if hasattr(framework, "figures"):
-        first_test = encode(dataset.test_inputs[:1], config.model.time_steps, config.seeds.input, "test", [0])[0]
-        framework.figures(results.figures, first_test, int(dataset.test_labels[0]))
+        shown = min(20, len(dataset.test_labels))
+        test_spikes = encode(dataset.test_inputs[:shown], config.model.time_steps, config.seeds.input, "test",
+                             np.arange(shown))
+        framework.figures(results.figures, test_spikes, dataset.test_labels[:shown])
     learning_curve(metrics, results.figures / "learning_curve", title=f"{FRAMEWORK_TITLES.get(config.model.framework, config.model.framework)} on "
                    f"{DATASET_TITLES.get(config.data.dataset, config.data.dataset)}, "
                    f"{'-'.join(map(str, framework.settings.sizes))}")
