@@ -113,7 +113,7 @@ class Check:
 
 
 def _layers(values, fmt):
-    return ", ".join(f"layer {l}: {fmt.format(v)}" for l, v in enumerate(values))
+    return ", ".join(f"layer {l}: {fmt.format(v)}" for l, v in enumerate(values, start=1))
 
 
 def alignment_check(alignment, max_angle=45.0, claim="Feedback aligns with the forward pathway"):
