@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 import tempfile
 from pathlib import Path
 
@@ -63,7 +64,11 @@ def prepare_device(name: str, build_dir: str | os.PathLike | None = None, thread
     project.mkdir(parents=True, exist_ok=True)
     if device_name == "cuda_standalone":
         raise DeviceError("the cuda device is not wired up yet (issue: GPU support); use 'cpp' or 'runtime'")
-    prefs.devices.cpp_standalone.openmp_threads = threads if threads > 0 else (os.cpu_count() or 1)
+    # One thread means serial code without OpenMP at all (Brian2: openmp_threads = 0).
+    prefs.devices.cpp_standalone.openmp_threads = 0 if threads == 1 else (threads or os.cpu_count() or 1)
+    if precision == "float32":
+        # Brian2 compares assigned float32 values with 1e50, which overflows the cast; harmless.
+        warnings.filterwarnings("ignore", message="overflow encountered in cast", category=RuntimeWarning)
     standalone = CPPStandaloneDevice()
     set_device(standalone, directory=str(project), build_on_run=False)
     return standalone, project
