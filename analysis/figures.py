@@ -46,6 +46,17 @@ def _thousands(value, _position) -> str:
     return f"{value / 1000:g}k" if abs(value) >= 1000 else f"{value:g}"
 
 
+def _finish_training_axes(figure, axes, path: Path, title: str) -> list[Path]:
+    """Shared finish of the plots against training samples seen: thousands, grid, legend, save."""
+    axes.set_xlabel("training samples seen")
+    axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_thousands))
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best")
+    if title:
+        axes.set_title(title)
+    return save(figure, path)
+
+
 def learning_curve(metrics: list[dict], path: Path, title: str = "") -> list[Path]:
     """Train (running, while learning) and test accuracy against training samples seen."""
     seen = [int(r["samples_seen"]) for r in metrics]
@@ -55,18 +66,12 @@ def learning_curve(metrics: list[dict], path: Path, title: str = "") -> list[Pat
         figure, axes = plt.subplots()
         axes.plot(seen, train, "o-", label="train (while learning)")
         axes.plot(seen, test, "s-", label="test")
-        axes.set_xlabel("training samples seen")
         axes.set_ylabel("accuracy (%)")
         low = min(train + test)
         axes.set_ylim(max(0.0, min(low - 2.0, 90.0)), 100.0)
         if axes.get_ylim()[0] < 10.0:
             axes.axhline(10.0, color="0.6", linestyle=":", linewidth=0.8, label="chance (10 classes)")
-        axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_thousands))
-        axes.grid(alpha=0.3)
-        axes.legend(loc="best")
-        if title:
-            axes.set_title(title)
-        return save(figure, path)
+        return _finish_training_axes(figure, axes, path, title)
 
 
 def alignment_curve(metrics: list[dict], path: Path, title: str = "") -> list[Path] | None:
@@ -80,15 +85,9 @@ def alignment_curve(metrics: list[dict], path: Path, title: str = "") -> list[Pa
         for l in layers:
             axes.plot(seen, [float(r[f"alignment_angle_{l}"]) for r in metrics], "o-", label=f"B$^{{{l}}}$ (hidden {l})")
         axes.axhline(90.0, color="0.6", linestyle=":", linewidth=0.8)
-        axes.set_xlabel("training samples seen")
         axes.set_ylabel("angle to forward pathway (°)")
         axes.set_ylim(0.0, 100.0)
-        axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_thousands))
-        axes.grid(alpha=0.3)
-        axes.legend(loc="best")
-        if title:
-            axes.set_title(title)
-        return save(figure, path)
+        return _finish_training_axes(figure, axes, path, title)
 
 
 def spike_raster(input_spikes, layer_spikes: list, layer_names: list[str], dt_ms: float, path: Path,

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from brian2 import NeuronGroup, Synapses
 
+from models.eligibility import all_to_all_indices
+
 NOISE_SOURCE_EQUATIONS = """
 spike_sign : 1          # x+ - x- of this step: +1, -1 or 0
 noise_count : 1         # n_i, net noise spikes in the current noise sample
@@ -71,8 +73,6 @@ def make_noise_source(n: int, noise_raster, dt, name: str) -> NeuronGroup:
 
 
 def make_static_pathway(pre: NeuronGroup, post: NeuronGroup, signed: bool, name: str) -> Synapses:
-    from models.eligibility import all_to_all_indices
-
     pathway = Synapses(pre, post, model=STATIC_FORWARD_MODEL,
                        on_pre=SIGNED_FORWARD_ON_PRE if signed else FORWARD_ON_PRE, dt=pre.clock.dt, name=name)
     pre_index, post_index = all_to_all_indices(len(pre), len(post))
