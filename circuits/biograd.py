@@ -192,7 +192,7 @@ class BioGradNetwork:
 
     # ----------------------------------------------------------------- construction
     def _input_values(self, input_spikes):
-        T, n = self.settings.time_steps, self.settings.sizes[0]
+        n = self.settings.sizes[0]
         values = np.zeros((self.steps, n))
         if input_spikes is not None:
             values[: self.steps - 1] = np.asarray(input_spikes, dtype=np.float64).reshape(-1, n)
@@ -346,12 +346,12 @@ class BioGradNetwork:
             for variable, value in self._variable_values(o, state, learning_rate).items():
                 variable[:] = value
             o["network"].run(self.steps * s.soma.dt, namespace={})
-        return self._read(o, state)
+        return self._read(o)
 
-    def _read(self, o: dict, previous: BioGradState) -> RunResult:
-        s = self.settings
-        sizes = s.sizes
-        weights = [synapses_to_matrix(np.asarray(p.w[:], dtype=np.float64), n_pre, n_post) for p, n_pre, n_post in zip(o["pathways"], sizes[:-1], sizes[1:])]
+    def _read(self, o: dict) -> RunResult:
+        sizes = self.settings.sizes
+        weights = [synapses_to_matrix(np.asarray(p.w[:], dtype=np.float64), n_pre, n_post)
+                   for p, n_pre, n_post in zip(o["pathways"], sizes[:-1], sizes[1:])]
         biases = [np.array(layer.bias[:], dtype=np.float64) for layer in o["layers"]]
         feedback = [synapses_to_feedback(np.asarray(f.feedback_weight[:], dtype=np.float64), sizes[-1], len(layer))
                     for f, layer in zip(o["feedback"], o["layers"])]
@@ -371,6 +371,8 @@ class BioGradNetwork:
         return raster.reshape(N, T, n)
 
     def _records(self, o: dict) -> list[LayerRecord]:
+        """Per-sample records; ``weight_change``/``bias_change`` hold the open minibatch's sum
+        (one sample in :func:`run_single_sample`)."""
         sizes = self.settings.sizes
         records = []
         for l, layer in enumerate(o["layers"]):
