@@ -270,7 +270,9 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path)
 
     display = Progress(total)
     seen = progress["samples_seen"]
-    correct = counted = 0
+    # Running train accuracy since the last evaluation: carried through checkpoints, so a
+    # resumed run writes the same metrics rows as an uninterrupted one.
+    correct, counted = progress.get("correct", 0), progress.get("counted", 0)
     interval_samples, interval_seconds = 0, 0.0
     last_good = checkpoint
     while seen < total:
@@ -314,8 +316,8 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path)
         every = config.run.checkpoint_every
         at_epoch_end = seen % n_train == 0
         if at_eval or at_epoch_end or (every and seen % every < chunk):
-            progress["samples_seen"] = seen
-            progress["wall_seconds"] = time.perf_counter() - started + wall_offset
+            progress.update(samples_seen=seen, correct=correct, counted=counted,
+                            wall_seconds=time.perf_counter() - started + wall_offset)
             last_good = results.save_checkpoint(framework.state_arrays(), progress)
 
     metrics = results.read_metrics()
