@@ -61,14 +61,16 @@ def bernoulli_rate_raster(intensity: np.ndarray, time_steps: int, rng: np.random
     return (rng.random((time_steps, intensity.size)) < intensity).astype(np.uint8)
 
 
-def encode_batch(intensities: np.ndarray, time_steps: int, seed: int, first_index: int) -> np.ndarray:
-    """Rasters uint8 [N, time_steps, n_inputs]; sample i uses sample_rng(seed, "input", first_index + i)."""
+def encode_batch(
+    intensities: np.ndarray, time_steps: int, seed: int, first_index: int, purpose: str = "input"
+) -> np.ndarray:
+    """Rasters uint8 [N, time_steps, n_inputs]; sample i uses sample_rng(seed, purpose, first_index + i)."""
     intensities = _check_intensity(intensities)
     if intensities.ndim != 2:
         raise ValueError(f"intensities must have shape [N, n_inputs], got shape {intensities.shape}")
     time_steps = _check_time_steps(time_steps)
     rasters = np.empty((intensities.shape[0], time_steps, intensities.shape[1]), dtype=np.uint8)
     for i, intensity in enumerate(intensities):
-        rng = sample_rng(seed, "input", first_index + i)
+        rng = sample_rng(seed, purpose, first_index + i)
         rasters[i] = rng.random((time_steps, intensity.size)) < intensity
     return rasters

@@ -322,7 +322,7 @@ def analyze(directory: Path, n_samples: int = UPDATE_SAMPLES) -> dict:
 
         dataset = load_dataset(config)
         n = min(n_samples, len(dataset.test_labels))
-        rasters = encode(dataset.test_inputs[:n], config.model.time_steps, config.seeds.input, "test", np.arange(n))
+        rasters = encode(dataset.test_inputs[:n], config.model.time_steps, config.seeds.input, "test", 0)
         sample_labels = dataset.test_labels[:n]
         delta_W, delta_b, grad_W, grad_b = update_and_gradient(config, weights, biases, feedback, rasters,
                                                                sample_labels)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.encoders import bernoulli_rate_raster, sample_rng
+from models.encoders import encode_batch, sample_rng
 from runs.config import Config, ConfigError, config_to_toml, load_config
 from runs.datasets import images_to_intensity, load_mnist, load_nmnist
 from runs.frameworks import make_framework
@@ -80,11 +80,12 @@ def load_dataset(config: Config) -> Dataset:
     return Dataset(train, np.asarray(train_labels, int), test, np.asarray(test_labels, int))
 
 
-def encode(inputs: np.ndarray, time_steps: int, seed: int, purpose: str, keys) -> np.ndarray:
-    """Spike rasters [len(keys), T, n_in]; rate-coded from intensities unless already spikes."""
+def encode(inputs: np.ndarray, time_steps: int, seed: int, purpose: str, first_index: int) -> np.ndarray:
+    """Spike rasters [N, T, n_in] for samples first_index, first_index + 1, ... of a stream;
+    rate-coded from intensities unless already spikes."""
     if inputs.ndim == 3:
         return inputs
-    return np.stack([bernoulli_rate_raster(x, time_steps, sample_rng(seed, purpose, int(k))) for x, k in zip(inputs, keys)])
+    return encode_batch(inputs, time_steps, seed, first_index, purpose)
 
 
 def chunk_size(n_train: int, requested: int, batch_size: int) -> int:
@@ -214,8 +215,7 @@ def evaluate(framework, dataset: Dataset, config: Config, chunk: int) -> float:
     correct = 0
     for start in range(0, n_test, chunk):
         stop = min(start + chunk, n_test)
-        keys = np.arange(start, stop)
-        spikes = encode(dataset.test_inputs[start:stop], config.model.time_steps, config.seeds.input, "test", keys)
+        spikes = encode(dataset.test_inputs[start:stop], config.model.time_steps, config.seeds.input, "test", start)
         labels = dataset.test_labels[start:stop]
         if stop - start < chunk:  # pad the last chunk with silent samples; their outputs are discarded
             pad = chunk - (stop - start)
@@ -281,8 +281,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path)
             else np.arange(n_train)
         indices = order[position : position + chunk]
         chunk_started = time.perf_counter()
-        spikes = encode(dataset.train_inputs[indices], config.model.time_steps, config.seeds.input, "train",
-                        np.arange(seen, seen + chunk))
+        spikes = encode(dataset.train_inputs[indices], config.model.time_steps, config.seeds.input, "train", seen)
         counts = framework.train_chunk(spikes, dataset.train_labels[indices], chunk_index=seen // chunk)
         elapsed = time.perf_counter() - chunk_started
         if not all(np.all(np.isfinite(a)) for a in framework.state_arrays().values()):
@@ -347,8 +346,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path)
     alignment_curve(metrics, results.figures / "alignment", title="feedback alignment")
     if hasattr(framework, "figures"):
         shown = min(20, len(dataset.test_labels))
-        test_spikes = encode(dataset.test_inputs[:shown], config.model.time_steps, config.seeds.input, "test",
-                             np.arange(shown))
+        test_spikes = encode(dataset.test_inputs[:shown], config.model.time_steps, config.seeds.input, "test", 0)
         framework.figures(results.figures, test_spikes, dataset.test_labels[:shown])
     learning_curve(metrics, results.figures / "learning_curve", title=f"{FRAMEWORK_TITLES.get(config.model.framework, config.model.framework)} on "
                    f"{DATASET_TITLES.get(config.data.dataset, config.data.dataset)}, "
