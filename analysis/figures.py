@@ -128,12 +128,13 @@ def update_statistics(weight_changes: list, weights: list, path: Path, title: st
                 # Eight decades below the largest change; smaller ones are rounding residue.
                 low = max(nonzero.min(), nonzero.max() * 1e-8)
                 bins = np.logspace(np.log10(low), np.log10(nonzero.max()) + 1e-9, 40)
-                axes.hist(nonzero, bins=bins, histtype="step",
+                # Each layer as a fraction of its own non-zero changes, so a small layer stays visible.
+                axes.hist(nonzero, bins=bins, histtype="step", weights=np.full(nonzero.size, 1.0 / nonzero.size),
                           label=f"layer {l + 1}: {100 * nonzero.size / change.size:.0f}% non-zero, "
                                 f"|ΔW|/|W| = {np.linalg.norm(change) / np.linalg.norm(weight):.1e}")
         axes.set_xscale("log")
         axes.set_xlabel("|ΔW| of one sample")
-        axes.set_ylabel("synapses")
+        axes.set_ylabel("fraction of the layer's changes")
         axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=6, frameon=False)
         if title:
             axes.set_title(title)
