@@ -226,16 +226,21 @@ def evaluate(framework, dataset: Dataset, config: Config, chunk: int) -> float:
     return correct / n_test
 
 
-def train(config: Config, out_dir, resume: bool = False, config_path: str | None = None) -> dict:
-    """Train as the config says and write the results directory; returns the summary."""
+def train(config: Config, out_dir, resume: bool = False, config_path: str | None = None, build_dir=None) -> dict:
+    """Train as the config says and write the results directory; returns the summary.
+
+    ``build_dir`` holds the compiled projects (default: the results directory's build/); a sweep
+    passes one folder that all jobs of a worker share, so jobs that differ only in run-time
+    values (learning rate, seeds) reuse one build.
+    """
     results = ResultsDirectory(Path(out_dir), resume)
     try:
-        return _train(config, results, resume, config_path)
+        return _train(config, results, resume, config_path, Path(build_dir) if build_dir else results.path / "build")
     finally:
         results.release()
 
 
-def _train(config: Config, results: ResultsDirectory, resume: bool, config_path) -> dict:
+def _train(config: Config, results: ResultsDirectory, resume: bool, config_path, build_dir: Path) -> dict:
     started = time.perf_counter()
     resolved = config_to_toml(config)
     config_file = results.path / "config.toml"
@@ -250,7 +255,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path)
     dataset = load_dataset(config)
     n_train = len(dataset.train_labels)
     chunk = chunk_size(n_train, config.run.chunk_samples, config.learning.batch_size)
-    framework = make_framework(config, dataset.n_inputs, dataset.n_classes, chunk, results.path / "build")
+    framework = make_framework(config, dataset.n_inputs, dataset.n_classes, chunk, build_dir)
     print(f"built {config.model.framework} network {framework.settings.sizes} on {config.run.device} "
           f"in {framework.compile_seconds:.1f} s; {chunk} samples per run", file=sys.stderr, flush=True)
 
@@ -354,12 +359,12 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path)
     return summary
 
 
-def load_and_train(path, overrides=(), out_dir=None, resume=False, device=None) -> dict:
+def load_and_train(path, overrides=(), out_dir=None, resume=False, device=None, build_dir=None) -> dict:
     if device:
         overrides = [*overrides, f"run.device={json.dumps(device)}"]
     config = load_config(path, overrides)
     out_dir = out_dir or Path("results") / Path(path).stem
-    return train(config, out_dir, resume=resume, config_path=str(path))
+    return train(config, out_dir, resume=resume, config_path=str(path), build_dir=build_dir)
 
 
 def evaluate_directory(directory, device: str | None = None) -> float:
