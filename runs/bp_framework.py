@@ -87,9 +87,11 @@ class BPFramework:
         traces = forward(self.weights, self.biases, input_spikes, self.settings.params)
         return traces[-1].s.sum(axis=0)
 
-    def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray, chunk_index: int = 0) -> np.ndarray:
-        """One gradient step per minibatch; returns each sample's output counts before its step.
-        (BPTT draws no noise, so the chunk's index is not needed.)"""
+    def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray, chunk_index: int = 0,
+                    rate_scale: float = 1.0) -> np.ndarray:
+        """One gradient step per minibatch at the schedule's rate; returns each sample's output
+        counts before its step. (BPTT draws no noise, so the chunk's index is not needed.)"""
+        self.optimizer.lr = self.config.learning.bp_learning_rate * rate_scale
         batch = self.settings.batch_size
         counts = []
         for start in range(0, len(labels), batch):

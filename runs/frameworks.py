@@ -64,10 +64,13 @@ class BioGradFramework:
                                                      build_dir=Path(build_dir) / "sleep", threads=config.run.threads)
         self.compile_seconds = time.perf_counter() - started
 
-    def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray, chunk_index: int) -> np.ndarray:
-        """Wake learning over the chunk, then (if configured) one sleep phase, whose noise is
-        keyed by the chunk's index so that a resumed run replays it exactly."""
-        result = self.network.run(self.state, input_spikes, labels, self.config.learning.learning_rate)
+    def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray, chunk_index: int,
+                    rate_scale: float = 1.0) -> np.ndarray:
+        """Wake learning over the chunk at η·rate_scale (the schedule's factor), then (if
+        configured) one sleep phase, whose noise is keyed by the chunk's index so that a resumed
+        run replays it exactly."""
+        learning_rate = self.config.learning.learning_rate * rate_scale
+        result = self.network.run(self.state, input_spikes, labels, learning_rate)
         self.state = result.state
         if self.sleep_network is not None:
             noise = self.sleep_network.draw_noise(sample_rng(self.config.seeds.sleep, "sleep", chunk_index))
