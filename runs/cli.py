@@ -1,4 +1,4 @@
-"""The ``apical`` command line: train, evaluate, analyze, bench."""
+"""The ``apical`` command line: train, evaluate, analyze, bench, sweep, report."""
 
 from __future__ import annotations
 
@@ -61,6 +61,25 @@ def main(argv=None) -> int:
     bench.add_argument("--samples", type=int, default=1000, help="training samples per timed run")
     bench.add_argument("--threads", type=int, default=1, help="OpenMP threads for cpp (0 = all cores)")
     bench.set_defaults(handler=lambda args: _delegate("runs.bench", args))
+
+    sweep = commands.add_parser("sweep", help="train a grid of config values x seeds as jobs on a Dask cluster")
+    sweep.add_argument("config", help="a TOML file, e.g. runs/configs/mnist-quick.toml")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="values of a config key to sweep, in TOML like --set (repeatable: the grid is their product)")
+    sweep.add_argument("--seeds", type=int, default=1, help="seed replicates per grid point (replicate s: every seed + 1000*s)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key for every job")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://10.0.0.1:8786 "
+                       "(default: a local cluster)")
+    sweep.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
+    sweep.add_argument("--out", required=True, help="sweep directory: one results directory per job")
+    sweep.set_defaults(handler=lambda args: _delegate("runs.sweep", args))
+
+    report = commands.add_parser("report", help="tables (mean ± s.d. over seeds) and figures across a sweep's jobs")
+    report.add_argument("directory", help="a sweep directory (apical sweep --out)")
+    report.add_argument("--into", metavar="MARKDOWN", help="also put the table into this file, e.g. docs/results.md")
+    report.add_argument("--section", help="with --into: the text between <!-- report:SECTION --> and "
+                        "<!-- /report:SECTION --> is replaced (appended if absent)")
+    report.set_defaults(handler=lambda args: _delegate("runs.report", args))
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
