@@ -46,12 +46,16 @@ def _thousands(value, _position) -> str:
     return f"{value / 1000:g}k" if abs(value) >= 1000 else f"{value:g}"
 
 
-def _finish_training_axes(figure, axes, path: Path, title: str) -> list[Path]:
-    """Shared finish of the plots against training samples seen: thousands, grid, legend, save."""
+def finish_training_axes(figure, axes, path: Path, title: str, legend_below: bool = False) -> list[Path]:
+    """Shared finish of the plots against training samples seen: thousands, grid, legend, save.
+    ``legend_below`` puts a long legend (many overlaid runs) under the axes, off the curves."""
     axes.set_xlabel("training samples seen")
     axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_thousands))
     axes.grid(alpha=0.3)
-    axes.legend(loc="best")
+    if legend_below:
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
+    else:
+        axes.legend(loc="best")
     if title:
         axes.set_title(title)
     return save(figure, path)
@@ -71,7 +75,7 @@ def learning_curve(metrics: list[dict], path: Path, title: str = "") -> list[Pat
         axes.set_ylim(max(0.0, min(low - 2.0, 90.0)), 100.0)
         if axes.get_ylim()[0] < 10.0:
             axes.axhline(10.0, color="0.6", linestyle=":", linewidth=0.8, label="chance (10 classes)")
-        return _finish_training_axes(figure, axes, path, title)
+        return finish_training_axes(figure, axes, path, title)
 
 
 def alignment_curve(metrics: list[dict], path: Path, title: str = "") -> list[Path] | None:
@@ -87,7 +91,7 @@ def alignment_curve(metrics: list[dict], path: Path, title: str = "") -> list[Pa
         axes.axhline(90.0, color="0.6", linestyle=":", linewidth=0.8)
         axes.set_ylabel("angle to forward pathway (°)")
         axes.set_ylim(0.0, 100.0)
-        return _finish_training_axes(figure, axes, path, title)
+        return finish_training_axes(figure, axes, path, title)
 
 
 def spike_raster(input_spikes, layer_spikes: list, layer_names: list[str], dt_ms: float, path: Path,

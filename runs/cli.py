@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     report.add_argument("directory", help="a sweep directory (apical sweep --out)")
     report.add_argument("--into", metavar="MARKDOWN", help="also put the table into this file, e.g. docs/results.md")
     report.add_argument("--section", help="with --into: the text between <!-- report:SECTION --> and "
-                        "<!-- /report:SECTION --> is replaced (appended if absent)")
+                        "<!-- /report:SECTION --> is replaced, or the block appended (default: the directory's name)")
     report.set_defaults(handler=lambda args: _delegate("runs.report", args))
     args = parser.parse_args(argv)
     try:

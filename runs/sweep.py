@@ -93,20 +93,35 @@ def parse_grid(specs: list[str]) -> dict[str, list[str]]:
     return grid
 
 
-def _value_name(text: str) -> str:
-    """A grid value as it reads in a directory name: TOML parsed and written back plainly
-    (1e-3 → 0.001, [500, 100] → 500-100), anything outside [A-Za-z0-9._+-] as '_'."""
+def value_label(text: str) -> str:
+    """A grid value as tables and directory names show it: its TOML parsed and written back
+    plainly (1e-3 → 0.001, [500, 100] → 500-100, "5*ms" → 5*ms)."""
     try:
         value = tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
-        value = text  # a bare word, as --set accepts
+        return text  # a bare word, as --set accepts
     if isinstance(value, bool):
-        shown = "true" if value else "false"
-    elif isinstance(value, list):
-        shown = "-".join(str(v) for v in value)
-    else:
-        shown = str(value)
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", shown)
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "-".join(str(v) for v in value)
+    return str(value)
+
+
+def grid_points(grid: dict[str, list[str]]) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+    """Every grid point as (directory name, ((key, TOML text), ...)), the first key varying
+    slowest; the name is "key=label,key=label" with anything outside [A-Za-z0-9._+-=,] as '_',
+    or "base" for an empty grid."""
+    points: list[tuple[tuple[str, str], ...]] = [()]
+    for key, values in grid.items():
+        points = [(*point, (key, value)) for point in points for value in values]
+    named: dict[str, tuple] = {}
+    for point in points:
+        name = ",".join(f"{key}={re.sub(r'[^A-Za-z0-9._+-]', '_', value_label(value))}" for key, value in point)
+        name = name or "base"
+        if name in named:
+            raise ConfigError(f"grid values {named[name]} and {point} give the same job name {name!r}")
+        named[name] = point
+    return list(named.items())
 
 
 @dataclass(frozen=True)
@@ -135,19 +150,9 @@ def expand(config_path, grid: dict[str, list[str]], seeds: int, overrides=()) ->
     the ConfigError of load_config, naming it."""
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
-    points: list[tuple[tuple[str, str], ...]] = [()]
-    for key, values in grid.items():
-        points = [(*point, (key, value)) for point in points for value in values]
-    named = {}
-    for point in points:
-        name = ",".join(f"{key}={_value_name(value)}" for key, value in point) or "base"
-        if name in named:
-            raise ConfigError(f"grid values {named[name]} and {point} give the same job name {name!r}")
-        named[name] = point
-    configs = {name: load_config(config_path, [*overrides, *(f"{k}={v}" for k, v in point)])
-               for name, point in named.items()}
-    return [Job(name, point, s, replicate_seeds(configs[name], s))
-            for s in range(seeds) for name, point in named.items()]
+    points = grid_points(grid)
+    configs = {name: load_config(config_path, [*overrides, *(f"{k}={v}" for k, v in point)]) for name, point in points}
+    return [Job(name, point, s, replicate_seeds(configs[name], s)) for s in range(seeds) for name, point in points]
 
 
 # ------------------------------------------------------------------------------------------
