@@ -36,6 +36,7 @@ __all__ = [
     "DataConfig",
     "RunConfig",
     "SeedsConfig",
+    "BioLeaFConfig",
     "Config",
     "parse_time",
     "load_config",
@@ -142,6 +143,21 @@ class SeedsConfig:
 
 
 @dataclass(frozen=True)
+class BioLeaFConfig:
+    """The BioLeaF microcircuit (Yang & Li 2021, reconstructed: docs/models/bioleaf.md); its soma
+    constants, sizes, T and t0 come from [model], η and M of the forward synapses from [learning]."""
+
+    tau_apical: Quantity = field(default_factory=lambda: 1 * ms)  # τ_a, leak of the apical compartment
+    tau_psp: Quantity = field(default_factory=lambda: 5 * ms)  # τ_psp, PSP kernel of the spiking error
+    burst_gain: float = 1.0  # c, burst size per unit of (window × apical potential)
+    nudging: float = 0.0  # β, somatic nudging of the output cells by their apical error (0 = none)
+    desired_interval: int = 1  # the labelled output should fire every this many steps from t0
+    interneuron_init: str = "mirror"  # "mirror" (self-predicting: W_IP = W above, W_PI = -B) or "random"
+    interneuron_learning_rate: float = 0.0  # η_IP of the pyramidal -> interneuron synapses
+    apical_learning_rate: float = 0.0  # η_PI of the interneuron -> apical synapses
+
+
+@dataclass(frozen=True)
 class Config:
     """A complete, validated run configuration."""
 
@@ -150,6 +166,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
     seeds: SeedsConfig = field(default_factory=SeedsConfig)
+    bioleaf: BioLeaFConfig = field(default_factory=BioLeaFConfig)
 
     @property
     def leak_per_step(self) -> float:
@@ -163,10 +180,11 @@ SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "run": RunConfig,
     "seeds": SeedsConfig,
+    "bioleaf": BioLeaFConfig,
 }
 
 CHOICES = {
-    "model.framework": ("biograd", "bp"),
+    "model.framework": ("biograd", "bp", "bioleaf"),
     "model.feedback_init": ("forward_product", "random"),
     "learning.optimizer": ("sgd", "adam"),
     "data.dataset": ("mnist", "fashion-mnist", "nmnist"),
@@ -245,6 +263,18 @@ BOUNDS = {
     "run.threads": [(">=", 0)],
     **{f"seeds.{name}": [(">=", 0)] for name in ("weights", "input", "sleep", "shuffle", "feedback")},
 }
+# The [bioleaf] section (issue 5), kept together.
+CHOICES["bioleaf.interneuron_init"] = ("mirror", "random")
+KINDS.update({
+    "bioleaf.tau_apical": "time", "bioleaf.tau_psp": "time", "bioleaf.burst_gain": "float",
+    "bioleaf.nudging": "float", "bioleaf.desired_interval": "int", "bioleaf.interneuron_init": "str",
+    "bioleaf.interneuron_learning_rate": "float", "bioleaf.apical_learning_rate": "float",
+})
+BOUNDS.update({
+    "bioleaf.tau_apical": [(">", 0)], "bioleaf.tau_psp": [(">", 0)], "bioleaf.burst_gain": [(">", 0)],
+    "bioleaf.nudging": [(">=", 0)], "bioleaf.desired_interval": [(">=", 1)],
+    "bioleaf.interneuron_learning_rate": [(">=", 0)], "bioleaf.apical_learning_rate": [(">=", 0)],
+})
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 assert set(KINDS) == {f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)}

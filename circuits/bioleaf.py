@@ -1,0 +1,514 @@
+"""BioLeaF (Yang & Li 2021, arXiv 2111.13188), reconstructed, assembled as one Brian2 network.
+
+Two cell types, four synapse types (models/ holds every equation; docs/models/bioleaf.md the
+reasons):
+
+    input ─W_PP→ P¹ ─W_PP→ P² ─ … ─W_PP→ Pᴸ (output; apical = d − o, the spiking error)
+                  │  ↑apical   │  ↑apical       │
+                  │  B ← spikes + bursts of the layer above; W_PI ← interneurons Iˡ
+                  └W_IP→ Iˡ (one interneuron per cell of layer l+1, taught one-to-one by it)
+
+One sample lasts T steps; samples follow each other in one simulation, and the plasticity's
+bookkeeping happens at sample and minibatch boundaries inside the network. A run of N samples
+lasts N·T + 1 steps: the extra step is the boundary that folds the last sample's update.
+
+Schedule of one step (``when``/``order``, set in :meth:`BioLeaFNetwork._schedule` only):
+
+    start        sample boundary: traces, compartments and counts to zero; minibatch boundary:
+                 every plastic weight and bias += its summed change / M
+    groups −100  every potential decays (soma, apical, PSP traces); −90: no teaching spike yet
+           0–2   input spikes of the step read and emitted
+           100·l layer l: bias jump (output: + β·A), W_PP pathway from layer l−1 (same-step
+                 spikes), threshold, after-threshold bookkeeping (output: its error d − o),
+                 ``active`` event; +10…: the layer's interneurons (input from layer l, same step)
+           100·(l+1)+5  teaching synapses from layer l+1 onto the interneurons of layer l, then
+                 their ``mismatch`` event
+           top-down, from the output down, one stage per hidden layer: the layer above's
+                 ``burst`` event; its spikes and bursts through B and the interneurons' spikes
+                 through W_PI reach the apical compartment; then W_PI learns from it
+    after_groups every W_PP synapse of an active presynaptic cell: ΔW += η·g·A·ε, ε ← λ(1−s)·ε;
+                 bias changes; W_IP on interneuron mismatch (Δ += η_IP·(τ − s^I)·ε^I), then
+                 the interneuron's spike clears its traces
+    resets       somata to 0
+
+Because each pathway runs after the threshold of its presynaptic layer in the same step, every
+layer sees the spikes of the layer below of the same step, and the apical compartments see the
+spikes and bursts of the layer above of the same step, as the numpy oracle
+(circuits/bioleaf_oracle.py) does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor, TimedArray
+
+from circuits.backend import forget_run_arg_files, prepare_device
+from circuits.bioleaf_oracle import (
+    DiscreteParameters,
+    InterneuronRecord,
+    LayerRecord,
+    LearningRates,
+    desired_spikes,
+)
+from models.eligibility import matrix_to_synapses, synapses_to_matrix
+from models.interneurons import (
+    INTERNEURON_AFTER_THRESHOLD,
+    INTERNEURON_BIAS_PLASTICITY,
+    INTERNEURON_SAMPLE_END,
+    INTERNEURON_STEP_START,
+    make_interneuron_layer,
+)
+from models.plasticity import (
+    FORWARD_STDP_SAMPLE_END,
+    PLASTIC_MINIBATCH_END,
+    make_forward_stdp,
+    make_interneuron_apical,
+    make_interneuron_input,
+    make_teaching,
+    make_top_down,
+)
+from models.pyramidal import (
+    ACTIVE_CONDITION,
+    OUTPUT_ERROR,
+    OUTPUT_NUDGING,
+    OUTPUT_SAMPLE_END,
+    SOMA_AFTER_THRESHOLD,
+    SOMA_BIAS_JUMP,
+    SOMA_BIAS_PLASTICITY,
+    SOMA_MINIBATCH_END,
+    SOMA_SAMPLE_END,
+    PyramidalParameters,
+    make_pyramidal_layer,
+)
+
+#: Cell types and signs, declared for the analyses (Dale, locality) to read.
+CELL_TYPES = {
+    "input": "sensory afferent (spikes; weights of either sign)",
+    "pyramidal": "pyramidal cell: soma with basal input, apical compartment (top-down error), bursts",
+    "interneuron": "SST-like interneuron: mirrors one pyramidal cell of the layer above, "
+                   "inhibits apical compartments of its own layer (W_PI learns to be ≤ 0 there)",
+}
+#: The four synapse types: (presynaptic cell, target compartment, plastic?)
+SYNAPSE_TYPES = {
+    "forward": ("pyramidal l−1 (or input)", "soma/basal of pyramidal l", True),
+    "top_down": ("pyramidal l+1", "apical of pyramidal l (and one-to-one onto interneuron l, teaching)", False),
+    "interneuron_input": ("pyramidal l", "interneuron l", True),
+    "interneuron_apical": ("interneuron l", "apical of pyramidal l", True),
+}
+PLASTIC_SYNAPSES = ("forward", "interneuron_input", "interneuron_apical")
+
+
+@dataclass(frozen=True)
+class BioLeaFSettings:
+    """What the network is: sizes and constants fixed when it is built."""
+
+    sizes: tuple[int, ...]  # (n_in, hidden..., n_out)
+    pyramidal: PyramidalParameters = field(default_factory=PyramidalParameters)
+    time_steps: int = 20  # T, steps per sample
+    error_start: int = 5  # t0, first step of the spiking error
+    batch_size: int = 1  # M, samples per weight update
+    desired_interval: int = 1  # the labelled output should fire every this many steps from t0
+
+    def __post_init__(self):
+        if len(self.sizes) < 2:
+            raise ValueError(f"sizes needs an input and an output size, got {self.sizes}")
+        if not 0 <= self.error_start < self.time_steps:
+            raise ValueError(f"error_start must lie in [0, time_steps), got {self.error_start}")
+        if self.batch_size < 1 or self.desired_interval < 1:
+            raise ValueError("batch_size and desired_interval must be ≥ 1")
+
+    def discrete(self) -> DiscreteParameters:
+        """The same network in the oracle's discrete terms."""
+        p = self.pyramidal
+        return DiscreteParameters(
+            leak=p.leak, threshold=p.theta, window=p.window, gamma=p.gamma, apical_leak=p.apical_leak,
+            psp_leak=p.psp_leak, burst_gain=p.burst_gain, nudging=p.nudging, time_steps=self.time_steps,
+            error_start=self.error_start,
+        )
+
+    def desired(self, labels) -> np.ndarray:
+        return desired_spikes(labels, self.sizes[-1], self.time_steps, self.error_start, self.desired_interval)
+
+
+@dataclass
+class BioLeaFState:
+    """Learned and fixed weights; layer l (0-based) is W^{l+1} of the docs."""
+
+    weights: list[np.ndarray]  # W_PP, (n_l × n_{l−1})
+    biases: list[np.ndarray]  # b, (n_l)
+    feedback: list[np.ndarray]  # B, (n_l × n_{l+1}), one per hidden layer
+    interneuron_weights: list[np.ndarray]  # W_IP, (n_{l+1} × n_l)
+    interneuron_biases: list[np.ndarray]  # b^I, (n_{l+1})
+    apical_weights: list[np.ndarray]  # W_PI, (n_l × n_{l+1})
+
+    GROUPS = ("weights", "biases", "feedback", "interneuron_weights", "interneuron_biases", "apical_weights")
+
+    def copy(self) -> "BioLeaFState":
+        return BioLeaFState(*[[np.array(a, dtype=np.float64) for a in getattr(self, k)] for k in self.GROUPS])
+
+
+@dataclass
+class RunResult:
+    state: BioLeaFState  # weights after the run
+    output_counts: np.ndarray  # [N, n_out]
+    layers: list[LayerRecord] | None = None  # per-sample records (record_all)
+    interneurons: list[InterneuronRecord] | None = None
+
+
+def self_predicting(weights, biases, feedback):
+    """Interneuron weights of the self-predicting state: W_IP = W^{l+1}, b^I = b^{l+1}, W_PI = −B."""
+    return ([np.array(W, dtype=np.float64) for W in weights[1:]], [np.array(b, dtype=np.float64) for b in biases[1:]],
+            [-np.array(B, dtype=np.float64) for B in feedback])
+
+
+def initial_state(sizes, rng: np.random.Generator, feedback_init: str = "forward_product",
+                  interneuron_init: str = "mirror") -> BioLeaFState:
+    """W, b ~ U(±1/√fan_in); B^l = (W^{l+1})ᵀ ("forward_product", the special circumstance) or
+    U(±1/√n_{l+1}) ("random"); interneurons in the self-predicting state ("mirror") or random."""
+    weights, biases = [], []
+    for n_pre, n_post in zip(sizes[:-1], sizes[1:]):
+        bound = 1.0 / np.sqrt(n_pre)
+        weights.append(rng.uniform(-bound, bound, size=(n_post, n_pre)))
+        biases.append(rng.uniform(-bound, bound, size=n_post))
+    if feedback_init == "forward_product":
+        feedback = [W.T.copy() for W in weights[1:]]
+    elif feedback_init == "random":
+        feedback = [rng.uniform(-1, 1, size=(n, n_up)) / np.sqrt(n_up) for n, n_up in zip(sizes[1:-1], sizes[2:])]
+    else:
+        raise ValueError(f"feedback_init must be 'forward_product' or 'random', got {feedback_init!r}")
+    if interneuron_init == "mirror":
+        inter_w, inter_b, apical = self_predicting(weights, biases, feedback)
+    elif interneuron_init == "random":
+        inter_w = [rng.uniform(-1, 1, size=(n_up, n)) / np.sqrt(n) for n, n_up in zip(sizes[1:-1], sizes[2:])]
+        inter_b = [rng.uniform(-1, 1, size=n_up) / np.sqrt(n) for n, n_up in zip(sizes[1:-1], sizes[2:])]
+        apical = [rng.uniform(-1, 1, size=(n, n_up)) / np.sqrt(n_up) for n, n_up in zip(sizes[1:-1], sizes[2:])]
+    else:
+        raise ValueError(f"interneuron_init must be 'mirror' or 'random', got {interneuron_init!r}")
+    return BioLeaFState(weights, biases, feedback, inter_w, inter_b, apical)
+
+
+class BioLeaFNetwork:
+    """A BioLeaF network for runs of a fixed number of samples, built once per device.
+
+    On ``cpp_standalone`` the project is compiled once, at construction; each :meth:`run` passes
+    weights, input spikes, desired spikes, learning rates and the teaching flag as run arguments.
+    On ``runtime`` the objects are rebuilt for every run (tiny networks, tests).
+    """
+
+    def __init__(self, settings: BioLeaFSettings, samples_per_run: int, device_name: str = "runtime",
+                 build_dir=None, record_all: bool = False, threads: int = 1, precision: str = "float64"):
+        self.settings = settings
+        self.samples_per_run = int(samples_per_run)
+        self.record_all = record_all
+        build_key = repr(("BioLeaFNetwork", settings, self.samples_per_run, record_all))
+        self.device, self.project_dir = prepare_device(device_name, build_dir, threads, precision, build_key)
+        self.standalone = self.project_dir is not None
+        self.steps = self.samples_per_run * settings.time_steps + 1
+        if self.standalone:
+            self._objects = self._construct(self._raster(None, settings.sizes[0]), self._raster(None, settings.sizes[-1]))
+            self._objects["network"].run(self.steps * settings.pyramidal.dt)
+            self.device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
+
+    # ----------------------------------------------------------------- construction
+    def _raster(self, samples, n: int) -> np.ndarray:
+        """[N, T, n] per-sample values → the [N·T + 1, n] table a TimedArray reads."""
+        values = np.zeros((self.steps, n))
+        if samples is not None:
+            values[: self.steps - 1] = np.asarray(samples, dtype=np.float64).reshape(-1, n)
+        return values
+
+    def _construct(self, input_values, desired_values) -> dict:
+        s = self.settings
+        p, T, M = s.pyramidal, s.time_steps, s.batch_size
+        input_raster = TimedArray(input_values, dt=p.dt, name="input_raster")
+        desired_raster = TimedArray(desired_values, dt=p.dt, name="desired_raster")
+        inputs = NeuronGroup(
+            s.sizes[0], "spiked : 1\nspike_count : 1", threshold="spiked > 0.5", reset="",
+            events={"active": ACTIVE_CONDITION}, namespace={"input_raster": input_raster}, dt=p.dt, name="input",
+        )
+        read_input = inputs.run_regularly("spiked = input_raster(t, i)\nspike_count += spiked", name="input_read")
+        n_layers = len(s.sizes) - 1
+        layers, forward = [], []
+        pre = inputs
+        for l, n in enumerate(s.sizes[1:]):
+            output = l == n_layers - 1
+            layer = make_pyramidal_layer(n, p, T, s.error_start, M, name="output" if output else f"pyramidal_{l + 1}",
+                                         output=output, sends_bursts=l > 0, desired_raster=desired_raster)
+            forward.append(make_forward_stdp(pre, layer, M, name=f"forward_{l + 1}"))
+            layers.append(layer)
+            pre = layer
+        interneurons, top_down, teaching, inter_input, inter_apical = [], [], [], [], []
+        for m in range(n_layers - 1):
+            group = make_interneuron_layer(s.sizes[m + 2], p, M, name=f"interneuron_{m + 1}")
+            interneurons.append(group)
+            top_down.append(make_top_down(layers[m + 1], layers[m], name=f"top_down_{m + 1}"))
+            teaching.append(make_teaching(layers[m + 1], group, name=f"teaching_{m + 1}"))
+            inter_input.append(make_interneuron_input(layers[m], group, p.tau_m, M, name=f"interneuron_input_{m + 1}"))
+            inter_apical.append(make_interneuron_apical(group, layers[m], M, name=f"interneuron_apical_{m + 1}"))
+        o = {"inputs": inputs, "read_input": read_input, "layers": layers, "forward": forward,
+             "interneurons": interneurons, "top_down": top_down, "teaching": teaching,
+             "interneuron_input": inter_input, "interneuron_apical": inter_apical,
+             "input_raster": input_raster, "desired_raster": desired_raster}
+        o["runners"] = self._schedule(o, T * p.dt, M * T * p.dt)
+        o["output_spikes"] = SpikeMonitor(layers[-1], name="output_readout")
+        monitors = [o["output_spikes"]]
+        if self.record_all:
+            record = dict(when="after_groups", order=1000)
+            o["layer_states"] = [StateMonitor(layer, ["spiked", "v", "apical", "plasticity_gate"], record=True,
+                                              name=f"{layer.name}_states", **record) for layer in layers]
+            o["interneuron_states"] = [StateMonitor(group, ["spiked", "v"], record=True, name=f"{group.name}_states",
+                                                    **record) for group in interneurons]
+            # Changes read at the boundary that ends the run, before the extra step's own dynamics.
+            at_end = dict(record=True, dt=T * p.dt, when="start", order=-1)
+            o["changes"] = {
+                name: [StateMonitor(obj, variable, name=f"{obj.name}_{variable}_at_end", **at_end) for obj in objs]
+                for name, objs, variable in (
+                    ("forward", forward, "weight_change"), ("bias", layers, "bias_change"),
+                    ("interneuron_input", inter_input, "weight_change"), ("interneuron_bias", interneurons, "bias_change"),
+                    ("interneuron_apical", inter_apical, "weight_change"))
+            }
+            monitors += o["layer_states"] + o["interneuron_states"] + [m for ms in o["changes"].values() for m in ms]
+        o["network"] = Network(
+            inputs, *layers, *forward, *interneurons, *top_down, *teaching, *inter_input, *inter_apical,
+            *o["runners"], *monitors,
+        )
+        return o
+
+    @staticmethod
+    def _schedule(o: dict, sample_dt, minibatch_dt) -> list:
+        """Set every object's place in the step (module docstring); returns the extra runners."""
+        runners = []
+
+        def at(obj, when, order):
+            obj.when, obj.order = when, order
+
+        def every(group, code, dt, order, name):
+            runners.append(group.run_regularly(code, dt=dt, when="start", order=order, name=name))
+
+        layers, interneurons = o["layers"], o["interneurons"]
+        n_layers = len(layers)
+        at(o["read_input"], "groups", 0)
+        at(o["inputs"].thresholder["spike"], "groups", 1)
+        at(o["inputs"].thresholder["active"], "groups", 2)
+        every(o["inputs"], "spike_count = 0", sample_dt, 1, "input_sample_end")
+        for l, (layer, pathway) in enumerate(zip(layers, o["forward"])):
+            base, output = 100 * (l + 1), l == n_layers - 1
+            at(layer.state_updater, "groups", -100)
+            runners.append(layer.run_regularly(OUTPUT_NUDGING if output else SOMA_BIAS_JUMP, when="groups",
+                                               order=base, name=f"{layer.name}_bias"))
+            at(pathway.pre, "groups", base + 1)
+            at(layer.thresholder["spike"], "groups", base + 2)
+            runners.append(layer.run_regularly(SOMA_AFTER_THRESHOLD + (OUTPUT_ERROR if output else ""), when="groups",
+                                               order=base + 3, name=f"{layer.name}_after_threshold"))
+            at(layer.thresholder["active"], "groups", base + 4)
+            at(pathway.plasticity, "after_groups", l)
+            runners.append(layer.run_regularly(SOMA_BIAS_PLASTICITY, when="after_groups", order=50 + l,
+                                               name=f"{layer.name}_bias_plasticity"))
+            every(pathway, FORWARD_STDP_SAMPLE_END, sample_dt, 0, f"{pathway.name}_sample_end")
+            every(layer, OUTPUT_SAMPLE_END if output else SOMA_SAMPLE_END, sample_dt, 1, f"{layer.name}_sample_end")
+            every(pathway, PLASTIC_MINIBATCH_END, minibatch_dt, 2, f"{pathway.name}_minibatch_end")
+            every(layer, SOMA_MINIBATCH_END, minibatch_dt, 2, f"{layer.name}_minibatch_end")
+        for m, group in enumerate(interneurons):
+            base = 100 * (m + 1) + 10  # after pyramidal layer m+1 (1-based) has fired
+            inputs, apical = o["interneuron_input"][m], o["interneuron_apical"][m]
+            at(group.state_updater, "groups", -100)
+            runners.append(group.run_regularly(INTERNEURON_STEP_START, when="groups", order=-90,
+                                               name=f"{group.name}_step_start"))
+            runners.append(group.run_regularly(SOMA_BIAS_JUMP, when="groups", order=base, name=f"{group.name}_bias"))
+            at(inputs.pre, "groups", base + 1)
+            at(group.thresholder["spike"], "groups", base + 2)
+            runners.append(group.run_regularly(INTERNEURON_AFTER_THRESHOLD, when="groups", order=base + 3,
+                                               name=f"{group.name}_after_threshold"))
+            at(o["teaching"][m].pre, "groups", 100 * (m + 2) + 5)  # after the partner layer's threshold
+            at(group.thresholder["mismatch"], "groups", 100 * (m + 2) + 6)
+            at(inputs.mismatch, "after_groups", 100 + m)
+            at(inputs.clear, "after_groups", 110 + m)
+            runners.append(group.run_regularly(INTERNEURON_BIAS_PLASTICITY, when="after_groups", order=120 + m,
+                                               name=f"{group.name}_bias_plasticity"))
+            every(inputs, "eligibility_trace = 0", sample_dt, 0, f"{inputs.name}_sample_end")
+            every(group, INTERNEURON_SAMPLE_END, sample_dt, 1, f"{group.name}_sample_end")
+            for synapses in (inputs, apical):
+                every(synapses, PLASTIC_MINIBATCH_END, minibatch_dt, 2, f"{synapses.name}_minibatch_end")
+            every(group, SOMA_MINIBATCH_END, minibatch_dt, 2, f"{group.name}_minibatch_end")
+        # Top-down, from the output down: stage j completes the apical compartments of layer L−1−j.
+        for j, m in enumerate(reversed(range(n_layers - 1))):
+            base = 100 * (n_layers + 1) + 10 * j
+            at(layers[m + 1].thresholder["burst"], "groups", base)
+            at(o["top_down"][m].spikes, "groups", base + 1)
+            at(o["top_down"][m].bursts, "groups", base + 1)
+            at(o["interneuron_apical"][m].spikes, "groups", base + 1)
+            at(o["interneuron_apical"][m].learn, "groups", base + 2)
+        return runners
+
+    def brian_objects(self) -> dict:
+        """The Brian2 objects of this network, for audits; on runtime a fresh silent set."""
+        if self.standalone:
+            return self._objects
+        return self._construct(self._raster(None, self.settings.sizes[0]), self._raster(None, self.settings.sizes[-1]))
+
+    # ----------------------------------------------------------------- running
+    def _variable_values(self, o: dict, state: BioLeaFState, rates: LearningRates, teaching: bool) -> dict:
+        values = {}
+        for pathway, layer, W, b in zip(o["forward"], o["layers"], state.weights, state.biases):
+            values[pathway.w] = matrix_to_synapses(W)
+            values[layer.bias] = np.asarray(b, dtype=np.float64)
+            values[layer.learning_rate] = rates.forward
+            values[layer.apical_learning_rate] = rates.apical
+            values[layer.teaching] = 1.0 if teaching else 0.0
+        for m, group in enumerate(o["interneurons"]):
+            values[o["top_down"][m].feedback_weight] = matrix_to_synapses(state.feedback[m])
+            values[o["interneuron_input"][m].w] = matrix_to_synapses(state.interneuron_weights[m])
+            values[group.bias] = np.asarray(state.interneuron_biases[m], dtype=np.float64)
+            values[group.learning_rate] = rates.interneuron
+            values[o["interneuron_apical"][m].w] = matrix_to_synapses(state.apical_weights[m])
+        return values
+
+    def run(self, state: BioLeaFState, input_spikes, labels=None, rates: LearningRates = LearningRates(),
+            teaching: bool = True, desired=None) -> RunResult:
+        """Run ``samples_per_run`` samples from ``state``; returns the new state and outputs.
+
+        ``input_spikes`` is [N, T, n_in] of 0/1; the target is ``labels`` [N] (turned into
+        desired spike trains) or ``desired`` [N, T, n_out] directly. ``teaching=False`` presents
+        no target (the output's apical compartment stays at 0).
+        """
+        s = self.settings
+        input_spikes = np.asarray(input_spikes)
+        expected = (self.samples_per_run, s.time_steps, s.sizes[0])
+        if input_spikes.shape != expected:
+            raise ValueError(f"input_spikes must have shape {expected}, got {input_spikes.shape}")
+        if desired is None:
+            labels = np.zeros(self.samples_per_run, int) if labels is None else np.asarray(labels, dtype=int)
+            if labels.shape != (self.samples_per_run,):
+                raise ValueError(f"labels must have shape ({self.samples_per_run},), got {labels.shape}")
+            desired = s.desired(labels)
+        desired = np.asarray(desired, dtype=np.float64)
+        if desired.shape != (self.samples_per_run, s.time_steps, s.sizes[-1]):
+            raise ValueError(f"desired must have shape {(self.samples_per_run, s.time_steps, s.sizes[-1])}")
+        inputs, wanted = self._raster(input_spikes, s.sizes[0]), self._raster(desired, s.sizes[-1])
+        if self.standalone:
+            o = self._objects
+            run_args = self._variable_values(o, state, rates, teaching)
+            run_args[o["input_raster"]] = inputs
+            run_args[o["desired_raster"]] = wanted
+            self.device.run(directory=str(self.project_dir), with_output=False, run_args=run_args)
+            forget_run_arg_files(self.device, self.project_dir)
+        else:
+            o = self._construct(inputs, wanted)
+            for variable, value in self._variable_values(o, state, rates, teaching).items():
+                variable[:] = value
+            o["network"].run(self.steps * s.pyramidal.dt, namespace={})
+        return self._read(o)
+
+    def _read(self, o: dict) -> RunResult:
+        sizes = self.settings.sizes
+
+        def matrices(synapses_list, attribute, shapes):
+            return [synapses_to_matrix(np.asarray(getattr(syn, attribute)[:], dtype=np.float64), n_pre, n_post)
+                    for syn, (n_pre, n_post) in zip(synapses_list, shapes)]
+
+        layer_shapes = list(zip(sizes[:-1], sizes[1:]))
+        inter_shapes = [(sizes[m + 1], sizes[m + 2]) for m in range(len(o["interneurons"]))]
+        state = BioLeaFState(
+            weights=matrices(o["forward"], "w", layer_shapes),
+            biases=[np.array(layer.bias[:], dtype=np.float64) for layer in o["layers"]],
+            feedback=matrices(o["top_down"], "feedback_weight", [(b, a) for a, b in inter_shapes]),
+            interneuron_weights=matrices(o["interneuron_input"], "w", inter_shapes),
+            interneuron_biases=[np.array(g.bias[:], dtype=np.float64) for g in o["interneurons"]],
+            apical_weights=matrices(o["interneuron_apical"], "w", [(b, a) for a, b in inter_shapes]),
+        )
+        counts = self._spike_rasters(o["output_spikes"], sizes[-1]).sum(axis=1)
+        result = RunResult(state=state, output_counts=counts)
+        if self.record_all:
+            result.layers, result.interneurons = self._records(o, layer_shapes, inter_shapes)
+        return result
+
+    def _spike_rasters(self, monitor: SpikeMonitor, n: int) -> np.ndarray:
+        """[N, T, n] 0/1 spikes per sample; the trailing boundary step is dropped."""
+        T, N = self.settings.time_steps, self.samples_per_run
+        steps = np.round(np.asarray(monitor.t / self.settings.pyramidal.dt)).astype(int)
+        keep = steps < N * T
+        raster = np.zeros((N * T, n))
+        raster[steps[keep], np.asarray(monitor.i[:], dtype=int)[keep]] = 1.0
+        return raster.reshape(N, T, n)
+
+    def _per_sample(self, values) -> np.ndarray:
+        """StateMonitor values [n, N·T + 1] → [N, T, n]."""
+        N, T = self.samples_per_run, self.settings.time_steps
+        return np.asarray(values)[:, : N * T].T.reshape(N, T, -1)
+
+    def _records(self, o, layer_shapes, inter_shapes):
+        """Per-step records and the open minibatch's summed changes (one sample in
+        :func:`run_single_sample`)."""
+        changes = o["changes"]
+
+        def at_end(name, index, shape=None):
+            """The open minibatch's change at the run's last boundary (column N of the monitor)."""
+            monitor = changes[name][index]
+            values = np.asarray(getattr(monitor, monitor.record_variables[0]))[:, self.samples_per_run]
+            return (values if shape is None else synapses_to_matrix(values, *shape))[None]
+
+        layers = []
+        for l, shape in enumerate(layer_shapes):
+            states = o["layer_states"][l]
+            layers.append(LayerRecord(
+                spikes=self._per_sample(states.spiked), soma=self._per_sample(states.v),
+                apical=self._per_sample(states.apical), plasticity_gate=self._per_sample(states.plasticity_gate),
+                weight_change=at_end("forward", l, shape), bias_change=at_end("bias", l),
+            ))
+        interneurons = []
+        for m, (n, n_up) in enumerate(inter_shapes):
+            states = o["interneuron_states"][m]
+            interneurons.append(InterneuronRecord(
+                spikes=self._per_sample(states.spiked), soma=self._per_sample(states.v),
+                weight_change=at_end("interneuron_input", m, (n, n_up)), bias_change=at_end("interneuron_bias", m),
+                apical_weight_change=at_end("interneuron_apical", m, (n_up, n)),
+            ))
+        return layers, interneurons
+
+
+def run_single_sample(state: BioLeaFState, input_spikes, label=None, settings: BioLeaFSettings = None,
+                      rates: LearningRates = LearningRates(forward=1.0), teaching: bool = True, desired=None,
+                      device_name: str = "runtime", build_dir=None) -> RunResult:
+    """One BioLeaF sample through the Brian2 network (DESIGN §4 single-sample API).
+
+    Returns per pyramidal layer: spikes, soma v, apical A, gate g·A (each [1, T, n]), ΔW and Δb;
+    per hidden layer's interneurons: spikes, soma, ΔW_IP, Δb^I, ΔW_PI — the changes the sample
+    asks for, read before they are applied (the minibatch is left open).
+    """
+    open_minibatch = replace(settings, batch_size=2)
+    network = BioLeaFNetwork(open_minibatch, 1, device_name=device_name, build_dir=build_dir, record_all=True)
+    desired = None if desired is None else np.asarray(desired, dtype=np.float64)[None]
+    labels = None if label is None else np.array([label])
+    return network.run(state, np.asarray(input_spikes)[None], labels, rates, teaching, desired)
+
+
+def effective_feedback(state: BioLeaFState, input_spikes, label, settings: BioLeaFSettings,
+                       perturbation: float = 1e-3, device_name: str = "runtime") -> list[np.ndarray]:
+    """The feedback each hidden layer effectively receives, measured by perturbation.
+
+    For each output unit k the desired spike train gets an extra ``perturbation`` on every step
+    of the error window; F^l[i, k] = Σ_t ΔA^l_i[t] / Σ_t ΔA^L_k[t], the change of hidden cell i's
+    apical potential per unit change of output k's apical error (one sample, the Brian2 network).
+    Returns one (n_l × n_out) matrix per hidden layer.
+    """
+    s = settings
+    base_desired = s.desired([label])[0]
+    network = BioLeaFNetwork(replace(s, batch_size=2), 1, device_name=device_name, record_all=True)
+
+    def apical_sums(desired):
+        result = network.run(state, np.asarray(input_spikes)[None], None, LearningRates(), True, desired[None])
+        return [layer.apical[0].sum(axis=0) for layer in result.layers]
+
+    base = apical_sums(base_desired)
+    n_out = s.sizes[-1]
+    feedback = [np.zeros((len(a), n_out)) for a in base[:-1]]
+    for k in range(n_out):
+        desired = base_desired.copy()
+        desired[s.error_start:, k] += perturbation
+        changed = apical_sums(desired)
+        output_change = changed[-1][k] - base[-1][k]
+        for l in range(len(feedback)):
+            feedback[l][:, k] = (changed[l] - base[l]) / output_change
+    return feedback

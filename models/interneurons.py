@@ -1,0 +1,79 @@
+"""SST-like interneurons of the BioLeaF microcircuit: learn to mirror the layer above.
+
+Yang & Li (2021), arXiv 2111.13188, reconstructed after Sacramento et al. (2018): layer l has one
+interneuron per pyramidal cell of layer l+1. Interneuron k has the pyramidal soma of
+models/pyramidal.py (same τ_m, θ) and no apical compartment; it is driven by the pyramidal cells
+of its own layer through W_IP and learns to fire when its partner k in the layer above fires:
+
+    v^I[t] = λ·v^I[t−1]·(1 − s^I[t−1]) + Σ_j W_IP_kj·s_j[t] + b^I_k,   s^I[t] = 1[v^I[t] > θ]
+    τ_k[t] = 1 when pyramidal cell k of the layer above fired at t      (teaching synapse, one-to-one)
+    ΔW_IP_kj = η_IP·Σ_t (τ_k[t] − s^I_k[t])·ε^I_kj[t],   Δb^I_k = η_IP·Σ_t (τ_k[t] − s^I_k[t])·ε^{I,b}_k[t]
+
+(ε^I: input since the interneuron's last spike, models/plasticity.py). The rule stops changing
+once the interneuron fires exactly with its partner; with W_IP = W^{l+1} and b^I = b^{l+1} its
+potential equals the partner's free potential at every step (the self-predicting state).
+Its spikes reach the apical compartments of its own layer through W_PI, where they cancel the
+top-down copy of the same spikes (models/plasticity.py).
+"""
+
+from __future__ import annotations
+
+from brian2 import NeuronGroup
+
+from models.pyramidal import PyramidalParameters
+
+INTERNEURON_EQUATIONS = """
+dv/dt = -v / tau_m : 1                      # soma potential
+bias : 1                                    # b^I_k
+spiked : 1                                  # s^I_k[t]
+trace_survival : 1                          # lambda * (1 - s^I_k[t])
+bias_trace : 1                              # eps^{I,b}_k
+bias_change : 1                             # Delta b^I_k over the minibatch
+taught : 1                                  # tau_k[t]: the partner above fired this step
+teaching_error = taught - spiked : 1        # tau_k - s^I_k, what the interneuron got wrong this step
+learning_rate : 1 (shared)                  # eta_IP
+"""
+
+#: Start of every step: no teaching spike has arrived yet.
+INTERNEURON_STEP_START = "taught = 0"
+
+#: After the threshold test.
+INTERNEURON_AFTER_THRESHOLD = """
+spiked = int(v > theta)
+trace_survival = exp(-dt / tau_m) * (1 - spiked)
+bias_trace += 1
+"""
+
+#: After the teaching spikes of the step have arrived: the bias's share of the update.
+INTERNEURON_BIAS_PLASTICITY = """
+bias_change += learning_rate * teaching_error * bias_trace
+bias_trace *= trace_survival
+"""
+
+#: The ``mismatch`` event: fired without its partner, or its partner fired without it.
+MISMATCH_CONDITION = "abs(teaching_error) > 0.5"
+
+#: One-to-one teaching synapse from the partner pyramidal cell (part of the top-down projection).
+TEACHING_ON_PRE = "taught_post = 1"
+
+INTERNEURON_SAMPLE_END = """
+v = 0
+bias_trace = 0
+spiked = 0
+taught = 0
+"""
+
+
+def make_interneuron_layer(n: int, params: PyramidalParameters, batch_size: int, name: str) -> NeuronGroup:
+    """``n`` interneurons, one per pyramidal cell of the layer above."""
+    return NeuronGroup(
+        n,
+        INTERNEURON_EQUATIONS,
+        threshold="v > theta",
+        reset="v = 0",
+        events={"mismatch": MISMATCH_CONDITION},
+        method="exact",
+        namespace={**params.namespace(), "batch_size": float(batch_size)},
+        dt=params.dt,
+        name=name,
+    )

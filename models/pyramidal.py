@@ -1,0 +1,191 @@
+"""Pyramidal cells of the BioLeaF microcircuit: soma, basal input, apical compartment, bursts.
+
+A reconstruction of Yang & Li (2021), arXiv 2111.13188, from its abstract, in the lineage of the
+dendritic cortical microcircuit (Sacramento, Costa, Bengio & Senn 2018) made spiking, with the
+event/burst multiplexing of Payeur, Guerguiev, Zenke, Richards & Naud (2021); the equations and
+the reasons for each choice are in docs/models/bioleaf.md. Discrete time, one step = dt:
+
+    soma       v[t] = λ·v[t−1]·(1 − s[t−1]) + Σ_j W_ij·s_j[t] + b_i      (basal input, hard reset)
+               s[t] = 1[v[t] > θ]                                         somatic spike
+               g[t] = γ·1[|v[t] − θ| < w]                                  depolarisation window
+    apical     hidden cell: A[t] = λ_a·A[t−1] + top-down spikes and bursts + interneuron spikes
+               output cell: A[t] = [t ≥ t0]·(d[t] − o[t]), the global spiking error, with
+               d[t] = λ_o·d[t−1] + desired spikes[t]  and  o[t] = λ_o·o[t−1] + s[t]
+    burst      b[t] = c·g[t]·A[t]: the cell's top-down output on steps where its soma is in the
+               window and its apical compartment is depolarised (a burst event, BAC firing)
+
+λ = exp(−dt/τ_m), λ_a = exp(−dt/τ_a), λ_o = exp(−dt/τ_psp). Between steps every potential
+decays exactly (``dv/dt = −v/τ_m`` and so on); spikes, bursts and teacher spikes are jumps.
+The compartment-local factor that gates plasticity is ``plasticity_gate = g·A``
+(models/plasticity.py); the soma keeps its bias eligibility trace ε^b (an always-on input,
+reset by its own spikes: ε^b[t] = λ·(1 − s[t−1])·ε^b[t−1] + 1), and Δb = η·Σ_t g·A·ε^b.
+
+With ``nudging`` β > 0 the output soma also receives β·A (its apical potential of the previous
+step) as a current, the somatic nudging of Sacramento et al.; BioLeaF's special circumstance
+is β → 0, where the apical compartment never changes a somatic spike.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from brian2 import NeuronGroup, Quantity, ms, second
+
+#: Soma and bookkeeping shared by hidden and output pyramidal cells.
+SOMA_EQUATIONS = """
+dv/dt = -v / tau_m : 1                      # soma potential (basal input jumps in), leaks between steps
+bias : 1                                    # b_i, one jump per step
+spiked : 1                                  # s_i[t]
+pseudo_derivative : 1                       # g_i[t] = gamma * 1[|v - theta| < window]
+trace_survival : 1                          # lambda * (1 - s_i[t]): what an input trace keeps for the next step
+bias_trace : 1                              # eps^b_i, input since the last spike of an always-on input
+bias_change : 1                             # Delta b_i, summed over the minibatch
+spike_count : 1                             # spikes in the current sample
+plasticity_gate = pseudo_derivative * apical : 1    # g_i * A_i, the compartment-local factor of STDP
+burst = burst_gain * plasticity_gate : 1            # b_i = c * g_i * A_i, sent on top-down axons
+error_window = int(t_in_timesteps % sample_steps >= error_start) : 1   # 1 from step t0 of a sample on
+burst_gain : 1 (shared, constant)           # c, burst size per unit of g * A
+sample_steps : integer (shared, constant)   # T, steps per sample
+error_start : integer (shared, constant)    # t0, first step of the spiking error in a sample
+learning_rate : 1 (shared)                  # eta of the forward synapses and biases, 0 while testing
+apical_learning_rate : 1 (shared)           # eta_PI of the interneuron -> apical synapses
+teaching : 1 (shared)                       # 1 while a target is presented, 0 without target
+"""
+
+#: Hidden cells: the apical compartment integrates top-down and interneuron input and leaks.
+HIDDEN_APICAL_EQUATIONS = """
+dapical/dt = -apical / tau_apical : 1       # A_i, apical compartment
+"""
+
+#: Output cells: the apical compartment holds the global spiking error d − o.
+OUTPUT_APICAL_EQUATIONS = """
+apical : 1                                  # A_k = [t >= t0] * (d_k - o_k) while teaching
+dpsp_desired/dt = -psp_desired / tau_psp : 1    # d_k, desired spike train through the PSP kernel
+dpsp_own/dt = -psp_own / tau_psp : 1            # o_k, the cell's own spike train through the same kernel
+"""
+
+#: Once per step, before the threshold: the bias jump (and, for the output, somatic nudging).
+SOMA_BIAS_JUMP = "v += bias"
+OUTPUT_NUDGING = "v += bias + nudging * apical"
+
+#: Per step, after the threshold test and before the reset.
+SOMA_AFTER_THRESHOLD = """
+spiked = int(v > theta)
+pseudo_derivative = gamma * int(abs(v - theta) < window)
+trace_survival = exp(-dt / tau_m) * (1 - spiked)
+bias_trace += 1
+spike_count += spiked
+"""
+
+#: The output cell's own spikes and the teacher's desired spikes enter the PSP traces; the
+#: apical compartment then holds the error of this step (Yang & Li's global spiking error).
+OUTPUT_ERROR = """
+psp_own += spiked
+psp_desired += desired_raster(t, i)
+apical = teaching * error_window * (psp_desired - psp_own)
+"""
+
+#: After the apical compartment is complete: the bias's share of the update, Δb = η·g·A·ε^b.
+SOMA_BIAS_PLASTICITY = """
+bias_change += learning_rate * plasticity_gate * bias_trace
+bias_trace *= trace_survival
+"""
+
+#: The ``active`` event: spiked at least once in this sample, so outgoing traces are nonzero.
+ACTIVE_CONDITION = "spike_count > 0"
+
+#: The ``burst`` event: a top-down signal to send (soma in the window, apical depolarised).
+BURST_CONDITION = "burst != 0"
+
+#: Sample boundary: every compartment and trace starts afresh.
+SOMA_SAMPLE_END = """
+v = 0
+apical = 0
+bias_trace = 0
+spike_count = 0
+spiked = 0
+"""
+OUTPUT_SAMPLE_END = SOMA_SAMPLE_END + """
+psp_own = 0
+psp_desired = 0
+"""
+
+#: Minibatch boundary: the mean bias change is applied.
+SOMA_MINIBATCH_END = """
+bias += bias_change / batch_size
+bias_change = 0
+"""
+
+
+def leak_time_constant(leak: float, dt: Quantity) -> Quantity:
+    """τ with exp(−dt/τ) = ``leak`` per step."""
+    if not 0.0 < leak < 1.0:
+        raise ValueError(f"a leak per step must lie in (0, 1), got {leak}")
+    return dt / math.log(1.0 / leak)
+
+
+def per_step(tau: Quantity, dt: Quantity) -> float:
+    """exp(−dt/τ): what a potential with time constant τ keeps over one step."""
+    return math.exp(-float(dt / second) / float(tau / second))
+
+
+@dataclass(frozen=True)
+class PyramidalParameters:
+    """Constants of the BioLeaF pyramidal cell (and of the interneurons' soma)."""
+
+    dt: Quantity = field(default_factory=lambda: 5 * ms)  # time step of the discrete model (as BioGrad)
+    tau_m: Quantity = field(default_factory=lambda: leak_time_constant(0.3, 5 * ms))  # τ_m: λ = 0.3 per step (BioGrad's soma)
+    theta: float = 0.3  # θ, firing threshold (strict)
+    window: float = 0.3  # w, half width of the depolarisation window that gates plasticity and bursts
+    gamma: float = 1.0  # γ, height of that window (the pseudo-derivative ds/dv)
+    tau_apical: Quantity = field(default_factory=lambda: 1 * ms)  # τ_a, apical leak: λ_a = e^(−5) ≈ 0.007 per step
+    tau_psp: Quantity = field(default_factory=lambda: 5 * ms)  # τ_psp, PSP kernel of the spiking error: λ_o = e^(−1)
+    burst_gain: float = 1.0  # c, burst size per unit of g·A
+    nudging: float = 0.0  # β, somatic nudging of the output cells by their apical error (0: none)
+
+    @property
+    def leak(self) -> float:
+        return per_step(self.tau_m, self.dt)
+
+    @property
+    def apical_leak(self) -> float:
+        return per_step(self.tau_apical, self.dt)
+
+    @property
+    def psp_leak(self) -> float:
+        return per_step(self.tau_psp, self.dt)
+
+    def namespace(self) -> dict:
+        return {"tau_m": self.tau_m, "theta": self.theta, "window": self.window, "gamma": self.gamma,
+                "tau_apical": self.tau_apical, "tau_psp": self.tau_psp, "nudging": self.nudging}
+
+
+def make_pyramidal_layer(
+    n: int, params: PyramidalParameters, time_steps: int, error_start: int, batch_size: int, name: str,
+    output: bool = False, sends_bursts: bool = True, desired_raster=None,
+) -> NeuronGroup:
+    """A layer of pyramidal cells; ``output`` cells hold the spiking error in their apical
+    compartment (read from ``desired_raster``), hidden cells integrate top-down input.
+    ``sends_bursts`` adds the ``burst`` event (cells with a layer below them)."""
+    events = {"active": ACTIVE_CONDITION}
+    if sends_bursts:
+        events["burst"] = BURST_CONDITION
+    namespace = {**params.namespace(), "batch_size": float(batch_size)}
+    if output:
+        namespace["desired_raster"] = desired_raster
+    layer = NeuronGroup(
+        n,
+        SOMA_EQUATIONS + (OUTPUT_APICAL_EQUATIONS if output else HIDDEN_APICAL_EQUATIONS),
+        threshold="v > theta",
+        reset="v = 0",
+        events=events,
+        method="exact",
+        namespace=namespace,
+        dt=params.dt,
+        name=name,
+    )
+    layer.burst_gain = params.burst_gain
+    layer.sample_steps = int(time_steps)
+    layer.error_start = int(error_start)
+    return layer

@@ -1,0 +1,119 @@
+"""BioLeaF as a training framework: the microcircuit of circuits/bioleaf.py under `apical train`.
+
+The network (sizes, soma constants λ/θ/w/γ, T, t0 from ``[model]``), its initial weights (W, b ~
+U(±1/√fan_in) from the weight seed, as BioGrad's), its input rasters and its decoding (argmax of
+output spike counts over T) are the same as BioGrad's and the BP baseline's; BioLeaF adds the
+``[bioleaf]`` section (apical and PSP time constants, burst gain, nudging, desired spike trains,
+interneuron initialisation and learning rates). Training presents the desired spike train of each
+sample's label to the output cells' apical compartments; testing presents none.
+
+The compiled project is built once per run (chunk-sized runs for training and testing alike);
+every learned array, interneurons included, goes into the checkpoints, so a resumed run
+continues exactly.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from circuits.bioleaf import BioLeaFNetwork, BioLeaFSettings, BioLeaFState, initial_state, run_single_sample
+from circuits.bioleaf_oracle import LearningRates
+from models.encoders import sample_rng
+from models.pyramidal import PyramidalParameters
+from runs.config import Config
+
+
+def bioleaf_settings(config: Config, n_in: int, n_out: int) -> BioLeaFSettings:
+    """The network a config describes (what is fixed at build time)."""
+    m, b = config.model, config.bioleaf
+    pyramidal = PyramidalParameters(
+        dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window, gamma=m.gamma,
+        tau_apical=b.tau_apical, tau_psp=b.tau_psp, burst_gain=b.burst_gain, nudging=b.nudging,
+    )
+    return BioLeaFSettings(sizes=(n_in, *m.hidden, n_out), pyramidal=pyramidal, time_steps=m.time_steps,
+                           error_start=m.error_start, batch_size=config.learning.batch_size,
+                           desired_interval=b.desired_interval)
+
+
+def angle_degrees(a: np.ndarray, b: np.ndarray) -> float:
+    cosine = float(np.ravel(a) @ np.ravel(b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
+
+
+class BioLeaFFramework:
+    """The BioLeaF microcircuit on a compiled Brian2 network."""
+
+    name = "bioleaf"
+
+    def __init__(self, config: Config, n_in: int, n_out: int, chunk: int, build_dir):
+        self.config = config
+        self.settings = bioleaf_settings(config, n_in, n_out)
+        self.state = initial_state(self.settings.sizes, sample_rng(config.seeds.weights, "weights", 0),
+                                   config.model.feedback_init, config.bioleaf.interneuron_init)
+        started = time.perf_counter()
+        self.network = BioLeaFNetwork(self.settings, chunk, device_name=config.run.device, build_dir=build_dir,
+                                      threads=config.run.threads, precision=config.run.precision)
+        self.compile_seconds = time.perf_counter() - started
+
+    def rates(self, rate_scale: float = 1.0) -> LearningRates:
+        b = self.config.bioleaf
+        return LearningRates(forward=self.config.learning.learning_rate * rate_scale,
+                             interneuron=b.interneuron_learning_rate * rate_scale,
+                             apical=b.apical_learning_rate * rate_scale)
+
+    def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray, chunk_index: int = 0,
+                    rate_scale: float = 1.0) -> np.ndarray:
+        """Learning over the chunk with each label's desired spike train as the target (the
+        circuit draws no noise, so the chunk's index is not needed)."""
+        result = self.network.run(self.state, input_spikes, labels, self.rates(rate_scale), teaching=True)
+        self.state = result.state
+        return result.output_counts
+
+    def evaluate_chunk(self, input_spikes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Output counts with no target and no plasticity."""
+        return self.network.run(self.state, input_spikes, labels, LearningRates(), teaching=False).output_counts
+
+    def metrics(self) -> dict[str, float]:
+        """Per hidden layer l: the angle (degrees) between the top-down weights B^l and the
+        transposed forward weights of the layer above (0 in the special circumstance), and between
+        the interneurons' input weights W_IP^l and those forward weights (0 when self-predicting)."""
+        row = {}
+        for l, (B, W_above, W_ip) in enumerate(zip(self.state.feedback, self.state.weights[1:],
+                                                   self.state.interneuron_weights)):
+            row[f"alignment_angle_{l + 1}"] = round(angle_degrees(B, W_above.T), 3)
+            row[f"interneuron_angle_{l + 1}"] = round(angle_degrees(W_ip, W_above), 3)
+        return row
+
+    def figures(self, directory, input_spikes: np.ndarray, labels: np.ndarray) -> None:
+        """The first test digit through the trained network (Brian2, runtime device): a spike raster
+        of every layer with its label's target presented, and the weight update it asks for."""
+        from brian2 import ms
+
+        from analysis.figures import spike_raster, update_statistics
+
+        result = run_single_sample(self.state, input_spikes[0], int(labels[0]), self.settings, self.rates())
+        layers = result.layers
+        names = [f"hidden {l + 1}" for l in range(len(layers) - 1)] + ["output"]
+        predicted = int(layers[-1].spikes[0].sum(axis=0).argmax())
+        caption = f"test digit #0: label {int(labels[0])}, decoded {predicted} (target presented)"
+        spike_raster(input_spikes[0], [r.spikes[0] for r in layers], names, float(self.settings.pyramidal.dt / ms),
+                     directory / "spike_raster", title=caption)
+        update_statistics([r.weight_change[0] for r in layers], self.state.weights, directory / "update_statistics",
+                          title=f"weight update asked for by {caption}")
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {}
+        for group in BioLeaFState.GROUPS:
+            for l, array in enumerate(getattr(self.state, group)):
+                arrays[f"{group}_{l + 1}"] = array
+        return arrays
+
+    def load_state_arrays(self, arrays) -> None:
+        n_layers = len(self.settings.sizes) - 1
+        counts = {"weights": n_layers, "biases": n_layers}
+        self.state = BioLeaFState(*[
+            [np.array(arrays[f"{group}_{l + 1}"], dtype=np.float64) for l in range(counts.get(group, n_layers - 1))]
+            for group in BioLeaFState.GROUPS
+        ])
