@@ -366,7 +366,11 @@ def main(args) -> int:
     """``apical sweep``."""
     if args.scheduler and args.workers:
         raise ConfigError("--workers sizes the local cluster; with --scheduler the cluster has its own workers")
-    outcome = run_sweep(args.config, args.grid, args.seeds, args.out, args.set, args.scheduler, args.workers)
+    try:
+        outcome = run_sweep(args.config, args.grid, args.seeds, args.out, args.set, args.scheduler, args.workers)
+    except KeyboardInterrupt:
+        print("apical: sweep interrupted; the same command resumes it", file=sys.stderr)
+        return 130
     if outcome["failed"]:
         print(f"apical: {len(outcome['failed'])} jobs failed: {', '.join(outcome['failed'])} (see their train.log; "
               f"run the sweep again to retry them)", file=sys.stderr)

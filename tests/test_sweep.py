@@ -18,6 +18,7 @@ import pytest
 
 from runs.config import ConfigError, load_config
 from runs.sweep import SEED_STRIDE, SweepError, expand, job_state, parse_grid, record_spec, split_values
+from tests.test_train import final_weights
 
 # Run-time values only (learning rate, initial B): every job of a worker reuses one build.
 TINY = """
@@ -52,12 +53,6 @@ def write_config(directory: Path) -> Path:
 
 def apical(*args, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "runs.cli", *map(str, args)], **kwargs)
-
-
-def final_weights(directory: Path) -> dict:
-    newest = sorted((directory / "checkpoints").glob("checkpoint-*.npz"))[-1]
-    with np.load(newest) as stored:
-        return {k: stored[k] for k in stored.files if k != "progress"}
 
 
 def attempts(job_dir: Path) -> list[str]:
