@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
+import shutil
+import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 import brian2
-from brian2 import prefs, set_device
+from brian2 import NeuronGroup, defaultclock, prefs, set_device
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 
 DEVICES = {"runtime": "runtime", "cpp": "cpp_standalone", "cuda": "cuda_standalone"}
@@ -59,19 +61,136 @@ def prepare_device(name: str, build_dir: str | os.PathLike | None = None, thread
         prefs.codegen.target = "numpy"
         return brian2.get_device(), None
     root = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="apical-build-"))
-    digest = hashlib.sha256(f"{build_key}|{device_name}|{threads}|{precision}".encode()).hexdigest()[:12]
+    target = f"sm_{cuda_compute_capability()}" if device_name == "cuda_standalone" else f"threads={threads}"
+    digest = hashlib.sha256(f"{build_key}|{device_name}|{target}|{precision}".encode()).hexdigest()[:12]
     project = root / digest
     project.mkdir(parents=True, exist_ok=True)
-    if device_name == "cuda_standalone":
-        raise DeviceError("the cuda device is not wired up yet (issue: GPU support); use 'cpp' or 'runtime'")
-    # One thread means serial code without OpenMP at all (Brian2: openmp_threads = 0).
-    prefs.devices.cpp_standalone.openmp_threads = 0 if threads == 1 else (threads or os.cpu_count() or 1)
     if precision == "float32":
         # Brian2 compares assigned float32 values with 1e50, which overflows the cast; harmless.
         warnings.filterwarnings("ignore", message="overflow encountered in cast", category=RuntimeWarning)
+    if device_name == "cuda_standalone":
+        cuda = prepare_cuda(project, cuda_compute_capability())
+        set_device(cuda, directory=str(project), build_on_run=False)
+        return cuda, project
+    # One thread means serial code without OpenMP at all (Brian2: openmp_threads = 0).
+    prefs.devices.cpp_standalone.openmp_threads = 0 if threads == 1 else (threads or os.cpu_count() or 1)
     standalone = CPPStandaloneDevice()
     set_device(standalone, directory=str(project), build_on_run=False)
     return standalone, project
+
+
+# ------------------------------------------------------------------------------ CUDA (brian2cuda)
+# brian2cuda 1.0b1 was written for CUDA 11; with CUDA 12/13 it builds through preferences alone
+# (DESIGN §7): C++17 for nvcc and the host compiler, curand found and linked, and the GPU
+# architecture chosen by us rather than by brian2cuda's detection (which needs deviceQuery).
+
+CUDA_ARCH_ENV = "APICAL_CUDA_COMPUTE_CAPABILITY"  # e.g. "9.0" (H100); overrides detection
+DEFAULT_COMPUTE_CAPABILITY = 9.0  # H100/H200, used when no GPU can be queried (code generation only)
+CUDA_NVCC_FLAGS = ("-w", "-use_fast_math", "-std=c++17")  # the last -std wins over the makefile's c++11
+
+
+def _cuda_root() -> Path | None:
+    """The CUDA installation: $CUDA_PATH, $CUDA_HOME, /usr/local/cuda, else the folder above
+    nvcc — the first that holds bin/nvcc (nvcc on the PATH may be a wrapper script)."""
+    candidates = [Path(os.environ[v]) for v in ("CUDA_PATH", "CUDA_HOME") if os.environ.get(v)]
+    candidates.append(Path("/usr/local/cuda"))
+    if shutil.which("nvcc"):
+        candidates.append(Path(shutil.which("nvcc")).resolve().parent.parent)
+    return next((root for root in candidates if (root / "bin" / "nvcc").exists()), None)
+
+
+def find_curand(cuda_root: Path | None = None) -> tuple[Path, Path]:
+    """``(include folder, library file)`` of curand: the CUDA installation's own, else the
+    ``nvidia-curand`` wheel's (``site-packages/nvidia/cu*/``)."""
+    candidates = []
+    if cuda_root is not None:
+        candidates += [(cuda_root / "include", cuda_root / sub) for sub in ("lib64", "lib", "targets/x86_64-linux/lib")]
+    try:
+        import nvidia  # namespace package of NVIDIA's wheels
+
+        for base in nvidia.__path__:
+            for cu in sorted(Path(base).glob("cu*"), reverse=True) + [Path(base) / "curand"]:
+                candidates.append((cu / "include", cu / "lib"))
+    except ImportError:
+        pass
+    for include, lib in candidates:
+        libraries = sorted(lib.glob("libcurand.so*")) if lib.is_dir() else []
+        if (include / "curand.h").exists() and libraries:
+            return include, libraries[0]
+    raise DeviceError("curand not found: neither the CUDA installation nor the 'nvidia-curand' package has "
+                      "curand.h and libcurand.so; pip install 'apical[cuda]'")
+
+
+def gpu_compute_capability() -> float | None:
+    """The first GPU's compute capability from nvidia-smi, or None without a usable GPU."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        answer = subprocess.run(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=30, check=True).stdout.split()
+        return float(answer[0]) if answer else None
+    except (subprocess.SubprocessError, OSError, ValueError):
+        return None
+
+
+def cuda_compute_capability() -> float:
+    """$APICAL_CUDA_COMPUTE_CAPABILITY, else the GPU's, else 9.0 (generating code without a GPU)."""
+    if os.environ.get(CUDA_ARCH_ENV):
+        try:
+            return float(os.environ[CUDA_ARCH_ENV])
+        except ValueError:
+            raise DeviceError(f"{CUDA_ARCH_ENV} must be a compute capability such as 9.0, "
+                              f"got {os.environ[CUDA_ARCH_ENV]!r}") from None
+    return gpu_compute_capability() or DEFAULT_COMPUTE_CAPABILITY
+
+
+def prepare_cuda(project: Path, capability: float):
+    """A fresh brian2cuda device with the preferences that make it build with CUDA 12/13 for
+    GPUs of the given compute capability."""
+    try:
+        from brian2cuda.device import CUDAStandaloneDevice
+    except ImportError:
+        raise DeviceError("the cuda device needs brian2cuda: pip install 'apical[cuda]'") from None
+    cuda_root = _cuda_root()
+    if cuda_root is None:
+        raise DeviceError("the cuda device needs the CUDA toolkit: nvcc not found (set CUDA_PATH)")
+    if capability < 7.5:
+        raise DeviceError(f"compute capability {capability} is below 7.5, the oldest CUDA 13 supports")
+    include, library = find_curand(cuda_root)
+    # The makefile links -lcurand: give the linker an unversioned name in the build folder.
+    link_dir = project / "curand_link"
+    link_dir.mkdir(parents=True, exist_ok=True)
+    link = link_dir / "libcurand.so"
+    if not link.exists() or link.resolve() != library.resolve():
+        link.unlink(missing_ok=True)
+        link.symlink_to(library.resolve())
+    backend = prefs.devices.cuda_standalone.cuda_backend
+    backend.cuda_path = str(cuda_root)
+    backend.extra_compile_args_nvcc = list(CUDA_NVCC_FLAGS)  # a fresh list: brian2cuda edits it in place
+    backend.compute_capability = capability
+    backend.detect_gpus = False  # we chose the architecture; brian2cuda's detection needs deviceQuery
+    backend.gpu_id = 0
+    host_flags = [f for f in prefs.codegen.cpp.extra_compile_args_gcc if not f.startswith("-std=")]
+    prefs.codegen.cpp.extra_compile_args_gcc = host_flags + ["-std=c++17"]  # Thrust/CUB of CUDA 13 need C++17
+    prefs.codegen.cpp.include_dirs = [*prefs.codegen.cpp.include_dirs, str(include)]
+    prefs.codegen.cpp.library_dirs = [*prefs.codegen.cpp.library_dirs, str(link_dir)]
+    prefs.codegen.cpp.runtime_library_dirs = [*prefs.codegen.cpp.runtime_library_dirs, str(library.parent)]
+    return CUDAStandaloneDevice()
+
+
+def device_workarounds(device_name: str, dt) -> list:
+    """Objects a network must also hold on this device to work around a device's gaps.
+
+    brian2cuda 1.0b1's synaptic-effect template compares ``defaultclock.timestep`` with the
+    pathway's delay even when the pathway runs on a clock of its own, and so fails to compile
+    unless the default clock is part of the network. A group without equations on the default
+    clock (set to the circuit's own time step, so the comparison holds) declares it; it creates
+    no kernel. Other devices need nothing.
+    """
+    if brian_device_name(device_name) != "cuda_standalone":
+        return []
+    defaultclock.dt = dt
+    return [NeuronGroup(1, "", name="defaultclock_anchor")]
 
 
 def forget_run_arg_files(standalone: CPPStandaloneDevice, project: Path):

@@ -40,7 +40,7 @@ from brian2 import (
     second,
 )
 
-from circuits.backend import forget_run_arg_files, prepare_device
+from circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
 from circuits.biograd_oracle import DiscreteParameters, LayerRecord
 from models.eligibility import (
     FORWARD_MINIBATCH_END,
@@ -257,7 +257,8 @@ class BioGradNetwork:
             ]
             monitors += objects["layer_spikes"] + objects["eligibility_at_end"] + objects["soma_at_end"]
         objects["network"] = Network(
-            inputs, *layers, *pathways, errors, softmax, *feedback, output_feedback, *objects["runners"], *monitors
+            inputs, *layers, *pathways, errors, softmax, *feedback, output_feedback, *objects["runners"], *monitors,
+            *device_workarounds(self.device_name, dt),
         )
         return objects
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from brian2 import Network, TimedArray
 
-from circuits.backend import forget_run_arg_files, prepare_device
+from circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
 from circuits.biograd_oracle import SleepParameters, sleep_noise
 from models.eligibility import matrix_to_synapses
 from models.sleep import (
@@ -47,6 +47,7 @@ class BioGradSleepNetwork:
                  threads: int = 1):
         self.settings = settings
         self.sleep = sleep
+        self.device_name = device_name
         self.steps = sleep.batch_size * sleep.steps + 1
         build_key = repr(("BioGradSleepNetwork", settings, sleep))
         self.device, self.project_dir = prepare_device(device_name, build_dir, threads, build_key=build_key)
@@ -100,6 +101,7 @@ class BioGradSleepNetwork:
             branches.append({"raster": raster, "layers": layers, "pathways": pathways, "feedback": feedback,
                              "first_layer": l + 1})
             objects += [noise, *layers, *pathways, error_units, relay, feedback]
+        objects += device_workarounds(self.device_name, dt)
         return {"branches": branches, "network": Network(*objects)}
 
     def draw_noise(self, seed_rng: np.random.Generator) -> list[np.ndarray]:

@@ -13,6 +13,11 @@ time, E only where g ≠ 0), ``kernel`` the exact backward-kernel reordering. Ea
 configuration runs with 1 BLAS thread and with the Brian2 thread count, and the faster counts:
 on a shared, loaded machine a spinning second BLAS thread can cost more than it brings.
 
+With ``--device cuda`` the comparison is between devices instead (issue 8): the same network on
+``cuda_standalone`` and on ``cpp_standalone``, widths 500 → 2000 → 8000 of the first hidden
+layer (``--widths``), samples/s and the time of one MNIST epoch (60,000 samples), compile time
+apart, so a user sees from which width on the GPU pays off.
+
 Results are printed; ``APICAL_BENCH_JSON=path`` also writes them as JSON, and
 ``APICAL_BENCH_BUILD_DIR=dir`` keeps the standalone projects there (for reading the generated code).
 """
@@ -39,6 +44,8 @@ TIME_STEPS, ERROR_START, LEARNING_RATE = 20, 5, 1e-3
 NUMPY_BATCHES = (16, 128)
 NUMPY_METHODS = ("forward", "kernel")
 SCALING_WIDTHS = (1000, 2000)  # besides 500, measured with the main configuration
+DEVICE_WIDTHS = (500, 2000, 8000)  # first hidden layer widths of the CPU-vs-GPU comparison
+EPOCH_SAMPLES = 60000  # one MNIST epoch
 INPUT_SEED, WEIGHT_SEED = 0, 1
 
 
@@ -237,6 +244,44 @@ def targets(brians: list[dict], numpy_results: list[dict]) -> dict:
             "ratio": ratio, "lines": lines}
 
 
+def compare_devices(args, build_root: Path, report: dict) -> None:
+    """BioGrad on cuda_standalone beside cpp_standalone, for each width of the first hidden layer.
+
+    The GPU runs all ``--samples`` per width; the CPU runs fewer on wider networks (its cost
+    grows with the number of synapses) so the whole comparison stays within minutes.
+    """
+    widths = [int(w) for w in str(args.widths).split(",")] if args.widths else list(DEVICE_WIDTHS)
+    rasters, labels = mnist_rasters(int(args.samples))
+    rows = []
+    for width in widths:
+        sizes = (SIZES[0], width) + SIZES[2:]
+        row = {"sizes": list(sizes)}
+        for device_name in ("cuda", "cpp"):
+            n = len(labels) if device_name == "cuda" else max(16, len(labels) * SIZES[1] // width // 4)
+            print(f"{'-'.join(map(str, sizes))} on {device_name}, {n} samples per run: compiling and running 2× ...",
+                  flush=True)
+            row[device_name] = time_brian(sizes, rasters[:n], labels[:n], device_name, args.threads, 2, build_root,
+                                          "float32")
+        rows.append(row)
+    print(f"
+{'sizes':<18} {'device':<6} {'compile s':>9} {'samples':>8} {'ms/sample':>10} {'samples/s':>10} "
+          f"{'epoch (min)':>11} {'GPU ÷ CPU':>10}")
+    for row in rows:
+        for device_name in ("cuda", "cpp"):
+            r = row[device_name]
+            epoch_minutes = EPOCH_SAMPLES / r["samples_per_second"] / 60
+            ratio = row["cuda"]["samples_per_second"] / row["cpp"]["samples_per_second"]
+            print(f"{'-'.join(map(str, row['sizes'])):<18} {device_name:<6} {r['compile_seconds']:>9.1f} "
+                  f"{r['samples']:>8} {r['ms_per_sample']:>10.3f} {r['samples_per_second']:>10.1f} "
+                  f"{epoch_minutes:>11.2f} {ratio if device_name == 'cuda' else 1.0:>10.3g}")
+    standard = next((row for row in rows if row["sizes"][1] == SIZES[1]), None)
+    if standard is not None:
+        rate = standard["cuda"]["samples_per_second"]
+        print(f"target ≥ 1,000 samples/s for {'-'.join(map(str, SIZES))} on the GPU: {rate:.0f} samples/s "
+              f"-> {'met' if rate >= 1000 else 'not met'}")
+    report["devices"] = rows
+
+
 def main(args) -> int:
     samples, device_name = int(args.samples), args.device
     threads = args.threads if args.threads > 0 else (os.cpu_count() or 1)
@@ -249,6 +294,9 @@ def main(args) -> int:
     print(f"apical bench: BioGrad {'-'.join(map(str, SIZES))}, T = {TIME_STEPS}, t0 = {ERROR_START}, "
           f"η = {LEARNING_RATE}, {samples} MNIST training samples; {report['machine']['load_before']}")
     try:
+        if device_name == "cuda":
+            compare_devices(args, build_root, report)
+            return _finish(report)
         rasters, labels = mnist_rasters(samples)
         print(f"input: {rasters.mean() * SIZES[0]:.1f} spikes per step on average, "
               f"{rasters.any(axis=1).mean():.0%} of the inputs spike at least once per sample")
@@ -286,6 +334,10 @@ def main(args) -> int:
     finally:
         if not keep:
             shutil.rmtree(build_root, ignore_errors=True)
+    return _finish(report)
+
+
+def _finish(report: dict) -> int:
     path = os.environ.get("APICAL_BENCH_JSON")
     if path:
         Path(path).write_text(json.dumps(report, indent=2) + "\n")
