@@ -114,7 +114,7 @@ def markdown_table(spec: dict, quantities: list[str], rows: list[dict], director
     sets = "".join(f" --set {s}" for s in spec["set"])
     grid = "; ".join(f"{key} ∈ {{{', '.join(value_label(v) for v in values)}}}" for key, values in spec["grid"].items())
     lines = [
-        f"Sweep of `{spec['config_file']}`{sets}: {grid or 'no grid'}; {spec['seeds']} seed replicates "
+        f"Sweep of `{spec['config_file']}{sets}`: {grid or 'no grid'}; {spec['seeds']} seed replicates "
         f"({spec['seed_rule']}). Mean ± s.d. over the seeds that finished, final values of each job. "
         f"Made by `apical report {directory}`.",
         "",
