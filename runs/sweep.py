@@ -13,14 +13,14 @@ Seed replicates: replicate s adds 1000·s to every seed of the job's config ([se
 input, sleep, shuffle, feedback), so replicate 0 is the config's own seeds and replicates never
 share a stream of random numbers (each stream is keyed by seed *and* purpose).
 
-Each job trains in a child process of its worker, for two reasons. Brian2 keeps every object it
-ever made alive inside one process, so a second network built there gets new object names, new
-code and a fresh compile; a new process with a fixed hash seed generates the very same code, and
-the compiled project in the worker's build folder is reused (``DIR/builds/<worker>/slot-<k>/``,
-one project per model under it; a file lock keeps any second process out of a slot). And a
-child in a session of its own can be ended with everything it started (compiler, simulation
-binary) when its worker dies: it watches its parent and ends its whole process group if the
-parent goes.
+Each job trains in a child process of its worker, for two reasons. A second network built in one
+process gets other object names than the first (Brian2 keeps earlier devices and their objects),
+hence other code and a fresh compile; a new process with a fixed hash seed generates the very
+same code (the hash seed orders some of it), and the compiled project in the worker's build
+folder is reused (``DIR/builds/<worker>/slot-<k>/``, one project per model under it; a file lock
+keeps any second process out of a slot). And a child in a session of its own can be ended with
+everything it started (compiler, simulation binary) when its worker dies: it watches its parent
+and ends its whole process group if the parent goes.
 """
 
 from __future__ import annotations
@@ -319,10 +319,10 @@ def _client(scheduler: str | None, workers: int | None):
         return Client(scheduler)
     # A worker holds only the job it runs (the rest wait at the scheduler), so a dead worker
     # takes one job with it and the count of running jobs is exact.
-    dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_WORKER_DEATHS,
-                     "distributed.scheduler.worker-saturation": 1.0})
-    cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_WORKER_DEATHS,
+                          "distributed.scheduler.worker-saturation": 1.0}):
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
     return Client(cluster)
 
 
@@ -347,8 +347,9 @@ def run_sweep(config_path, grid_specs: list[str], seeds: int, out, overrides=(),
         n_workers = len(client.nthreads())
         where = scheduler or f"a local cluster of {n_workers} workers"
         print(f"running on {where}; each job logs to DIR/<job>/train.log", file=stream, flush=True)
-        futures = {client.submit(run_job, str(directory.resolve()), job.name, config_to_toml(job.config),
-                                 str(config_path), key=f"apical-job-{job.name}", retries=JOB_RETRIES, pure=False): job
+        where_to = str(directory.resolve())  # also in the task keys: two sweeps may share a scheduler
+        futures = {client.submit(run_job, where_to, job.name, config_to_toml(job.config), str(config_path),
+                                 key=f"apical-job-{where_to}/{job.name}", retries=JOB_RETRIES, pure=False): job
                    for job in todo}
         progress = SweepProgress(len(jobs), len(jobs) - len(todo), n_workers, stream)
         failed = []
