@@ -16,19 +16,20 @@ Schedule of one step (``when``/``order``, set in :meth:`BioLeaFNetwork._schedule
 
     start        sample boundary: traces, compartments and counts to zero; minibatch boundary:
                  every plastic weight and bias += its summed change / M
-    groups −100  every potential decays (soma, apical, PSP traces); −90: no teaching spike yet
+    groups −100  every potential decays (soma, apical, PSP traces); −90: no teaching input yet
            0–2   input spikes of the step read and emitted
            100·l layer l: bias jump (output: + β·A), W_PP pathway from layer l−1 (same-step
                  spikes), threshold, after-threshold bookkeeping (output: its error d − o),
-                 ``active`` event; +10…: the layer's interneurons (input from layer l, same step)
-           100·(l+1)+5  teaching synapses from layer l+1 onto the interneurons of layer l, then
-                 their ``mismatch`` event
+                 ``active`` event; +10…: the layer's interneurons (input from layer l, same step),
+                 and layer l's spikes enter the mirror traces of the synapses onto it
+           100·(l+1)+5  teaching spikes from layer l+1 onto the interneurons of layer l
            top-down, from the output down, one stage per hidden layer: the layer above's
-                 ``burst`` event; its spikes and bursts through B and the interneurons' spikes
-                 through W_PI reach the apical compartment; then W_PI learns from it
-    after_groups every W_PP synapse of an active presynaptic cell: ΔW += η·g·A·ε, ε ← λ(1−s)·ε;
-                 bias changes; W_IP on interneuron mismatch (Δ += η_IP·(τ − s^I)·ε^I), then
-                 the interneuron's spike clears its traces
+                 ``burst`` event; its spikes and bursts through B (and its bursts through the
+                 teaching branch), the interneurons' spikes through W_PI reach the apical
+                 compartments; then W_PI's anti-Hebbian rule reads them
+    after_groups per-step plasticity of synapses with a possibly nonzero trace: W_PP
+                 (ΔW += η·g·A·ε), biases, W_IP (its interneuron's learning signal), then the
+                 mirror STDP of B and W_PI; each trace then decays or a spike clears it
     resets       somata to 0
 
 Because each pathway runs after the threshold of its presynaptic layer in the same step, every
@@ -47,7 +48,7 @@ from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor, TimedArray
 from circuits.backend import forget_run_arg_files, prepare_device
 from circuits.bioleaf_oracle import (
     DiscreteParameters,
-    InterneuronRecord,
+    MicrocircuitRecord,
     LayerRecord,
     LearningRates,
     desired_spikes,
@@ -61,11 +62,11 @@ from models.interneurons import (
     make_interneuron_layer,
 )
 from models.plasticity import (
-    FORWARD_STDP_SAMPLE_END,
     PLASTIC_MINIBATCH_END,
+    TOP_DOWN_MINIBATCH_END,
+    TRACE_SAMPLE_END,
     make_forward_stdp,
     make_interneuron_apical,
-    make_interneuron_input,
     make_teaching,
     make_top_down,
 )
@@ -93,11 +94,11 @@ CELL_TYPES = {
 #: The four synapse types: (presynaptic cell, target compartment, plastic?)
 SYNAPSE_TYPES = {
     "forward": ("pyramidal l−1 (or input)", "soma/basal of pyramidal l", True),
-    "top_down": ("pyramidal l+1", "apical of pyramidal l (and one-to-one onto interneuron l, teaching)", False),
+    "top_down": ("pyramidal l+1", "apical of pyramidal l (and one-to-one onto interneuron l, teaching)", True),
     "interneuron_input": ("pyramidal l", "interneuron l", True),
     "interneuron_apical": ("interneuron l", "apical of pyramidal l", True),
 }
-PLASTIC_SYNAPSES = ("forward", "interneuron_input", "interneuron_apical")
+PLASTIC_SYNAPSES = ("forward", "top_down", "interneuron_input", "interneuron_apical")  # top-down: mirror STDP only
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ class RunResult:
     state: BioLeaFState  # weights after the run
     output_counts: np.ndarray  # [N, n_out]
     layers: list[LayerRecord] | None = None  # per-sample records (record_all)
-    interneurons: list[InterneuronRecord] | None = None
+    interneurons: list[MicrocircuitRecord] | None = None
 
 
 def self_predicting(weights, biases, feedback):
@@ -243,9 +244,9 @@ class BioLeaFNetwork:
         for m in range(n_layers - 1):
             group = make_interneuron_layer(s.sizes[m + 2], p, M, name=f"interneuron_{m + 1}")
             interneurons.append(group)
-            top_down.append(make_top_down(layers[m + 1], layers[m], name=f"top_down_{m + 1}"))
+            top_down.append(make_top_down(layers[m + 1], layers[m], M, name=f"top_down_{m + 1}"))
             teaching.append(make_teaching(layers[m + 1], group, name=f"teaching_{m + 1}"))
-            inter_input.append(make_interneuron_input(layers[m], group, p.tau_m, M, name=f"interneuron_input_{m + 1}"))
+            inter_input.append(make_forward_stdp(layers[m], group, M, name=f"interneuron_input_{m + 1}"))
             inter_apical.append(make_interneuron_apical(group, layers[m], M, name=f"interneuron_apical_{m + 1}"))
         o = {"inputs": inputs, "read_input": read_input, "layers": layers, "forward": forward,
              "interneurons": interneurons, "top_down": top_down, "teaching": teaching,
@@ -267,7 +268,7 @@ class BioLeaFNetwork:
                 for name, objs, variable in (
                     ("forward", forward, "weight_change"), ("bias", layers, "bias_change"),
                     ("interneuron_input", inter_input, "weight_change"), ("interneuron_bias", interneurons, "bias_change"),
-                    ("interneuron_apical", inter_apical, "weight_change"))
+                    ("interneuron_apical", inter_apical, "weight_change"), ("feedback", top_down, "weight_change"))
             }
             monitors += o["layer_states"] + o["interneuron_states"] + [m for ms in o["changes"].values() for m in ms]
         o["network"] = Network(
@@ -306,13 +307,13 @@ class BioLeaFNetwork:
             at(pathway.plasticity, "after_groups", l)
             runners.append(layer.run_regularly(SOMA_BIAS_PLASTICITY, when="after_groups", order=50 + l,
                                                name=f"{layer.name}_bias_plasticity"))
-            every(pathway, FORWARD_STDP_SAMPLE_END, sample_dt, 0, f"{pathway.name}_sample_end")
+            every(pathway, TRACE_SAMPLE_END, sample_dt, 0, f"{pathway.name}_sample_end")
             every(layer, OUTPUT_SAMPLE_END if output else SOMA_SAMPLE_END, sample_dt, 1, f"{layer.name}_sample_end")
             every(pathway, PLASTIC_MINIBATCH_END, minibatch_dt, 2, f"{pathway.name}_minibatch_end")
             every(layer, SOMA_MINIBATCH_END, minibatch_dt, 2, f"{layer.name}_minibatch_end")
         for m, group in enumerate(interneurons):
             base = 100 * (m + 1) + 10  # after pyramidal layer m+1 (1-based) has fired
-            inputs, apical = o["interneuron_input"][m], o["interneuron_apical"][m]
+            inputs, apical, top_down = o["interneuron_input"][m], o["interneuron_apical"][m], o["top_down"][m]
             at(group.state_updater, "groups", -100)
             runners.append(group.run_regularly(INTERNEURON_STEP_START, when="groups", order=-90,
                                                name=f"{group.name}_step_start"))
@@ -321,24 +322,29 @@ class BioLeaFNetwork:
             at(group.thresholder["spike"], "groups", base + 2)
             runners.append(group.run_regularly(INTERNEURON_AFTER_THRESHOLD, when="groups", order=base + 3,
                                                name=f"{group.name}_after_threshold"))
-            at(o["teaching"][m].pre, "groups", 100 * (m + 2) + 5)  # after the partner layer's threshold
-            at(group.thresholder["mismatch"], "groups", 100 * (m + 2) + 6)
-            at(inputs.mismatch, "after_groups", 100 + m)
-            at(inputs.clear, "after_groups", 110 + m)
-            runners.append(group.run_regularly(INTERNEURON_BIAS_PLASTICITY, when="after_groups", order=120 + m,
+            for mirrored in (top_down, apical):  # the spikes of pyramidal layer m+1 enter mirror traces
+                at(mirrored.post_spike, "groups", base + 4)
+            at(o["teaching"][m].spikes, "groups", 100 * (m + 2) + 5)  # after the partner layer's threshold
+            # after the top-down stage: W_IP (forward rule), b^I, then the mirror STDP of B and W_PI
+            at(inputs.plasticity, "after_groups", 100 + m)
+            runners.append(group.run_regularly(INTERNEURON_BIAS_PLASTICITY, when="after_groups", order=110 + m,
                                                name=f"{group.name}_bias_plasticity"))
-            every(inputs, "eligibility_trace = 0", sample_dt, 0, f"{inputs.name}_sample_end")
+            at(top_down.mirror, "after_groups", 120 + m)
+            at(apical.mirror, "after_groups", 130 + m)
+            for synapses in (inputs, top_down, apical):
+                every(synapses, TRACE_SAMPLE_END, sample_dt, 0, f"{synapses.name}_sample_end")
             every(group, INTERNEURON_SAMPLE_END, sample_dt, 1, f"{group.name}_sample_end")
             for synapses in (inputs, apical):
                 every(synapses, PLASTIC_MINIBATCH_END, minibatch_dt, 2, f"{synapses.name}_minibatch_end")
+            every(top_down, TOP_DOWN_MINIBATCH_END, minibatch_dt, 2, f"{top_down.name}_minibatch_end")
             every(group, SOMA_MINIBATCH_END, minibatch_dt, 2, f"{group.name}_minibatch_end")
         # Top-down, from the output down: stage j completes the apical compartments of layer L−1−j.
         for j, m in enumerate(reversed(range(n_layers - 1))):
             base = 100 * (n_layers + 1) + 10 * j
             at(layers[m + 1].thresholder["burst"], "groups", base)
-            at(o["top_down"][m].spikes, "groups", base + 1)
-            at(o["top_down"][m].bursts, "groups", base + 1)
-            at(o["interneuron_apical"][m].spikes, "groups", base + 1)
+            for pathway in (o["top_down"][m].spikes, o["top_down"][m].bursts, o["teaching"][m].bursts,
+                            o["interneuron_apical"][m].spikes):
+                at(pathway, "groups", base + 1)
             at(o["interneuron_apical"][m].learn, "groups", base + 2)
         return runners
 
@@ -356,12 +362,14 @@ class BioLeaFNetwork:
             values[layer.bias] = np.asarray(b, dtype=np.float64)
             values[layer.learning_rate] = rates.forward
             values[layer.apical_learning_rate] = rates.apical
+            values[layer.mirror_learning_rate] = rates.mirror
             values[layer.teaching] = 1.0 if teaching else 0.0
         for m, group in enumerate(o["interneurons"]):
             values[o["top_down"][m].feedback_weight] = matrix_to_synapses(state.feedback[m])
             values[o["interneuron_input"][m].w] = matrix_to_synapses(state.interneuron_weights[m])
             values[group.bias] = np.asarray(state.interneuron_biases[m], dtype=np.float64)
             values[group.learning_rate] = rates.interneuron
+            values[group.mirror_learning_rate] = rates.mirror
             values[o["interneuron_apical"][m].w] = matrix_to_synapses(state.apical_weights[m])
         return values
 
@@ -460,10 +468,11 @@ class BioLeaFNetwork:
         interneurons = []
         for m, (n, n_up) in enumerate(inter_shapes):
             states = o["interneuron_states"][m]
-            interneurons.append(InterneuronRecord(
+            interneurons.append(MicrocircuitRecord(
                 spikes=self._per_sample(states.spiked), soma=self._per_sample(states.v),
                 weight_change=at_end("interneuron_input", m, (n, n_up)), bias_change=at_end("interneuron_bias", m),
                 apical_weight_change=at_end("interneuron_apical", m, (n_up, n)),
+                feedback_change=at_end("feedback", m, (n_up, n)),
             ))
         return layers, interneurons
 

@@ -53,6 +53,7 @@ class LearningRates:
     forward: float = 0.0  # η, W_PP and pyramidal biases
     interneuron: float = 0.0  # η_IP, W_IP and interneuron biases
     apical: float = 0.0  # η_PI, W_PI
+    mirror: float = 0.0  # η_M, mirror STDP of B, W_IP and W_PI
 
 
 @dataclass
@@ -68,14 +69,15 @@ class LayerRecord:
 
 
 @dataclass
-class InterneuronRecord:
-    """The interneurons of one hidden layer (they mirror the layer above)."""
+class MicrocircuitRecord:
+    """The interneurons (they mirror the layer above) and top-down synapses of one hidden layer."""
 
-    spikes: np.ndarray  # [B, T, n_above]
+    spikes: np.ndarray  # [B, T, n_above] interneuron spikes
     soma: np.ndarray  # [B, T, n_above]
     weight_change: np.ndarray  # [B, n_above, n] ΔW_IP
     bias_change: np.ndarray  # [B, n_above] Δb^I
     apical_weight_change: np.ndarray  # [B, n, n_above] ΔW_PI
+    feedback_change: np.ndarray  # [B, n, n_above] ΔB
 
 
 def desired_spikes(labels, n_out: int, time_steps: int, error_start: int, interval: int = 1) -> np.ndarray:
@@ -99,7 +101,7 @@ def _check(input_spikes, desired, params):
 
 
 def run_circuit(state, input_spikes, desired, params: DiscreteParameters, rates: LearningRates,
-                teaching: bool = True) -> tuple[list[LayerRecord], list[InterneuronRecord]]:
+                teaching: bool = True) -> tuple[list[LayerRecord], list[MicrocircuitRecord]]:
     """The BioLeaF microcircuit over a batch of samples, each from zero state, weights fixed
     within the batch; returns what every layer did and the changes each sample asks for.
 
@@ -126,6 +128,7 @@ def run_circuit(state, input_spikes, desired, params: DiscreteParameters, rates:
     sI = [np.zeros((batch, sizes[m + 1])) for m in range(L - 1)]
     epsI = [np.zeros((batch,) + w.shape) for w in WIP]
     epsI_b = [np.zeros((batch, sizes[m + 1])) for m in range(L - 1)]
+    epsPI = [np.zeros((batch,) + w.shape) for w in WPI]  # spikes of pyramidal i since interneuron k fired
     own = np.zeros((batch, sizes[-1]))
     wanted = np.zeros((batch, sizes[-1]))
     rec = {k: [np.zeros((batch, T, n)) for n in sizes] for k in ("spikes", "soma", "apical", "gate")}
@@ -135,6 +138,7 @@ def run_circuit(state, input_spikes, desired, params: DiscreteParameters, rates:
     dWIP = [np.zeros((batch,) + w.shape) for w in WIP]
     dbI = [np.zeros((batch, sizes[m + 1])) for m in range(L - 1)]
     dWPI = [np.zeros((batch,) + w.shape) for w in WPI]
+    dB = [np.zeros((batch,) + w.shape) for w in B]
 
     for t in range(T):
         error_window = 1.0 if t >= p.error_start else 0.0
@@ -151,13 +155,10 @@ def run_circuit(state, input_spikes, desired, params: DiscreteParameters, rates:
                 vI[l] = lam * vI[l] * (1.0 - sI[l]) + s[l] @ WIP[l].T + bI[l]
                 epsI[l] = lam * (1.0 - sI[l])[:, :, None] * epsI[l] + s[l][:, None, :]
                 epsI_b[l] = lam * (1.0 - sI[l]) * epsI_b[l] + 1.0
+                epsPI[l] = lam * (1.0 - sI[l])[:, None, :] * epsPI[l] + s[l][:, :, None]
                 sI[l] = (vI[l] > theta).astype(float)
                 recI["spikes"][l][:, t], recI["soma"][l][:, t] = sI[l], vI[l]
             pre = s[l]
-        for m in range(L - 1):  # teaching: the partner above fired or not
-            miss = s[m + 1] - sI[m]
-            dWIP[m] += rates.interneuron * miss[:, :, None] * epsI[m]
-            dbI[m] += rates.interneuron * miss * epsI_b[m]
         own = p.psp_leak * own + s[-1]
         wanted = p.psp_leak * wanted + desired[:, t]
         A[-1] = teach * error_window * (wanted - own)
@@ -165,15 +166,22 @@ def run_circuit(state, input_spikes, desired, params: DiscreteParameters, rates:
             burst = p.burst_gain * g[m + 1] * A[m + 1]
             A[m] = p.apical_leak * A[m] + (s[m + 1] + burst) @ B[m].T + sI[m] @ WPI[m].T
             dWPI[m] += -rates.apical * (1.0 - teach * error_window) * A[m][:, :, None] * sI[m][:, None, :]
+            partner_gate = burst / p.burst_gain  # g·A of the partner above, relayed with its burst
+            signal = rates.interneuron * (s[m + 1] - sI[m]) + rates.mirror * partner_gate
+            dWIP[m] += signal[:, :, None] * epsI[m]
+            dbI[m] += signal * epsI_b[m]
+            dWPI[m] += -rates.mirror * partner_gate[:, None, :] * epsPI[m]
         for l in range(L):
             gate = g[l] * A[l]
             rec["apical"][l][:, t], rec["gate"][l][:, t] = A[l], gate
             dW[l] += rates.forward * gate[:, :, None] * eps[l]
             db[l] += rates.forward * gate * eps_b[l]
+            if l > 0:  # mirror STDP of the top-down synapses into layer l−1
+                dB[l - 1] += rates.mirror * (gate[:, :, None] * eps[l]).transpose(0, 2, 1)
 
     layers = [LayerRecord(rec["spikes"][l], rec["soma"][l], rec["apical"][l], rec["gate"][l], dW[l], db[l])
               for l in range(L)]
-    interneurons = [InterneuronRecord(recI["spikes"][m], recI["soma"][m], dWIP[m], dbI[m], dWPI[m])
+    interneurons = [MicrocircuitRecord(recI["spikes"][m], recI["soma"][m], dWIP[m], dbI[m], dWPI[m], dB[m])
                     for m in range(L - 1)]
     return layers, interneurons
 
@@ -262,3 +270,22 @@ def cosine(a, b) -> float:
     a, b = np.ravel(a), np.ravel(b)
     norm = np.linalg.norm(a) * np.linalg.norm(b)
     return float(a @ b / norm) if norm > 0 else float("nan")
+
+
+def train_sequential(state, input_spikes, desired, params: DiscreteParameters, rates: LearningRates,
+                     batch_size: int = 1, teaching: bool = True):
+    """Samples in order, every plastic weight moved by its mean change once per minibatch.
+    Returns the new state (a copy) and the output spike counts [N, n_out]."""
+    state = state.copy()
+    counts = []
+    plastic = (("weights", "weight_change", 0), ("biases", "bias_change", 0),
+               ("interneuron_weights", "weight_change", 1), ("interneuron_biases", "bias_change", 1),
+               ("apical_weights", "apical_weight_change", 1), ("feedback", "feedback_change", 1))
+    for start in range(0, len(input_spikes), batch_size):
+        stop = start + batch_size
+        records = run_circuit(state, input_spikes[start:stop], desired[start:stop], params, rates, teaching)
+        counts.append(records[0][-1].spikes.sum(axis=1))
+        for group, change, which in plastic:
+            for array, record in zip(getattr(state, group), records[which]):
+                array += getattr(record, change).sum(axis=0) / batch_size
+    return state, np.concatenate(counts)

@@ -6,12 +6,16 @@ models/pyramidal.py (same τ_m, θ) and no apical compartment; it is driven by t
 of its own layer through W_IP and learns to fire when its partner k in the layer above fires:
 
     v^I[t] = λ·v^I[t−1]·(1 − s^I[t−1]) + Σ_j W_IP_kj·s_j[t] + b^I_k,   s^I[t] = 1[v^I[t] > θ]
-    τ_k[t] = 1 when pyramidal cell k of the layer above fired at t      (teaching synapse, one-to-one)
-    ΔW_IP_kj = η_IP·Σ_t (τ_k[t] − s^I_k[t])·ε^I_kj[t],   Δb^I_k = η_IP·Σ_t (τ_k[t] − s^I_k[t])·ε^{I,b}_k[t]
+    τ_k[t] = 1 when pyramidal cell k of the layer above fired at t, b_k[t] its burst
+             (the teaching synapse, a one-to-one branch of k's top-down axon)
+    ΔW_IP_kj = Σ_t (η_IP·(τ_k[t] − s^I_k[t]) + η_M·b_k[t]/c)·ε^I_kj[t]      (same for b^I with ε^{I,b})
 
-(ε^I: input since the interneuron's last spike, models/plasticity.py). The rule stops changing
-once the interneuron fires exactly with its partner; with W_IP = W^{l+1} and b^I = b^{l+1} its
-potential equals the partner's free potential at every step (the self-predicting state).
+(ε^I: input since the interneuron's last spike, models/plasticity.py). The first term stops
+changing once the interneuron fires exactly with its partner; with W_IP = W^{l+1} and
+b^I = b^{l+1} its potential equals the partner's free potential at every step (the
+self-predicting state). The second, mirror STDP, is the partner's own forward rule
+(b_k/c = g_k·A_k, the partner's compartment-local gate), so at η_M = η it moves W_IP exactly as
+the partner's weights move and the self-predicting state persists while the network learns.
 Its spikes reach the apical compartments of its own layer through W_PI, where they cancel the
 top-down copy of the same spikes (models/plasticity.py).
 """
@@ -30,12 +34,20 @@ trace_survival : 1                          # lambda * (1 - s^I_k[t])
 bias_trace : 1                              # eps^{I,b}_k
 bias_change : 1                             # Delta b^I_k over the minibatch
 taught : 1                                  # tau_k[t]: the partner above fired this step
+teaching_burst : 1                          # b_k[t]: the partner's burst this step (same teaching branch)
 teaching_error = taught - spiked : 1        # tau_k - s^I_k, what the interneuron got wrong this step
-learning_rate : 1 (shared)                  # eta_IP
+mirror_signal = mirror_learning_rate * teaching_burst / burst_gain : 1     # eta_M * g_k * A_k of the partner
+learning_signal = learning_rate * teaching_error + mirror_signal : 1      # what W_IP and b^I learn from
+burst_gain : 1 (shared, constant)           # c, the partner's burst size per unit of g * A
+learning_rate : 1 (shared)                  # eta_IP, learning from spike mismatches
+mirror_learning_rate : 1 (shared)           # eta_M, mirror STDP (W_IP follows the partner's forward weights)
 """
 
-#: Start of every step: no teaching spike has arrived yet.
-INTERNEURON_STEP_START = "taught = 0"
+#: Start of every step: no teaching spike or burst has arrived yet.
+INTERNEURON_STEP_START = """
+taught = 0
+teaching_burst = 0
+"""
 
 #: After the threshold test.
 INTERNEURON_AFTER_THRESHOLD = """
@@ -44,36 +56,37 @@ trace_survival = exp(-dt / tau_m) * (1 - spiked)
 bias_trace += 1
 """
 
-#: After the teaching spikes of the step have arrived: the bias's share of the update.
+#: After the teaching spikes and bursts of the step have arrived: the bias's share of the update.
 INTERNEURON_BIAS_PLASTICITY = """
-bias_change += learning_rate * teaching_error * bias_trace
+bias_change += learning_signal * bias_trace
 bias_trace *= trace_survival
 """
 
-#: The ``mismatch`` event: fired without its partner, or its partner fired without it.
-MISMATCH_CONDITION = "abs(teaching_error) > 0.5"
-
-#: One-to-one teaching synapse from the partner pyramidal cell (part of the top-down projection).
-TEACHING_ON_PRE = "taught_post = 1"
+#: One-to-one teaching synapse from the partner pyramidal cell (a branch of its top-down axon,
+#: so it carries the partner's spikes and its bursts).
+TEACHING_ON_SPIKE = "taught_post = 1"
+TEACHING_ON_BURST = "teaching_burst_post = burst_pre"
 
 INTERNEURON_SAMPLE_END = """
 v = 0
 bias_trace = 0
 spiked = 0
 taught = 0
+teaching_burst = 0
 """
 
 
 def make_interneuron_layer(n: int, params: PyramidalParameters, batch_size: int, name: str) -> NeuronGroup:
     """``n`` interneurons, one per pyramidal cell of the layer above."""
-    return NeuronGroup(
+    group = NeuronGroup(
         n,
         INTERNEURON_EQUATIONS,
         threshold="v > theta",
         reset="v = 0",
-        events={"mismatch": MISMATCH_CONDITION},
         method="exact",
         namespace={**params.namespace(), "batch_size": float(batch_size)},
         dt=params.dt,
         name=name,
     )
+    group.burst_gain = params.burst_gain
+    return group

@@ -44,12 +44,15 @@ bias_change : 1                             # Delta b_i, summed over the minibat
 spike_count : 1                             # spikes in the current sample
 plasticity_gate = pseudo_derivative * apical : 1    # g_i * A_i, the compartment-local factor of STDP
 burst = burst_gain * plasticity_gate : 1            # b_i = c * g_i * A_i, sent on top-down axons
+learning_signal = learning_rate * plasticity_gate : 1   # eta * g_i * A_i, what W_PP and b learn from
+mirror_signal = mirror_learning_rate * plasticity_gate : 1   # eta_M * g_i * A_i, for mirror STDP
 error_window = int(t_in_timesteps % sample_steps >= error_start) : 1   # 1 from step t0 of a sample on
 burst_gain : 1 (shared, constant)           # c, burst size per unit of g * A
 sample_steps : integer (shared, constant)   # T, steps per sample
 error_start : integer (shared, constant)    # t0, first step of the spiking error in a sample
 learning_rate : 1 (shared)                  # eta of the forward synapses and biases, 0 while testing
 apical_learning_rate : 1 (shared)           # eta_PI of the interneuron -> apical synapses
+mirror_learning_rate : 1 (shared)           # eta_M of the mirror STDP of this cell's top-down synapses
 teaching : 1 (shared)                       # 1 while a target is presented, 0 without target
 """
 
@@ -88,7 +91,7 @@ apical = teaching * error_window * (psp_desired - psp_own)
 
 #: After the apical compartment is complete: the bias's share of the update, Δb = η·g·A·ε^b.
 SOMA_BIAS_PLASTICITY = """
-bias_change += learning_rate * plasticity_gate * bias_trace
+bias_change += learning_signal * bias_trace
 bias_trace *= trace_survival
 """
 

@@ -59,9 +59,10 @@ class BioLeaFFramework:
 
     def rates(self, rate_scale: float = 1.0) -> LearningRates:
         b = self.config.bioleaf
-        return LearningRates(forward=self.config.learning.learning_rate * rate_scale,
-                             interneuron=b.interneuron_learning_rate * rate_scale,
-                             apical=b.apical_learning_rate * rate_scale)
+        forward = self.config.learning.learning_rate * rate_scale
+        return LearningRates(forward=forward, interneuron=b.interneuron_learning_rate * rate_scale,
+                             apical=b.apical_learning_rate * rate_scale,
+                             mirror=forward if b.mirror_plasticity else 0.0)
 
     def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray, chunk_index: int = 0,
                     rate_scale: float = 1.0) -> np.ndarray:

@@ -155,6 +155,7 @@ class BioLeaFConfig:
     interneuron_init: str = "mirror"  # "mirror" (self-predicting: W_IP = W above, W_PI = -B) or "random"
     interneuron_learning_rate: float = 0.0  # η_IP of the pyramidal -> interneuron synapses
     apical_learning_rate: float = 0.0  # η_PI of the interneuron -> apical synapses
+    mirror_plasticity: bool = False  # B, W_IP, W_PI also learn by mirror STDP at η (the special circumstance persists)
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,7 @@ KINDS.update({
     "bioleaf.tau_apical": "time", "bioleaf.tau_psp": "time", "bioleaf.burst_gain": "float",
     "bioleaf.nudging": "float", "bioleaf.desired_interval": "int", "bioleaf.interneuron_init": "str",
     "bioleaf.interneuron_learning_rate": "float", "bioleaf.apical_learning_rate": "float",
+    "bioleaf.mirror_plasticity": "bool",
 })
 BOUNDS.update({
     "bioleaf.tau_apical": [(">", 0)], "bioleaf.tau_psp": [(">", 0)], "bioleaf.burst_gain": [(">", 0)],

@@ -1,0 +1,320 @@
+"""BioLeaF: the Brian2 microcircuit equals its numpy oracle, and its mechanism does what the
+reconstruction claims (docs/models/bioleaf.md): in the special circumstance every layer's update
+follows the backprop gradient of the spiking error, interneurons learn to cancel the top-down
+input, the effective feedback is what the circuit says, the code is local, and a resumed
+training run equals an uninterrupted one."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from brian2 import prefs
+
+from analysis.locality import audit_locality
+from circuits.bioleaf import (
+    BioLeaFNetwork,
+    BioLeaFSettings,
+    effective_feedback,
+    initial_state,
+    run_single_sample,
+    self_predicting,
+)
+from circuits.bioleaf_oracle import (
+    DiscreteParameters,
+    LearningRates,
+    backprop,
+    bptt,
+    cosine,
+    run_circuit,
+    train_sequential,
+)
+from models.pyramidal import PyramidalParameters
+from runs.config import config_from_dict
+from runs.train import train
+
+TOLERANCE = 1e-9
+LAYER_FIELDS = ("spikes", "soma", "apical", "plasticity_gate", "weight_change", "bias_change")
+MICROCIRCUIT_FIELDS = ("spikes", "soma", "weight_change", "bias_change", "apical_weight_change", "feedback_change")
+RATES = LearningRates(forward=0.1, interneuron=0.05, apical=0.02, mirror=0.07)
+#: Signals the circuit broadcasts on purpose (docs/models/bioleaf.md, "Locality").
+GLOBAL_SIGNALS = ("learning_rate", "apical_learning_rate", "teaching", "batch_size", "t_in_timesteps")
+
+
+def special_circumstance(sizes, seed, gain=3.0, feedback="forward_product"):
+    """Active random network; B = Wᵀ of the layer above, interneurons self-predicting."""
+    rng = np.random.default_rng(seed)
+    state = initial_state(sizes, rng, feedback, "mirror")
+    state.weights = [gain * W for W in state.weights]
+    if feedback == "forward_product":
+        state.feedback = [W.T.copy() for W in state.weights[1:]]
+    state.interneuron_weights, state.interneuron_biases, state.apical_weights = self_predicting(
+        state.weights, state.biases, state.feedback)
+    return state, rng
+
+
+def summed_update(settings, state, spikes, labels):
+    """ΔW of every layer summed over the samples, from one Brian2 run (minibatch left open)."""
+    open_batch = replace(settings, batch_size=len(labels) + 1)
+    result = BioLeaFNetwork(open_batch, len(labels), record_all=True).run(state, spikes, labels,
+                                                                          LearningRates(forward=1.0))
+    return [layer.weight_change[0] for layer in result.layers], result
+
+
+@pytest.mark.parametrize("sizes, nudging", [((12, 9, 4), 0.0), ((12, 9, 6, 4), 0.0), ((12, 9, 6, 4), 0.5)],
+                         ids=["one-hidden", "two-hidden", "two-hidden-nudged"])
+def test_single_sample_equals_oracle(sizes, nudging):
+    settings = BioLeaFSettings(sizes=sizes, time_steps=12, error_start=3,
+                               pyramidal=PyramidalParameters(nudging=nudging, tau_apical=4.0 * PyramidalParameters().dt))
+    rng = np.random.default_rng(0)
+    state = initial_state(sizes, rng, "random", "random")
+    state.weights = [3.0 * W for W in state.weights]
+    spikes = (rng.random((12, sizes[0])) < 0.4).astype(float)
+    ours = run_single_sample(state, spikes, 2, settings, RATES)
+    layers, interneurons = run_circuit(state, spikes[None], settings.desired([2]), settings.discrete(), RATES)
+    for l, (a, b) in enumerate(zip(ours.layers, layers)):
+        assert b.spikes.sum() > 0 and np.abs(b.weight_change).max() > 0, f"layer {l + 1} is silent or static"
+        for field in LAYER_FIELDS:
+            np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=0, atol=TOLERANCE,
+                                       err_msg=f"layer {l + 1} {field}")
+    for m, (a, b) in enumerate(zip(ours.interneurons, interneurons)):
+        assert min(np.abs(getattr(b, f)).max() for f in MICROCIRCUIT_FIELDS[2:]) > 0
+        for field in MICROCIRCUIT_FIELDS:
+            np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=0, atol=TOLERANCE,
+                                       err_msg=f"interneurons {m + 1} {field}")
+
+
+def test_training_run_equals_sequential_oracle():
+    """Several samples and minibatches in one simulation; all six plastic arrays move, and mirror
+    STDP at η_B = η keeps B − Wᵀ (the distance from the special circumstance) unchanged."""
+    sizes, n = (14, 10, 8, 4), 6
+    settings = BioLeaFSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=2)
+    rng = np.random.default_rng(11)
+    state = initial_state(sizes, rng, "random", "random")
+    state.weights = [3.0 * W for W in state.weights]
+    spikes = (rng.random((n, 8, sizes[0])) < 0.35).astype(float)
+    labels = rng.integers(sizes[-1], size=n)
+    rates = LearningRates(0.2, 0.1, 0.05, 0.2)
+    result = BioLeaFNetwork(settings, n).run(state, spikes, labels, rates)
+    reference, counts = train_sequential(state, spikes, settings.desired(labels), settings.discrete(), rates, 2)
+    np.testing.assert_array_equal(result.output_counts, counts)
+    for group in state.GROUPS:
+        for ours, expected, before in zip(getattr(result.state, group), getattr(reference, group),
+                                          getattr(state, group)):
+            assert np.abs(expected - before).max() > 1e-3, f"{group} did not move: vacuous comparison"
+            np.testing.assert_allclose(ours, expected, rtol=0, atol=TOLERANCE, err_msg=group)
+    for B, W, B0, W0 in zip(result.state.feedback, result.state.weights[1:], state.feedback, state.weights[1:]):
+        np.testing.assert_allclose(B - W.T, B0 - W0.T, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("sizes", [(30, 20, 5), (20, 15, 10, 4)], ids=["one-hidden", "two-hidden"])
+def test_special_circumstance_update_follows_backprop(sizes):
+    """B = Wᵀ, self-predicting interneurons, no nudging: every layer's ΔW (Brian2) has cosine
+    ≥ 0.9 with −∇E of spatial backprop and of full BPTT (numpy, no microcircuit)."""
+    settings = BioLeaFSettings(sizes=sizes, time_steps=20, error_start=5)
+    state, rng = special_circumstance(sizes, seed=1)
+    spikes = (rng.random((12, 20, sizes[0])) < 0.3).astype(float)
+    labels = rng.integers(sizes[-1], size=12)
+    updates, result = summed_update(settings, state, spikes, labels)
+    desired = settings.desired(labels)
+    spatial, _, _ = backprop(state.weights, state.biases, spikes, desired, settings.discrete())
+    through_time, _, _ = bptt(state.weights, state.biases, spikes, desired, settings.discrete())
+    for l, (update, gradient, full) in enumerate(zip(updates, spatial, through_time)):
+        assert np.linalg.norm(update) > 0, f"layer {l + 1} asks for no update"
+        assert cosine(update, gradient) >= 0.9, f"layer {l + 1}: {cosine(update, gradient):.3f} vs spatial backprop"
+        assert cosine(update, full) >= 0.9, f"layer {l + 1}: {cosine(update, full):.3f} vs BPTT"
+    for record in result.interneurons:  # self-predicting: the interneurons fire with their partners
+        assert record.weight_change[0].max() == 0 == np.abs(record.bias_change).max()
+
+
+def test_mirror_stdp_keeps_the_special_circumstance():
+    """At η_M = η (and no other interneuron plasticity) B, W_IP, b^I and W_PI follow W exactly:
+    a network that starts in the special circumstance stays in it while it learns."""
+    sizes, n = (16, 12, 8, 4), 8
+    settings = BioLeaFSettings(sizes=sizes, time_steps=10, error_start=2, batch_size=2)
+    state, rng = special_circumstance(sizes, seed=4)
+    spikes = (rng.random((n, 10, sizes[0])) < 0.35).astype(float)
+    labels = rng.integers(sizes[-1], size=n)
+    learned = BioLeaFNetwork(settings, n).run(state, spikes, labels, LearningRates(forward=0.2, mirror=0.2)).state
+    for m in range(len(sizes) - 2):
+        W_above = learned.weights[m + 1]
+        assert np.abs(W_above - state.weights[m + 1]).max() > 1e-2, "the weights did not learn"
+        np.testing.assert_allclose(learned.feedback[m], W_above.T, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(learned.apical_weights[m], -W_above.T, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(learned.interneuron_weights[m], W_above, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(learned.interneuron_biases[m], learned.biases[m + 1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("broken", ["random top-down weights", "random interneurons", "strong nudging"])
+def test_outside_the_special_circumstance_the_hidden_updates_leave_the_gradient(broken):
+    """Planted violations of each condition: the hidden layers' cosine drops below 0.9."""
+    sizes = (20, 15, 10, 4)
+    settings = BioLeaFSettings(sizes=sizes, time_steps=20, error_start=5)
+    state, rng = special_circumstance(sizes, seed=1, feedback="random" if broken == "random top-down weights"
+                                      else "forward_product")
+    params = settings.discrete()
+    if broken == "random interneurons":
+        random = initial_state(sizes, np.random.default_rng(7), interneuron_init="random")
+        state.interneuron_weights, state.apical_weights = random.interneuron_weights, random.apical_weights
+    if broken == "strong nudging":
+        params = replace(params, nudging=2.0)
+    spikes = (rng.random((12, 20, sizes[0])) < 0.3).astype(float)
+    desired = settings.desired(rng.integers(sizes[-1], size=12))
+    layers, _ = run_circuit(state, spikes, desired, params, LearningRates(forward=1.0))
+    gradient, _, _ = backprop(state.weights, state.biases, spikes, desired, settings.discrete())
+    cosines = [cosine(record.weight_change.sum(axis=0), g) for record, g in zip(layers, gradient)]
+    assert min(cosines[:-1]) < 0.9, f"{broken}: hidden cosines {cosines}"
+
+
+def test_spatial_backprop_is_bptt_without_memory():
+    """The two independent gradients agree where no state carries over between steps."""
+    rng = np.random.default_rng(3)
+    state = initial_state((10, 8, 3), rng)
+    weights = [3.0 * W for W in state.weights]
+    params = DiscreteParameters(leak=1e-300, psp_leak=0.0, time_steps=6, error_start=1)
+    spikes = (rng.random((4, 6, 10)) < 0.5).astype(float)
+    desired = (rng.random((4, 6, 3)) < 0.5).astype(float)
+    spatial, spatial_b, loss = backprop(weights, state.biases, spikes, desired, params)
+    full, full_b, same_loss = bptt(weights, state.biases, spikes, desired, params)
+    assert loss == same_loss > 0
+    for a, b in zip(spatial + spatial_b, full + full_b):
+        assert np.abs(b).max() > 0
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def apical_residual(settings, state, spikes):
+    """RMS of the hidden apical potentials without a target, relative to the top-down input
+    alone (what the apical compartment would hold without interneurons), and the fraction of
+    steps on which interneurons and their partners disagree."""
+    silent = np.zeros(spikes.shape[:2] + (settings.sizes[-1],))
+    layers, interneurons = run_circuit(state, spikes, silent, settings.discrete(), LearningRates(), teaching=False)
+    ratios, mismatches = [], []
+    for m, B in enumerate(state.feedback):
+        top_down = np.einsum("btk,ik->bti", layers[m + 1].spikes, B)
+        ratios.append(float(np.sqrt((layers[m].apical**2).mean() / (top_down**2).mean())))
+        mismatches.append(float(np.abs(layers[m + 1].spikes - interneurons[m].spikes).mean()))
+    return ratios, mismatches
+
+
+def test_interneurons_learn_to_predict_the_top_down_input():
+    """From random W_IP, b^I, W_PI and no target, the interneurons' plasticity (Brian2, two
+    phases at a falling rate) drives the apical potential of every hidden layer towards 0."""
+    sizes, steps = (20, 15, 10, 4), 12
+    settings = BioLeaFSettings(sizes=sizes, time_steps=steps, error_start=5)
+    rng = np.random.default_rng(3)
+    state = initial_state(sizes, rng, "forward_product", "random")
+    state.weights = [3.0 * W for W in state.weights]
+    state.feedback = [W.T.copy() for W in state.weights[1:]]
+    held_out = (rng.random((32, steps, sizes[0])) < 0.3).astype(float)
+    before, mismatch_before = apical_residual(settings, state, held_out)
+    learned = state
+    for rate, batch in ((0.05, 1), (0.02, 2)):
+        training = (rng.random((240, steps, sizes[0])) < 0.3).astype(float)
+        network = BioLeaFNetwork(replace(settings, batch_size=batch), 240)
+        learned = network.run(learned, training, None, LearningRates(interneuron=rate, apical=rate),
+                              teaching=False).state
+    assert all(np.array_equal(a, b) for a, b in zip(learned.weights, state.weights)), "no target: W stays"
+    after, mismatch_after = apical_residual(settings, learned, held_out)
+    for m in range(len(before)):
+        assert before[m] > 0.8 and mismatch_before[m] > 0.1, "the random interneurons already predicted"
+        assert after[m] < 0.3 and after[m] < 0.25 * before[m], f"layer {m + 1}: residual {before[m]:.2f} → {after[m]:.2f}"
+        assert mismatch_after[m] < 0.02, f"layer {m + 1}: interneurons disagree on {mismatch_after[m]:.1%} of steps"
+    for W_pi, B in zip(learned.apical_weights, learned.feedback):  # W_PI moved towards −B
+        assert cosine(W_pi, -B) > 0.9
+
+
+def test_effective_feedback_by_perturbation():
+    """Perturbing output k's error moves the top hidden layer's apical potentials along B[:, k]
+    (c·g-weighted), and deeper layers as the oracle's same perturbation does."""
+    sizes = (12, 9, 6, 3)
+    settings = BioLeaFSettings(sizes=sizes, time_steps=12, error_start=3)
+    state, rng = special_circumstance(sizes, seed=2)
+    spikes = (rng.random((12, sizes[0])) < 0.4).astype(float)
+    measured = effective_feedback(state, spikes, 1, settings)
+    base = settings.desired([1])
+    layers, _ = run_circuit(state, spikes[None], base, settings.discrete(), LearningRates())
+    for k in range(sizes[-1]):
+        desired = base.copy()
+        desired[0, settings.error_start:, k] += 1e-3
+        changed, _ = run_circuit(state, spikes[None], desired, settings.discrete(), LearningRates())
+        output = (changed[-1].apical - layers[-1].apical)[0, :, k].sum()
+        for l in range(len(sizes) - 2):
+            expected = (changed[l].apical - layers[l].apical)[0].sum(axis=0) / output
+            np.testing.assert_allclose(measured[l][:, k], expected, rtol=1e-6, atol=1e-9)
+        column = measured[-1][:, k]
+        if np.abs(column).max() > 0:  # output k was in its window while its error changed
+            assert cosine(column, state.feedback[-1][:, k]) > 0.999
+
+
+def test_locality_audit_passes_and_catches_a_planted_copy():
+    sizes = (8, 6, 5, 3)
+    network = BioLeaFNetwork(BioLeaFSettings(sizes=sizes), 1)
+    prefs.logging.warn_for_unused_objects = False
+    objects = network.brian_objects()
+    report = audit_locality(objects["network"], global_signals=GLOBAL_SIGNALS, namespace={})
+    assert report.ok, report.summary()
+    assert len(report.audited) == 3 + 4 * 2  # forward per layer; top-down, teaching, W_IP, W_PI per hidden layer
+    assert report.analog_couplings == []  # cells interact through spikes and bursts only
+    top_down, forward = objects["top_down"][0], objects["forward"][1]
+    top_down.variables.add_reference("forward_weight", forward, "w", index="_idx")
+    top_down.run_regularly("feedback_weight = forward_weight", name="planted_weight_copy")
+    planted = audit_locality(objects["network"], global_signals=GLOBAL_SIGNALS, namespace={})
+    assert [(f.object, f.kind, f.identifier) for f in planted.findings] == [
+        ("top_down_1", "weight transport", "forward_weight")]
+
+
+TINY = {
+    "model": {"framework": "bioleaf", "hidden": [16], "time_steps": 8, "error_start": 2},
+    "learning": {"learning_rate": 0.01, "batch_size": 5},
+    "bioleaf": {"interneuron_learning_rate": 0.01, "apical_learning_rate": 0.01},
+    "data": {"dataset": "mnist", "train_samples": 100, "test_samples": 50},
+    "run": {"device": "runtime", "eval_every": 50, "checkpoint_every": 25, "chunk_samples": 25},
+}
+
+
+def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
+    config = config_from_dict(TINY)
+    reference = tmp_path / "reference"
+    summary = train(config, reference)
+    assert summary["framework"] == "bioleaf" and summary["network"] == [784, 16, 10]
+    resumed = tmp_path / "resumed"
+    shutil.copytree(reference, resumed)
+    for newest in sorted((resumed / "checkpoints").glob("checkpoint-*.npz"))[-1:]:
+        newest.unlink()  # as if killed before its last checkpoint
+    (resumed / "summary.json").unlink()
+    train(config, resumed, resume=True)
+    for path in ("checkpoints/checkpoint-0000000100.npz",):
+        with np.load(reference / path) as expected, np.load(resumed / path) as ours:
+            assert {"weights_2", "interneuron_weights_1", "apical_weights_1", "feedback_1"} <= set(expected.files)
+            for name in expected.files:
+                if name != "progress":
+                    np.testing.assert_array_equal(ours[name], expected[name], err_msg=name)
+    with open(reference / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["samples_seen"]) for r in rows] == [50, 100]
+    assert 0.0 <= float(rows[-1]["alignment_angle_1"]) < 90.0
+
+
+@pytest.mark.standalone
+@pytest.mark.slow
+def test_cpp_standalone_training_equals_oracle(tmp_path):
+    """The compiled project, two chunks in a row (state through run arguments)."""
+    sizes, n = (14, 10, 8, 4), 6
+    settings = BioLeaFSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=2)
+    rng = np.random.default_rng(11)
+    state = initial_state(sizes, rng, "random", "random")
+    state.weights = [3.0 * W for W in state.weights]
+    network = BioLeaFNetwork(settings, n, device_name="cpp", build_dir=tmp_path, threads=1)
+    rates = LearningRates(0.2, 0.1, 0.05, 0.2)
+    for _ in range(2):
+        spikes = (rng.random((n, 8, sizes[0])) < 0.35).astype(float)
+        labels = rng.integers(sizes[-1], size=n)
+        result = network.run(state, spikes, labels, rates)
+        state, counts = train_sequential(state, spikes, settings.desired(labels), settings.discrete(), rates, 2)
+        np.testing.assert_array_equal(result.output_counts, counts)
+        for group in state.GROUPS:
+            for ours, expected in zip(getattr(result.state, group), getattr(state, group)):
+                np.testing.assert_allclose(ours, expected, rtol=0, atol=TOLERANCE, err_msg=group)
