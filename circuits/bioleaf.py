@@ -99,6 +99,11 @@ SYNAPSE_TYPES = {
     "interneuron_apical": ("interneuron l", "apical of pyramidal l", True),
 }
 PLASTIC_SYNAPSES = ("forward", "top_down", "interneuron_input", "interneuron_apical")  # top-down: mirror STDP only
+#: Signals broadcast to many cells on purpose (for the locality audit): the learning rates (0 while
+#: testing), whether a target is presented, the minibatch size, and the clock's step counter with the
+#: sample timing it is read against (which steps carry an error).
+GLOBAL_SIGNALS = ("learning_rate", "apical_learning_rate", "mirror_learning_rate", "teaching", "batch_size",
+                  "t_in_timesteps", "sample_steps", "error_start")
 
 
 @dataclass(frozen=True)
@@ -199,17 +204,18 @@ class BioLeaFNetwork:
     """
 
     def __init__(self, settings: BioLeaFSettings, samples_per_run: int, device_name: str = "runtime",
-                 build_dir=None, record_all: bool = False, threads: int = 1, precision: str = "float64"):
+                 build_dir=None, record_all: bool = False, threads: int = 1, precision: str = "float64",
+                 profile: bool = False):
         self.settings = settings
         self.samples_per_run = int(samples_per_run)
         self.record_all = record_all
-        build_key = repr(("BioLeaFNetwork", settings, self.samples_per_run, record_all))
+        build_key = repr(("BioLeaFNetwork", settings, self.samples_per_run, record_all, profile))
         self.device, self.project_dir = prepare_device(device_name, build_dir, threads, precision, build_key)
         self.standalone = self.project_dir is not None
         self.steps = self.samples_per_run * settings.time_steps + 1
         if self.standalone:
             self._objects = self._construct(self._raster(None, settings.sizes[0]), self._raster(None, settings.sizes[-1]))
-            self._objects["network"].run(self.steps * settings.pyramidal.dt)
+            self._objects["network"].run(self.steps * settings.pyramidal.dt, profile=profile)
             self.device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
 
     # ----------------------------------------------------------------- construction
@@ -347,6 +353,10 @@ class BioLeaFNetwork:
                 at(pathway, "groups", base + 1)
             at(o["interneuron_apical"][m].learn, "groups", base + 2)
         return runners
+
+    def profiling_info(self) -> list[tuple[str, float]]:
+        """(code object, seconds) of the last standalone run, slowest first (built with ``profile``)."""
+        return [(name, float(time)) for name, time in self.device.network_get_profiling_info(self._objects["network"])]
 
     def brian_objects(self) -> dict:
         """The Brian2 objects of this network, for audits; on runtime a fresh silent set."""

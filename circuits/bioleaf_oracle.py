@@ -266,12 +266,6 @@ def bptt(weights, biases, input_spikes, desired, params: DiscreteParameters):
     return descent_W, descent_b, loss
 
 
-def cosine(a, b) -> float:
-    a, b = np.ravel(a), np.ravel(b)
-    norm = np.linalg.norm(a) * np.linalg.norm(b)
-    return float(a @ b / norm) if norm > 0 else float("nan")
-
-
 def train_sequential(state, input_spikes, desired, params: DiscreteParameters, rates: LearningRates,
                      batch_size: int = 1, teaching: bool = True):
     """Samples in order, every plastic weight moved by its mean change once per minibatch.

@@ -64,8 +64,8 @@ bias_trace *= trace_survival
 
 #: One-to-one teaching synapse from the partner pyramidal cell (a branch of its top-down axon,
 #: so it carries the partner's spikes and its bursts).
-TEACHING_ON_SPIKE = "taught_post = 1"
-TEACHING_ON_BURST = "teaching_burst_post = burst_pre"
+TEACHING_ON_SPIKE = "taught_post += 1"  # one-to-one: at most one teaching spike per step
+TEACHING_ON_BURST = "teaching_burst_post += burst_pre"
 
 INTERNEURON_SAMPLE_END = """
 v = 0

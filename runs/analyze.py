@@ -208,11 +208,13 @@ def figure_alignment(series: dict, path: Path) -> list[Path]:
         return save(figure, path)
 
 
-def figure_update_cosine(labels, weight_cosines, bias_cosines, n_samples, path: Path) -> list[Path]:
+def figure_update_cosine(labels, weight_cosines, bias_cosines, n_samples, path: Path,
+                         ylabel: str = "cosine of BioGrad update with −∇L (BPTT)",
+                         legend: tuple[str, str] = ("ΔW (weights)", "Δb (biases)")) -> list[Path]:
     with plt.rc_context(STYLE):
         figure, axes = plt.subplots()
         x = np.arange(len(labels))
-        bar_sets = ((-0.2, weight_cosines, "ΔW (weights)", "C0"), (0.2, bias_cosines, "Δb (biases)", "C1"))
+        bar_sets = ((-0.2, weight_cosines, legend[0], "C0"), (0.2, bias_cosines, legend[1], "C1"))
         for offset, values, name, color in bar_sets:
             heights = [np.nan if v is None else v for v in values]
             bars = axes.bar(x + offset, heights, width=0.4, label=name, color=color)
@@ -224,7 +226,7 @@ def figure_update_cosine(labels, weight_cosines, bias_cosines, n_samples, path: 
         axes.axhline(0.0, color="0.3", lw=0.8)
         axes.set_xticks(x, labels)
         axes.set_xlabel("layer (pre → post neurons)")
-        axes.set_ylabel("cosine of BioGrad update with −∇L (BPTT)")
+        axes.set_ylabel(ylabel)
         low = min([0.0] + [v for v in weight_cosines + bias_cosines if v is not None])
         axes.set_ylim(min(-0.1, low - 0.15), 1.15)
         axes.legend(loc="upper center", frameon=False, ncols=2)
@@ -298,6 +300,10 @@ def analyze(directory: Path, n_samples: int = UPDATE_SAMPLES) -> dict:
     arrays, progress = read_checkpoint(checkpoints[-1])
     weights, biases, feedback = (layer_arrays(arrays, name) for name in ("weights", "biases", "feedback"))
     framework = config.model.framework
+    if framework == "bioleaf":  # its own claims and checks (issue 5)
+        from runs.analyze_bioleaf import analyze_bioleaf
+
+        return analyze_bioleaf(directory, config, checkpoints[-1], n_samples)
     if framework not in ("biograd", "bp"):
         raise AnalysisError(f"no analysis for framework {framework!r} yet (available: biograd, bp)")
     metrics = read_metrics(directory)

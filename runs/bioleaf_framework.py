@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from analysis.alignment import angle_degrees
 from circuits.bioleaf import BioLeaFNetwork, BioLeaFSettings, BioLeaFState, initial_state, run_single_sample
 from circuits.bioleaf_oracle import LearningRates
 from models.encoders import sample_rng
@@ -35,11 +36,6 @@ def bioleaf_settings(config: Config, n_in: int, n_out: int) -> BioLeaFSettings:
     return BioLeaFSettings(sizes=(n_in, *m.hidden, n_out), pyramidal=pyramidal, time_steps=m.time_steps,
                            error_start=m.error_start, batch_size=config.learning.batch_size,
                            desired_interval=b.desired_interval)
-
-
-def angle_degrees(a: np.ndarray, b: np.ndarray) -> float:
-    cosine = float(np.ravel(a) @ np.ravel(b) / (np.linalg.norm(a) * np.linalg.norm(b)))
-    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
 
 
 class BioLeaFFramework:
@@ -112,9 +108,13 @@ class BioLeaFFramework:
         return arrays
 
     def load_state_arrays(self, arrays) -> None:
-        n_layers = len(self.settings.sizes) - 1
-        counts = {"weights": n_layers, "biases": n_layers}
-        self.state = BioLeaFState(*[
-            [np.array(arrays[f"{group}_{l + 1}"], dtype=np.float64) for l in range(counts.get(group, n_layers - 1))]
-            for group in BioLeaFState.GROUPS
-        ])
+        self.state = state_from_arrays(arrays, len(self.settings.sizes) - 1)
+
+
+def state_from_arrays(arrays, n_layers: int) -> BioLeaFState:
+    """The state a checkpoint holds (``weights_1``, ..., ``apical_weights_1``, ...)."""
+    counts = {"weights": n_layers, "biases": n_layers}
+    return BioLeaFState(*[
+        [np.array(arrays[f"{group}_{l + 1}"], dtype=np.float64) for l in range(counts.get(group, n_layers - 1))]
+        for group in BioLeaFState.GROUPS
+    ])

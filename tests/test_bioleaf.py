@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from brian2 import prefs
 
+from analysis.alignment import cosine
 from analysis.locality import audit_locality
 from circuits.bioleaf import (
+    GLOBAL_SIGNALS,
     BioLeaFNetwork,
     BioLeaFSettings,
     effective_feedback,
@@ -28,7 +30,6 @@ from circuits.bioleaf_oracle import (
     LearningRates,
     backprop,
     bptt,
-    cosine,
     run_circuit,
     train_sequential,
 )
@@ -40,8 +41,6 @@ TOLERANCE = 1e-9
 LAYER_FIELDS = ("spikes", "soma", "apical", "plasticity_gate", "weight_change", "bias_change")
 MICROCIRCUIT_FIELDS = ("spikes", "soma", "weight_change", "bias_change", "apical_weight_change", "feedback_change")
 RATES = LearningRates(forward=0.1, interneuron=0.05, apical=0.02, mirror=0.07)
-#: Signals the circuit broadcasts on purpose (docs/models/bioleaf.md, "Locality").
-GLOBAL_SIGNALS = ("learning_rate", "apical_learning_rate", "teaching", "batch_size", "t_in_timesteps")
 
 
 def special_circumstance(sizes, seed, gain=3.0, feedback="forward_product"):
