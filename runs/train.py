@@ -270,6 +270,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
         results.truncate_metrics(progress["samples_seen"])
         print(f"resuming from {checkpoint.name} at {progress['samples_seen']} samples", file=sys.stderr)
     elif resume:
+        (results.path / "metrics.csv").unlink(missing_ok=True)  # rows of an attempt killed before its first checkpoint
         print("nothing to resume from: starting afresh", file=sys.stderr)
     wall_offset = progress["wall_seconds"] - (time.perf_counter() - started)
 
@@ -346,7 +347,6 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
             "train_ms_per_sample": round(1e3 * progress["train_seconds"] / max(seen, 1), 3),
         },
     }
-    (results.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     from analysis.figures import alignment_curve, learning_curve
 
     alignment_curve(metrics, results.figures / "alignment", title="feedback alignment")
@@ -357,6 +357,8 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
     learning_curve(metrics, results.figures / "learning_curve", title=f"{FRAMEWORK_TITLES.get(config.model.framework, config.model.framework)} on "
                    f"{DATASET_TITLES.get(config.data.dataset, config.data.dataset)}, "
                    f"{'-'.join(map(str, framework.settings.sizes))}")
+    # Written last: a summary marks a finished run (sweeps skip it), figures included.
+    (results.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 

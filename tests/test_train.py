@@ -196,3 +196,16 @@ def test_learning_rate_decays_by_epoch(tmp_path, monkeypatch):
                                                "learning.decay=0.5", "run.eval_every=0"]), tmp_path / "run")
     # (the figures' single-sample run afterwards shows the update asked for at the base rate)
     assert rates[:6] == pytest.approx([0.005] * 2 + [0.0025] * 2 + [0.00125] * 2)
+
+
+def test_resume_without_a_checkpoint_drops_the_killed_attempts_rows(tmp_path):
+    """An attempt killed after its first metrics row but before its first checkpoint."""
+    out = tmp_path / "run"
+    config = load_config(write_config(tmp_path), ["data.train_samples=100", "run.eval_every=0"])
+    out.mkdir()
+    (out / "metrics.csv").write_text("samples_seen,epoch,train_accuracy,test_accuracy,wall_seconds,"
+                                     "samples_per_second\n100,1.0,0.5,0.5,1.0,100.0\n")
+    train(config, out, resume=True)
+    with open(out / "metrics.csv") as handle:
+        assert [int(r["samples_seen"]) for r in csv.DictReader(handle)] == [100]
+    assert (out / "summary.json").exists() and (out / "figures" / "learning_curve.png").exists()
