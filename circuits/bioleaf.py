@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor, TimedArray
 
-from circuits.backend import forget_run_arg_files, prepare_device
+from circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
 from circuits.bioleaf_oracle import (
     DiscreteParameters,
     MicrocircuitRecord,
@@ -209,6 +209,7 @@ class BioLeaFNetwork:
         self.settings = settings
         self.samples_per_run = int(samples_per_run)
         self.record_all = record_all
+        self.device_name = device_name
         build_key = repr(("BioLeaFNetwork", settings, self.samples_per_run, record_all, profile))
         self.device, self.project_dir = prepare_device(device_name, build_dir, threads, precision, build_key)
         self.standalone = self.project_dir is not None
@@ -279,7 +280,7 @@ class BioLeaFNetwork:
             monitors += o["layer_states"] + o["interneuron_states"] + [m for ms in o["changes"].values() for m in ms]
         o["network"] = Network(
             inputs, *layers, *forward, *interneurons, *top_down, *teaching, *inter_input, *inter_apical,
-            *o["runners"], *monitors,
+            *o["runners"], *monitors, *device_workarounds(self.device_name, p.dt),
         )
         return o
 
@@ -487,10 +488,11 @@ class BioLeaFNetwork:
         return layers, interneurons
 
 
-def run_single_sample(state: BioLeaFState, input_spikes, label=None, settings: BioLeaFSettings = None,
+def run_single_sample(state: BioLeaFState, input_spikes, label, settings: BioLeaFSettings,
                       rates: LearningRates = LearningRates(forward=1.0), teaching: bool = True, desired=None,
                       device_name: str = "runtime", build_dir=None) -> RunResult:
-    """One BioLeaF sample through the Brian2 network (DESIGN §4 single-sample API).
+    """One BioLeaF sample through the Brian2 network (DESIGN §4 single-sample API); ``label`` may be
+    None when ``desired`` [T, n_out] gives the target spike trains.
 
     Returns per pyramidal layer: spikes, soma v, apical A, gate g·A (each [1, T, n]), ΔW and Δb;
     per hidden layer's interneurons: spikes, soma, ΔW_IP, Δb^I, ΔW_PI — the changes the sample

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from brian2 import NeuronGroup, Synapses
 
-from models.eligibility import FORWARD_MINIBATCH_END, all_to_all_indices
+from models.eligibility import FORWARD_MINIBATCH_END, FORWARD_ON_PRE, all_to_all_indices
 from models.interneurons import TEACHING_ON_BURST, TEACHING_ON_SPIKE
 
 # ------------------------------------------------------------------ forward STDP (W_PP, W_IP)
@@ -49,11 +49,8 @@ eligibility_trace : 1     # eps_ij: presynaptic input since the postsynaptic cel
 weight_change : 1         # sum over the minibatch of Delta W_ij
 """
 
-#: A presynaptic spike drives the soma and enters the trace in the same step.
-FORWARD_STDP_ON_PRE = """
-v_post += w
-eligibility_trace += 1
-"""
+#: A presynaptic spike drives the soma and enters the trace in the same step (as BioGrad's).
+FORWARD_STDP_ON_PRE = FORWARD_ON_PRE
 
 #: Every step, once the postsynaptic cell's learning signal is complete (synapses of active
 #: presynaptic cells only): ΔW += signal·ε, then the trace decays or a spike clears it.

@@ -24,6 +24,7 @@ import numpy as np
 SIZES = ((784, 500, 10), (784, 500, 100, 10))
 RATES = dict(forward=5e-3, interneuron=5e-3, apical=1e-3, mirror=5e-3)
 BATCH = 10
+INPUT_SEED, WEIGHT_SEED = 0, 1  # as the BioGrad bench (runs/bench.py)
 #: What each code object does, by the first matching part of its name.
 CATEGORIES = (
     ("forward_", "_plasticity", "W_PP trace update, per step (active inputs)"),
@@ -49,7 +50,6 @@ def category(name: str) -> str:
 def time_network(sizes, rasters, labels, build_root: Path, runs: int = 2, profile: bool = False) -> dict:
     from circuits.bioleaf import BioLeaFNetwork, BioLeaFSettings, initial_state
     from circuits.bioleaf_oracle import LearningRates
-    from runs.bench import WEIGHT_SEED
 
     settings = BioLeaFSettings(sizes=sizes, batch_size=BATCH)
     state = initial_state(sizes, np.random.default_rng(WEIGHT_SEED))
@@ -75,17 +75,24 @@ def time_network(sizes, rasters, labels, build_root: Path, runs: int = 2, profil
     return result
 
 
+def load_average() -> str:
+    return "load average {:.2f} {:.2f} {:.2f} on {} cores".format(*os.getloadavg(), os.cpu_count())
+
+
 def main(args) -> int:
-    from runs.bench import machine_load, mnist_rasters
+    from models.encoders import encode_batch
+    from runs.datasets import images_to_intensity, load_mnist
 
     samples = int(args.samples) - int(args.samples) % BATCH
     keep = os.environ.get("APICAL_BENCH_BUILD_DIR")
     build_root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="apical-bench-bioleaf-"))
-    report = {"samples": samples, "load_before": machine_load()}
+    report = {"samples": samples, "load_before": load_average()}
     print(f"apical bench: BioLeaF, T = 20, M = {BATCH}, float32, cpp_standalone, one thread, {samples} MNIST "
           f"training samples; {report['load_before']}")
     try:
-        rasters, labels = mnist_rasters(samples)
+        images, labels = load_mnist("train")
+        rasters = encode_batch(images_to_intensity(images[:samples].reshape(samples, -1)), 20, INPUT_SEED, 0)
+        labels = np.asarray(labels[:samples], dtype=int)
         report["networks"] = [time_network(sizes, rasters, labels, build_root) for sizes in SIZES]
         for r in report["networks"]:
             print(f"{'-'.join(map(str, r['sizes'])):<18} compile {r['compile_seconds']:6.1f} s   "
@@ -98,7 +105,7 @@ def main(args) -> int:
               f"{total:.2f} ms/sample in code objects):")
         for label, ms in profiled["profile_ms_per_sample"].items():
             print(f"  {ms:6.2f} ms/sample  {100 * ms / total:5.1f} %  {label}")
-        report["load_after"] = machine_load()
+        report["load_after"] = load_average()
         print(report["load_after"])
     finally:
         if not keep:
