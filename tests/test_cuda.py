@@ -105,6 +105,16 @@ def test_biograd_sleep_network_compiles_for_cuda(tmp_path):
     _check_project(network.project_dir)
 
 
+@pytest.mark.standalone
+@needs_cuda_toolkit
+def test_bioleaf_network_compiles_for_cuda(tmp_path):
+    from circuits.bioleaf import BioLeaFNetwork, BioLeaFSettings
+
+    settings = BioLeaFSettings(sizes=COMPILE_SIZES, time_steps=STEPS, error_start=ERROR_START, batch_size=2)
+    network = BioLeaFNetwork(settings, SAMPLES, device_name="cuda", build_dir=tmp_path)
+    _check_project(network.project_dir)
+
+
 # --------------------------------------------------------------------------- on a GPU
 @pytest.mark.cuda
 @needs_cuda_toolkit
@@ -140,6 +150,30 @@ def test_sleep_agrees_with_cpu(tmp_path):
     for l, (B_gpu, B_cpu, B_before) in enumerate(zip(results["cuda"], results["cpp"], state.feedback)):
         assert np.abs(B_cpu - B_before).max() > 1e-4, f"B^{l + 1} did not change: vacuous comparison"
         np.testing.assert_allclose(B_gpu, B_cpu, **GPU_TOLERANCE, err_msg=f"B^{l + 1}")
+
+
+@pytest.mark.cuda
+@needs_cuda_toolkit
+@needs_gpu
+def test_bioleaf_training_agrees_with_cpu(tmp_path):
+    from circuits.bioleaf import BioLeaFNetwork, BioLeaFSettings, initial_state as bioleaf_initial_state
+    from circuits.bioleaf_oracle import LearningRates
+
+    _, rasters, labels = case()
+    state = bioleaf_initial_state(SIZES, np.random.default_rng(11))
+    state.weights = [2.5 * W for W in state.weights]
+    settings = BioLeaFSettings(sizes=SIZES, time_steps=STEPS, error_start=ERROR_START, batch_size=2)
+    rates = LearningRates(forward=0.05, interneuron=0.05, apical=0.05, mirror=0.01)
+    results = {}
+    for device in ("cpp", "cuda"):
+        network = BioLeaFNetwork(settings, SAMPLES, device_name=device, build_dir=tmp_path / device)
+        results[device] = network.run(state, rasters, labels, rates)
+    cpu, gpu = results["cpp"], results["cuda"]
+    np.testing.assert_array_equal(gpu.output_counts, cpu.output_counts)
+    for group in type(state).GROUPS:
+        for l, (a_gpu, a_cpu) in enumerate(zip(getattr(gpu.state, group), getattr(cpu.state, group))):
+            np.testing.assert_allclose(a_gpu, a_cpu, **GPU_TOLERANCE, err_msg=f"{group}[{l}]")
+    assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(cpu.state.weights, state.weights)), "nothing learnt"
 
 
 def test_cuda_tests_are_not_silently_empty():
