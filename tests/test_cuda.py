@@ -17,7 +17,7 @@ import pytest
 from circuits import backend
 from circuits.backend import DeviceError, cuda_compute_capability, find_curand, prepare_device
 from circuits.biograd import BioGradNetwork, BioGradSettings, initial_state
-from circuits.biograd_oracle import SleepParameters
+from circuits.biograd_oracle import SleepParameters, sleep_noise
 from circuits.biograd_sleep import BioGradSleepNetwork
 
 try:
@@ -116,15 +116,19 @@ def test_bioleaf_network_compiles_for_cuda(tmp_path):
 
 
 # --------------------------------------------------------------------------- on a GPU
+def on_cpu_and_gpu(make_network, tmp_path, run):
+    """``run(network)`` on the same circuit built for cpp_standalone and for cuda_standalone."""
+    return {device: run(make_network(device, tmp_path / device)) for device in ("cpp", "cuda")}
+
+
 @pytest.mark.cuda
 @needs_cuda_toolkit
 @needs_gpu
 def test_wake_training_agrees_with_cpu(tmp_path):
     state, rasters, labels = case()
-    results = {}
-    for device in ("cpp", "cuda"):
-        network = BioGradNetwork(settings(), SAMPLES, device_name=device, build_dir=tmp_path / device)
-        results[device] = network.run(state, rasters, labels, 0.05)
+    results = on_cpu_and_gpu(lambda device, folder: BioGradNetwork(settings(), SAMPLES, device_name=device,
+                                                                    build_dir=folder),
+                             tmp_path, lambda network: network.run(state, rasters, labels, 0.05))
     cpu, gpu = results["cpp"], results["cuda"]
     np.testing.assert_array_equal(gpu.output_counts, cpu.output_counts)
     for l, (W_gpu, W_cpu, W_before) in enumerate(zip(gpu.state.weights, cpu.state.weights, state.weights)):
@@ -140,13 +144,11 @@ def test_wake_training_agrees_with_cpu(tmp_path):
 def test_sleep_agrees_with_cpu(tmp_path):
     state, _, _ = case()
     sleep = SleepParameters(steps=10, batch_size=4, learning_rate=0.01)
-    noise = None
-    results = {}
-    for device in ("cpp", "cuda"):
-        network = BioGradSleepNetwork(BioGradSettings(sizes=SIZES), sleep, device_name=device,
-                                      build_dir=tmp_path / device)
-        noise = noise if noise is not None else network.draw_noise(np.random.default_rng(3))
-        results[device] = network.run(state.weights, state.biases, state.feedback, noise)
+    rng = np.random.default_rng(3)
+    noise = [sleep_noise(rng, sleep.batch_size, sleep.steps, n) for n in SIZES[1:-1]]
+    results = on_cpu_and_gpu(lambda device, folder: BioGradSleepNetwork(BioGradSettings(sizes=SIZES), sleep,
+                                                                         device_name=device, build_dir=folder),
+                             tmp_path, lambda network: network.run(state.weights, state.biases, state.feedback, noise))
     for l, (B_gpu, B_cpu, B_before) in enumerate(zip(results["cuda"], results["cpp"], state.feedback)):
         assert np.abs(B_cpu - B_before).max() > 1e-4, f"B^{l + 1} did not change: vacuous comparison"
         np.testing.assert_allclose(B_gpu, B_cpu, **GPU_TOLERANCE, err_msg=f"B^{l + 1}")
@@ -164,10 +166,9 @@ def test_bioleaf_training_agrees_with_cpu(tmp_path):
     state.weights = [2.5 * W for W in state.weights]
     settings = BioLeaFSettings(sizes=SIZES, time_steps=STEPS, error_start=ERROR_START, batch_size=2)
     rates = LearningRates(forward=0.05, interneuron=0.05, apical=0.05, mirror=0.01)
-    results = {}
-    for device in ("cpp", "cuda"):
-        network = BioLeaFNetwork(settings, SAMPLES, device_name=device, build_dir=tmp_path / device)
-        results[device] = network.run(state, rasters, labels, rates)
+    results = on_cpu_and_gpu(lambda device, folder: BioLeaFNetwork(settings, SAMPLES, device_name=device,
+                                                                    build_dir=folder),
+                             tmp_path, lambda network: network.run(state, rasters, labels, rates))
     cpu, gpu = results["cpp"], results["cuda"]
     np.testing.assert_array_equal(gpu.output_counts, cpu.output_counts)
     for group in type(state).GROUPS:
