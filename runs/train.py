@@ -158,7 +158,8 @@ class ResultsDirectory:
 
     def save_checkpoint(self, arrays: dict, progress: dict) -> Path:
         path = self.checkpoints / f"checkpoint-{progress['samples_seen']:010d}.npz"
-        temporary = path.with_suffix(".tmp.npz")
+        # Outside the checkpoint-*.npz pattern: a kill mid-write must not leave a "newest checkpoint".
+        temporary = path.with_name(f"partial-{path.name}")
         np.savez(temporary, progress=json.dumps(progress), **arrays)
         os.replace(temporary, path)  # atomic: a kill leaves the old checkpoint or the new one
         for old in sorted(self.checkpoints.glob("checkpoint-*.npz"))[:-2]:

@@ -209,3 +209,13 @@ def test_resume_without_a_checkpoint_drops_the_killed_attempts_rows(tmp_path):
     with open(out / "metrics.csv") as handle:
         assert [int(r["samples_seen"]) for r in csv.DictReader(handle)] == [100]
     assert (out / "summary.json").exists() and (out / "figures" / "learning_curve.png").exists()
+
+
+def test_a_checkpoint_killed_mid_write_is_never_the_newest(tmp_path):
+    from runs.train import ResultsDirectory
+
+    results = ResultsDirectory(tmp_path / "run", resume=False)
+    kept = results.save_checkpoint({"w": np.ones(3)}, {"samples_seen": 50})
+    (results.checkpoints / "partial-checkpoint-0000000100.npz").write_bytes(b"PK\x03\x04 cut short")
+    assert results.latest_checkpoint() == kept
+    results.release()
