@@ -61,7 +61,8 @@ def prepare_device(name: str, build_dir: str | os.PathLike | None = None, thread
         prefs.codegen.target = "numpy"
         return brian2.get_device(), None
     root = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="apical-build-"))
-    target = f"sm_{cuda_compute_capability()}" if device_name == "cuda_standalone" else f"threads={threads}"
+    capability = cuda_compute_capability() if device_name == "cuda_standalone" else None
+    target = f"sm_{capability}" if capability else f"threads={threads}"
     digest = hashlib.sha256(f"{build_key}|{device_name}|{target}|{precision}".encode()).hexdigest()[:12]
     project = root / digest
     project.mkdir(parents=True, exist_ok=True)
@@ -69,7 +70,7 @@ def prepare_device(name: str, build_dir: str | os.PathLike | None = None, thread
         # Brian2 compares assigned float32 values with 1e50, which overflows the cast; harmless.
         warnings.filterwarnings("ignore", message="overflow encountered in cast", category=RuntimeWarning)
     if device_name == "cuda_standalone":
-        cuda = prepare_cuda(project, cuda_compute_capability())
+        cuda = prepare_cuda(project, capability)
         set_device(cuda, directory=str(project), build_on_run=False)
         return cuda, project
     # One thread means serial code without OpenMP at all (Brian2: openmp_threads = 0).
