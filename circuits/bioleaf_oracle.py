@@ -187,83 +187,85 @@ def run_circuit(state, input_spikes, desired, params: DiscreteParameters, rates:
 
 
 def _forward(weights, biases, x, params):
-    """Spikes, pseudo-derivatives and reset-aware input traces of the plain network."""
-    batch, T, _ = x.shape
+    """The plain network step by step: yields, per step, each layer's spikes, pseudo-derivative
+    and reset-aware input traces ε (per synapse) and ε^b."""
+    batch = x.shape[0]
     v = [np.zeros((batch, w.shape[0])) for w in weights]
     s = [np.zeros((batch, w.shape[0])) for w in weights]
     eps = [np.zeros((batch,) + w.shape) for w in weights]
     eps_b = [np.zeros((batch, w.shape[0])) for w in weights]
-    S = [np.zeros((T, batch, w.shape[0])) for w in weights]
-    G = [np.zeros((T, batch, w.shape[0])) for w in weights]
-    EPS = [np.zeros((T, batch) + w.shape) for w in weights]
-    EPS_b = [np.zeros((T, batch, w.shape[0])) for w in weights]
-    for t in range(T):
+    for t in range(x.shape[1]):
         pre = x[:, t]
+        g = []
         for l, (W, b) in enumerate(zip(weights, biases)):
             v[l] = params.leak * v[l] * (1.0 - s[l]) + pre @ W.T + b
             eps[l] = params.leak * (1.0 - s[l])[:, :, None] * eps[l] + pre[:, None, :]
             eps_b[l] = params.leak * (1.0 - s[l]) * eps_b[l] + 1.0
             s[l] = (v[l] > params.threshold).astype(float)
-            S[l][t], EPS[l][t], EPS_b[l][t] = s[l], eps[l], eps_b[l]
-            G[l][t] = params.gamma * (np.abs(v[l] - params.threshold) < params.window)
+            g.append(params.gamma * (np.abs(v[l] - params.threshold) < params.window))
             pre = s[l]
-    return S, G, EPS, EPS_b
+        yield s, g, eps, eps_b
 
 
-def _output_error(S_out, desired, params):
-    """(d − o)[t] on the error window, [T, B, n_out], and the loss E summed over the batch."""
-    T = S_out.shape[0]
-    o = np.zeros_like(S_out[0])
-    d = np.zeros_like(S_out[0])
-    error = np.zeros_like(S_out)
-    for t in range(T):
-        o = params.psp_leak * o + S_out[t]
-        d = params.psp_leak * d + desired[:, t]
-        if t >= params.error_start:
-            error[t] = d - o
-    return error, 0.5 * float((error**2).sum())
+class _SpikingError:
+    """E = ½·Σ_{t≥t0}‖d[t] − o[t]‖², accumulated step by step; ``step`` returns (d − o)[t] on the window."""
+
+    def __init__(self, desired, params):
+        self.desired, self.params = desired, params
+        self.o = self.d = 0.0
+        self.loss = 0.0
+
+    def step(self, t, output_spikes):
+        self.o = self.params.psp_leak * self.o + output_spikes
+        self.d = self.params.psp_leak * self.d + self.desired[:, t]
+        error = (self.d - self.o) * (1.0 if t >= self.params.error_start else 0.0)
+        self.loss += 0.5 * float((error**2).sum())
+        return error
 
 
 def backprop(weights, biases, input_spikes, desired, params: DiscreteParameters):
     """Spatial backprop of the spiking error: per layer −∂E/∂W and −∂E/∂b summed over the
-    batch, and E. At every step the error descends through Wᵀ (see the module docstring)."""
+    batch, and E. At every step the error descends through Wᵀ (see the module docstring), so it
+    is computed alongside the forward pass."""
     x, desired = _check(input_spikes, desired, params)
-    S, G, EPS, EPS_b = _forward(weights, biases, x, params)
-    error, loss = _output_error(S[-1], desired, params)
+    spiking_error = _SpikingError(desired, params)
     descent_W = [np.zeros_like(w) for w in weights]
     descent_b = [np.zeros_like(b) for b in biases]
-    for t in range(x.shape[1]):
-        upstream = error[t]  # −∂E/∂s^L[t], the step's own term
+    for t, (s, g, eps, eps_b) in enumerate(_forward(weights, biases, x, params)):
+        upstream = spiking_error.step(t, s[-1])  # −∂E/∂s^L[t], the step's own term
         for l in reversed(range(len(weights))):
-            delta = G[l][t] * upstream
-            descent_W[l] += np.einsum("bi,bij->ij", delta, EPS[l][t])
-            descent_b[l] += (delta * EPS_b[l][t]).sum(axis=0)
+            delta = g[l] * upstream
+            descent_W[l] += np.einsum("bi,bij->ij", delta, eps[l])
+            descent_b[l] += (delta * eps_b[l]).sum(axis=0)
             upstream = delta @ weights[l]
-    return descent_W, descent_b, loss
+    return descent_W, descent_b, spiking_error.loss
 
 
 def bptt(weights, biases, input_spikes, desired, params: DiscreteParameters):
     """Full backprop through time of the same loss, same pseudo-derivative, reset as a constant:
     −∂E/∂W, −∂E/∂b per layer (summed over the batch) and E."""
     x, desired = _check(input_spikes, desired, params)
-    S, G, _, _ = _forward(weights, biases, x, params)
-    error, loss = _output_error(S[-1], desired, params)
-    T = x.shape[1]
-    inputs = [x.transpose(1, 0, 2)] + S[:-1]
+    spiking_error = _SpikingError(desired, params)
+    S, G, error = [], [], []
+    for t, (s, g, _, _) in enumerate(_forward(weights, biases, x, params)):
+        S.append([a.copy() for a in s])
+        G.append(g)
+        error.append(spiking_error.step(t, s[-1]))
+    inputs = [[x[:, t]] + S[t][:-1] for t in range(x.shape[1])]
     descent_W = [np.zeros_like(w) for w in weights]
     descent_b = [np.zeros_like(b) for b in biases]
     kernel_adjoint = np.zeros_like(error[0])  # −∂E/∂s^L[t] through o[t'] for every t' ≥ t
-    membrane_adjoint = [np.zeros_like(S[l][0]) for l in range(len(weights))]  # −∂E/∂v^l[t+1]
-    for t in reversed(range(T)):
+    membrane_adjoint = [np.zeros_like(a) for a in S[0]]  # −∂E/∂v^l[t+1]
+    for t in reversed(range(x.shape[1])):
         kernel_adjoint = params.psp_leak * kernel_adjoint + error[t]
         upstream = kernel_adjoint
         for l in reversed(range(len(weights))):
-            survive = params.leak * (1.0 - S[l][t])
-            membrane_adjoint[l] = G[l][t] * upstream + survive * membrane_adjoint[l]
-            descent_W[l] += membrane_adjoint[l].T @ inputs[l][t]
+            survive = params.leak * (1.0 - S[t][l])
+            membrane_adjoint[l] = G[t][l] * upstream + survive * membrane_adjoint[l]
+            descent_W[l] += membrane_adjoint[l].T @ inputs[t][l]
             descent_b[l] += membrane_adjoint[l].sum(axis=0)
             upstream = membrane_adjoint[l] @ weights[l]
-    return descent_W, descent_b, loss
+    return descent_W, descent_b, spiking_error.loss
 
 
 def train_sequential(state, input_spikes, desired, params: DiscreteParameters, rates: LearningRates,
