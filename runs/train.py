@@ -35,7 +35,7 @@ from runs.frameworks import make_framework
 METRIC_FIELDS = ["samples_seen", "epoch", "train_accuracy", "test_accuracy", "wall_seconds", "samples_per_second"]
 
 
-FRAMEWORK_TITLES = {"biograd": "BioGrad", "bp": "BPTT baseline"}
+FRAMEWORK_TITLES = {"biograd": "BioGrad", "bp": "BPTT baseline", "bioleaf": "BioLeaF"}
 DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "nmnist": "N-MNIST"}
 
 
