@@ -263,8 +263,7 @@ def compare_devices(args, build_root: Path, report: dict) -> None:
             row[device_name] = time_brian(sizes, rasters[:n], labels[:n], device_name, args.threads, 2, build_root,
                                           "float32")
         rows.append(row)
-    print(f"
-{'sizes':<18} {'device':<6} {'compile s':>9} {'samples':>8} {'ms/sample':>10} {'samples/s':>10} "
+    print(f"\n{'sizes':<18} {'device':<6} {'compile s':>9} {'samples':>8} {'ms/sample':>10} {'samples/s':>10} "
           f"{'epoch (min)':>11} {'GPU ÷ CPU':>10}")
     for row in rows:
         for device_name in ("cuda", "cpp"):
