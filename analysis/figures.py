@@ -70,6 +70,13 @@ def learning_curve(metrics: list[dict], path: Path, title: str = "") -> list[Pat
         figure, axes = plt.subplots()
         axes.plot(seen, train, "o-", label="train (while learning)")
         axes.plot(seen, test, "s-", label="test")
+        held_out = [100 * float(r["validation_accuracy"]) for r in metrics if r.get("validation_accuracy") not in (None, "")]
+        if len(held_out) == len(metrics):
+            axes.plot(seen, held_out, "^-", label="validation (held out)")
+            chosen = max(range(len(held_out)), key=held_out.__getitem__)  # first best, as the summary selects
+            axes.plot(seen[chosen], test[chosen], "*", markersize=14, color="black",
+                      label=f"selected on validation: test {test[chosen]:.2f}%")
+            test = test + held_out
         axes.set_ylabel("accuracy (%)")
         low = min(train + test)
         axes.set_ylim(max(0.0, min(low - 2.0, 90.0)), 100.0)

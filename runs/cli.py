@@ -17,6 +17,10 @@ def _train(args) -> int:
     print(f"final test accuracy: {100 * summary['final_test_accuracy']:.2f}%  "
           f"({summary['samples_seen']} training samples, {summary['timings']['wall_seconds']:.0f} s wall, "
           f"{summary['timings']['train_ms_per_sample']:.2f} ms per training sample)")
+    if "selected" in summary:
+        chosen = summary["selected"]
+        print(f"selected on validation ({100 * chosen['validation_accuracy']:.2f}%) after {chosen['samples_seen']} "
+              f"samples: test accuracy {100 * chosen['test_accuracy']:.2f}%  ({chosen['checkpoint']})")
     return 0
 
 

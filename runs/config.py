@@ -114,6 +114,8 @@ class DataConfig:
     data_dir: str = ""  # data folder; "" = $APICAL_DATA_DIR, then the repository's data/
     train_samples: int = 0  # training samples used per epoch, 0 = all
     test_samples: int = 0  # test samples used per evaluation, 0 = all
+    validation_samples: int = 0  # held out from the END of the training set, never trained on; each evaluation
+    #   also scores them, and the summary selects the evaluation with the best validation accuracy
     encoding: str = "bernoulli"  # image encoding: Bernoulli rate code of pixel intensity
 
 
@@ -222,6 +224,7 @@ KINDS = {
     "data.data_dir": "str",
     "data.train_samples": "int",
     "data.test_samples": "int",
+    "data.validation_samples": "int",
     "data.encoding": "str",
     "run.device": "str",
     "run.epochs": "int",
@@ -257,6 +260,7 @@ BOUNDS = {
     "learning.bp_learning_rate": [(">", 0)],
     "data.train_samples": [(">=", 0)],
     "data.test_samples": [(">=", 0)],
+    "data.validation_samples": [(">=", 0)],
     "run.epochs": [(">=", 1)],
     "run.eval_every": [(">=", 0)],
     "run.checkpoint_every": [(">=", 0)],

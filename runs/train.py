@@ -50,6 +50,8 @@ class Dataset:
     test_inputs: np.ndarray
     test_labels: np.ndarray
     n_classes: int = 10
+    validation_inputs: np.ndarray | None = None  # held out from the training set (data.validation_samples)
+    validation_labels: np.ndarray | None = None
 
     @property
     def is_spiking(self) -> bool:
@@ -73,11 +75,19 @@ def load_dataset(config: Config) -> Dataset:
         test, test_labels = load_nmnist("test", data_dir, time_bins=config.model.time_steps)
     else:  # the config parser admits only the names above
         raise ConfigError(f"config key 'data.dataset': unknown dataset {d.dataset!r}")
+    validation = validation_labels = None
+    if d.validation_samples:
+        if d.validation_samples >= len(train_labels):
+            raise ConfigError(f"config key 'data.validation_samples': {d.validation_samples} leaves no training "
+                              f"samples of the {len(train_labels)} in {d.dataset}")
+        validation, validation_labels = train[-d.validation_samples:], np.asarray(train_labels[-d.validation_samples:], int)
+        train, train_labels = train[: -d.validation_samples], train_labels[: -d.validation_samples]
     if d.train_samples:
         train, train_labels = train[: d.train_samples], train_labels[: d.train_samples]
     if d.test_samples:
         test, test_labels = test[: d.test_samples], test_labels[: d.test_samples]
-    return Dataset(train, np.asarray(train_labels, int), test, np.asarray(test_labels, int))
+    return Dataset(train, np.asarray(train_labels, int), test, np.asarray(test_labels, int),
+                   validation_inputs=validation, validation_labels=validation_labels)
 
 
 def encode(inputs: np.ndarray, time_steps: int, seed: int, purpose: str, first_index: int) -> np.ndarray:
@@ -166,6 +176,14 @@ class ResultsDirectory:
             old.unlink()
         return path
 
+    def save_selected(self, arrays: dict, samples_seen: int) -> Path:
+        """The weights of the evaluation with the best validation accuracy (selected.npz)."""
+        path = self.checkpoints / "selected.npz"
+        temporary = path.with_name("partial-selected.npz")
+        np.savez(temporary, progress=json.dumps({"samples_seen": samples_seen}), **arrays)
+        os.replace(temporary, path)
+        return path
+
     def append_metrics(self, row: dict):
         """One row: the contract's columns first, then the framework's own (e.g. alignment)."""
         path = self.path / "metrics.csv"
@@ -195,6 +213,14 @@ class ResultsDirectory:
             return list(csv.DictReader(handle))
 
 
+def selected_row(metrics: list[dict]) -> dict | None:
+    """Model selection on held-out training samples: the first evaluation with the highest
+    validation accuracy (None when the run holds out none). Its test accuracy is the honest
+    figure to report, since the test set took no part in choosing it."""
+    rows = [r for r in metrics if r.get("validation_accuracy") not in (None, "")]
+    return max(rows, key=lambda r: float(r["validation_accuracy"])) if rows else None
+
+
 class Progress:
     """One status line per chunk: samples, running accuracy, throughput and time left."""
 
@@ -210,20 +236,23 @@ class Progress:
               f"{rate:7.1f} samples/s  ETA {eta}", file=self.stream, flush=True)
 
 
-def evaluate(framework, dataset: Dataset, config: Config, chunk: int) -> float:
-    """Test accuracy (argmax of output spike counts) over the whole test set, no learning."""
-    n_test = len(dataset.test_labels)
+def evaluate(framework, dataset: Dataset, config: Config, chunk: int, split: str = "test") -> float:
+    """Accuracy (argmax of output spike counts) over the whole test set, or the held-out
+    validation samples with split="validation"; no learning."""
+    inputs, all_labels = ((dataset.test_inputs, dataset.test_labels) if split == "test"
+                          else (dataset.validation_inputs, dataset.validation_labels))
+    n_test = len(all_labels)
     correct = 0
     for start in range(0, n_test, chunk):
         stop = min(start + chunk, n_test)
-        spikes = encode(dataset.test_inputs[start:stop], config.model.time_steps, config.seeds.input, "test", start)
-        labels = dataset.test_labels[start:stop]
+        spikes = encode(inputs[start:stop], config.model.time_steps, config.seeds.input, split, start)
+        labels = all_labels[start:stop]
         if stop - start < chunk:  # pad the last chunk with silent samples; their outputs are discarded
             pad = chunk - (stop - start)
             spikes = np.concatenate([spikes, np.zeros((pad,) + spikes.shape[1:], spikes.dtype)])
             labels = np.concatenate([labels, np.zeros(pad, int)])
         counts = framework.evaluate_chunk(spikes, labels)[: stop - start]
-        correct += int((counts.argmax(axis=1) == dataset.test_labels[start:stop]).sum())
+        correct += int((counts.argmax(axis=1) == all_labels[start:stop]).sum())
     return correct / n_test
 
 
@@ -309,15 +338,22 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
         if at_eval:
             eval_started = time.perf_counter()
             test_accuracy = evaluate(framework, dataset, config, chunk)
+            held_out = {}
+            if dataset.validation_labels is not None:
+                held_out["validation_accuracy"] = round(evaluate(framework, dataset, config, chunk, "validation"), 6)
             progress["eval_seconds"] += time.perf_counter() - eval_started
             wall = time.perf_counter() - started + wall_offset
             results.append_metrics({
                 "samples_seen": seen, "epoch": round(seen / n_train, 4),
                 "train_accuracy": round(correct / counted, 6), "test_accuracy": round(test_accuracy, 6),
                 "wall_seconds": round(wall, 2), "samples_per_second": round(interval_samples / interval_seconds, 2),
-                **framework.metrics(),
+                **held_out, **framework.metrics(),
             })
-            print(f"  test accuracy after {seen} samples: {100 * test_accuracy:.2f}%", file=sys.stderr, flush=True)
+            shown = "".join(f", validation {100 * v:.2f}%" for v in held_out.values())
+            print(f"  test accuracy after {seen} samples: {100 * test_accuracy:.2f}%{shown}", file=sys.stderr, flush=True)
+            if held_out and selected_row(results.read_metrics())["samples_seen"] == str(seen):
+                # the best evaluation on held-out samples so far: keep its weights apart
+                results.save_selected(framework.state_arrays(), seen)
             correct = counted = 0
             interval_samples, interval_seconds = 0, 0.0
         every = config.run.checkpoint_every
@@ -332,6 +368,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
         "framework": config.model.framework,
         "final_test_accuracy": float(metrics[-1]["test_accuracy"]),
         "best_test_accuracy": max(float(r["test_accuracy"]) for r in metrics),
+        **selected_summary(metrics),
         "samples_seen": seen,
         "epochs": config.run.epochs,
         "network": list(framework.settings.sizes),
@@ -361,6 +398,15 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
     # Written last: a summary marks a finished run (sweeps skip it), figures included.
     (results.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def selected_summary(metrics: list[dict]) -> dict:
+    row = selected_row(metrics)
+    if row is None:
+        return {}
+    return {"selected": {"samples_seen": int(row["samples_seen"]), "epoch": float(row["epoch"]),
+                         "validation_accuracy": float(row["validation_accuracy"]),
+                         "test_accuracy": float(row["test_accuracy"]), "checkpoint": "checkpoints/selected.npz"}}
 
 
 def load_and_train(path, overrides=(), out_dir=None, resume=False, device=None, build_dir=None) -> dict:

@@ -219,3 +219,45 @@ def test_a_checkpoint_killed_mid_write_is_never_the_newest(tmp_path):
     (results.checkpoints / "partial-checkpoint-0000000100.npz").write_bytes(b"PK\x03\x04 cut short")
     assert results.latest_checkpoint() == kept
     results.release()
+
+
+def test_validation_samples_are_held_out_and_select_the_reported_evaluation(tmp_path, monkeypatch):
+    """data.validation_samples takes the last N training digits out of training; each evaluation
+    scores them, and the summary reports the test accuracy of the best validation evaluation."""
+    from runs.train import load_dataset, selected_row
+
+    config = load_config(write_config(tmp_path), ["data.train_samples=0", "data.validation_samples=59800",
+                                                  "run.eval_every=100"])
+    full = load_dataset(load_config(write_config(tmp_path), ["data.train_samples=0"]))
+    held = load_dataset(config)
+    assert len(held.train_labels) == 200 and len(held.validation_labels) == 59800
+    np.testing.assert_array_equal(held.validation_labels, full.train_labels[200:])
+    np.testing.assert_array_equal(held.train_inputs, full.train_inputs[:200])
+
+    small = load_config(write_config(tmp_path), ["data.train_samples=200", "data.validation_samples=100",
+                                                 "run.eval_every=100"])
+    # 100 validation digits, taken from the end of the 60,000 before train_samples picks the first 200
+    out = tmp_path / "run"
+    summary = train(small, out)
+    with open(out / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:7] == ["samples_seen", "epoch", "train_accuracy", "test_accuracy", "wall_seconds",
+                                 "samples_per_second", "validation_accuracy"]
+    assert [int(r["samples_seen"]) for r in rows] == [100, 200]
+    chosen = selected_row(rows)
+    best = max(float(r["validation_accuracy"]) for r in rows)
+    assert float(chosen["validation_accuracy"]) == best
+    assert summary["selected"]["test_accuracy"] == float(chosen["test_accuracy"])
+    assert summary["selected"]["samples_seen"] == int(chosen["samples_seen"])
+    with np.load(out / "checkpoints" / "selected.npz") as stored:
+        assert json.loads(str(stored["progress"]))["samples_seen"] == int(chosen["samples_seen"])
+        if int(chosen["samples_seen"]) == 200:  # the final weights were selected
+            final = final_weights(out)
+            for name, values in final.items():
+                np.testing.assert_array_equal(stored[name], values)
+    assert selected_row([{"samples_seen": "1", "validation_accuracy": "0.5"},
+                         {"samples_seen": "2", "validation_accuracy": "0.7"},
+                         {"samples_seen": "3", "validation_accuracy": "0.7"}])["samples_seen"] == "2"
+
+    with pytest.raises(ConfigError, match="data.validation_samples"):
+        load_dataset(load_config(write_config(tmp_path), ["data.validation_samples=60000"]))
