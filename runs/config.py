@@ -92,7 +92,7 @@ class LearningConfig:
     learning_rate: float = 1e-3  # η, wake learning rate
     batch_size: int = 1  # M, samples per weight update (1 = online)
     decay: float = 1.0  # learning-rate factor applied every decay_every epochs (1 = constant rate)
-    decay_every: int = 1  # epochs between two learning-rate decays
+    decay_every: float = 1.0  # epochs between two learning-rate decays (0.5: every half epoch)
     sleep: bool = False  # run the sleep phase after every chunk of run.chunk_samples samples
     sleep_steps: int = 50  # T_s, steps of noise per sleep phase per hidden layer
     sleep_learning_rate: float = 1e-4 / 3  # η_s, sleep learning rate for the feedback weights B
@@ -101,9 +101,10 @@ class LearningConfig:
     optimizer: str = "sgd"  # "sgd" or "adam" (adam is what the bp framework uses)
     bp_learning_rate: float = 1e-4  # learning rate of the BP (BPTT) baseline
 
-    def rate_scale(self, epoch: int) -> float:
-        """Step decay: the factor on every learning rate during epoch ``epoch`` (counted from 0)."""
-        return self.decay ** (epoch // self.decay_every)
+    def rate_scale(self, epochs_done: float) -> float:
+        """Step decay: the factor on every learning rate once ``epochs_done`` epochs (a fraction
+        counts: 2.5 = half-way through the third) have been trained; decay_every may be a fraction."""
+        return self.decay ** math.floor(epochs_done / self.decay_every + 1e-9)
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,7 @@ KINDS = {
     "learning.learning_rate": "float",
     "learning.batch_size": "int",
     "learning.decay": "float",
-    "learning.decay_every": "int",
+    "learning.decay_every": "float",
     "learning.sleep": "bool",
     "learning.sleep_steps": "int",
     "learning.sleep_learning_rate": "float",
@@ -252,7 +253,7 @@ BOUNDS = {
     "learning.learning_rate": [(">", 0)],
     "learning.batch_size": [(">=", 1)],
     "learning.decay": [(">", 0), ("<=", 1)],
-    "learning.decay_every": [(">=", 1)],
+    "learning.decay_every": [(">", 0)],
     "learning.sleep_steps": [(">=", 1)],
     "learning.sleep_learning_rate": [(">", 0)],
     "learning.sleep_decay": [(">", 0)],

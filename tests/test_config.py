@@ -67,7 +67,7 @@ def test_defaults_from_an_empty_file(tmp_path):
         ("[model]\nhidden = [10, true]", "config key 'model.hidden': expected a list of integers"),
         ('[model]\nframework = "dfa"', "config key 'model.framework' must be one of \"biograd\", \"bp\", \"bioleaf\", got \"dfa\""),
         ("[learning]\ndecay = 1.5", "config key 'learning.decay' must be <= 1, got 1.5"),
-        ("[learning]\ndecay_every = 0", "config key 'learning.decay_every' must be >= 1, got 0"),
+        ("[learning]\ndecay_every = 0", "config key 'learning.decay_every' must be > 0, got 0"),
         ("[run]\nshuffle = 1", "config key 'run.shuffle': expected true or false, got 1"),
         ("[seeds]\ninput = -2", "config key 'seeds.input' must be >= 0, got -2"),
         ('[model]\nleak = 0.3\ntau_m = "4*ms"', "'model.leak' and 'model.tau_m' are both given"),
@@ -186,3 +186,8 @@ def test_step_decay_of_the_learning_rate(tmp_path):
     learning = load_config(write(tmp_path, "[learning]\ndecay = 0.5\ndecay_every = 2")).learning
     assert [learning.rate_scale(epoch) for epoch in range(6)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
     assert load_config(write(tmp_path, "")).learning.rate_scale(7) == 1.0
+    half = load_config(write(tmp_path, "[learning]\ndecay = 0.5\ndecay_every = 0.5")).learning
+    # a fraction of an epoch: the factor changes mid-epoch, exactly at each half
+    assert [half.rate_scale(e) for e in (0.0, 0.49, 0.5, 0.99, 1.0, 1.5, 2.75)] == [1, 1, 0.5, 0.5, 0.25, 0.125, 1 / 32]
+    thirds = load_config(write(tmp_path, "[learning]\ndecay = 0.5\ndecay_every = 0.3333333333333333")).learning
+    assert thirds.rate_scale(1.0) == 0.125  # 3 decays by the end of the first epoch, not 2 (rounding)
