@@ -223,10 +223,12 @@ class _SpikingError:
         return error
 
 
-def backprop(weights, biases, input_spikes, desired, params: DiscreteParameters):
+def backprop(weights, biases, input_spikes, desired, params: DiscreteParameters, feedback=None):
     """Spatial backprop of the spiking error: per layer −∂E/∂W and −∂E/∂b summed over the
     batch, and E. At every step the error descends through Wᵀ (see the module docstring), so it
-    is computed alongside the forward pass."""
+    is computed alongside the forward pass. With ``feedback`` (B^l, n_l × n_{l+1}, one per hidden
+    layer) the error descends through B^l instead of (W^{l+1})ᵀ: feedback alignment (Lillicrap et
+    al. 2016), sign-concordant when sign(B) = sign(Wᵀ) (Liao, Leibo & Poggio 2016)."""
     x, desired = _check(input_spikes, desired, params)
     spiking_error = _SpikingError(desired, params)
     descent_W = [np.zeros_like(w) for w in weights]
@@ -237,7 +239,7 @@ def backprop(weights, biases, input_spikes, desired, params: DiscreteParameters)
             delta = g[l] * upstream
             descent_W[l] += np.einsum("bi,bij->ij", delta, eps[l])
             descent_b[l] += (delta * eps_b[l]).sum(axis=0)
-            upstream = delta @ weights[l]
+            upstream = delta @ (weights[l] if feedback is None or l == 0 else feedback[l - 1].T)
     return descent_W, descent_b, spiking_error.loss
 
 

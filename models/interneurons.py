@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from brian2 import NeuronGroup
 
-from models.pyramidal import PyramidalParameters
+from models.pyramidal import ACTIVE_CONDITION, PyramidalParameters
 
 INTERNEURON_EQUATIONS = """
 dv/dt = -v / tau_m : 1                      # soma potential
@@ -90,3 +90,54 @@ def make_interneuron_layer(n: int, params: PyramidalParameters, batch_size: int,
     )
     group.burst_gain = params.burst_gain
     return group
+
+
+# ------------------------------------------------------------------ the SC microcircuit's interneurons
+# Yang & Li (2022), arXiv 2205.07292: "three types of cells" — pyramidal cells and, by the papers
+# the authors cite (Tremblay et al. 2016; Pfeffer et al. 2013; Urban-Ciećko & Barth 2016), PV and
+# SST interneurons (docs/models/scmicro.md). Pyramidal cells are excitatory (Dale's law), so every
+# negative effect of one pyramidal cell on another is relayed by an interneuron:
+#
+#   PV (basket) cell, feedforward inhibition of the soma: PV cell j of layer l−1 is driven one-to-one
+#       by pyramidal cell j (a strong, depressing synapse that transmits single spikes) and fires in
+#       the same step; its inhibitory synapses onto the somata of layer l carry the negative forward
+#       weights:  v^PV_j[t] = λ·v^PV_j[t−1]·(1 − s^PV_j[t−1]) + κ·s_j[t],  κ > θ  ⇒  s^PV_j[t] = s_j[t].
+#   SST (Martinotti) cell, inhibition of apical dendrites: SST cell k of layer l+1 receives the bursts
+#       of pyramidal cell k one-to-one (a facilitating synapse, which passes bursts and not single
+#       spikes; Silberberg & Markram 2007, Payeur et al. 2021) and relays them, sign reversed by its
+#       GABAergic synapses, to the apical compartments of layer l:  r^SST_k[t] = b_k[t].
+
+#: PV relay: the pyramidal soma without apical compartment; ``relay_drive`` κ > θ makes it fire
+#: on exactly the steps its pyramidal partner fires.
+PV_EQUATIONS = """
+dv/dt = -v / tau_m : 1                      # soma potential
+spike_count : 1                             # spikes in the current sample (its ``active`` event)
+"""
+PV_AFTER_THRESHOLD = "spike_count += int(v > theta)"
+PV_SAMPLE_END = """
+v = 0
+spike_count = 0
+"""
+#: One-to-one drive from the partner pyramidal cell (or input afferent).
+PV_DRIVE_ON_SPIKE = "v_post += relay_drive"
+
+#: SST relay of bursts: ``relayed`` holds the burst of its partner in this step (0 without one).
+SST_EQUATIONS = """
+relayed : 1                                 # r^SST_k[t] = b_k[t], the partner's burst of this step
+"""
+SST_STEP_START = "relayed = 0"
+SST_BURST_CONDITION = "relayed != 0"
+#: One-to-one facilitating synapse from the partner pyramidal cell: only its bursts pass.
+SST_DRIVE_ON_BURST = "relayed_post += burst_pre"  # one-to-one: at most one burst per step
+
+
+def make_pv_layer(n: int, params: PyramidalParameters, name: str) -> NeuronGroup:
+    """``n`` PV basket cells, one per pyramidal cell (or afferent) they relay."""
+    return NeuronGroup(n, PV_EQUATIONS, threshold="v > theta", reset="v = 0", events={"active": ACTIVE_CONDITION},
+                       method="exact", namespace={"tau_m": params.tau_m, "theta": params.theta},
+                       dt=params.dt, name=name)
+
+
+def make_sst_layer(n: int, params: PyramidalParameters, name: str) -> NeuronGroup:
+    """``n`` SST cells, one per pyramidal cell whose bursts they relay to the layer below."""
+    return NeuronGroup(n, SST_EQUATIONS, events={"burst": SST_BURST_CONDITION}, dt=params.dt, name=name)

@@ -37,6 +37,7 @@ only for synapses whose trace can be nonzero: those of a cell that has spiked in
 
 from __future__ import annotations
 
+import numpy as np
 from brian2 import NeuronGroup, Synapses
 
 from models.eligibility import FORWARD_MINIBATCH_END, FORWARD_ON_PRE, all_to_all_indices
@@ -158,3 +159,84 @@ def make_interneuron_apical(interneurons: NeuronGroup, pyramidal: NeuronGroup, b
         dt=interneurons.clock.dt, name=name,
     )
     return _dense(synapses, len(interneurons), len(pyramidal))
+
+
+# ------------------------------------------------------------------ the SC microcircuit's two connectivity types
+# Yang & Li (2022), arXiv 2205.07292: "two types of synaptic connectivity", Hebbian rules "in local
+# compartments" (docs/models/scmicro.md). Every connection from pyramidal cell j to pyramidal cell i
+# of the layer above is one of two types, fixed for the life of the network (Dale's law):
+#
+#   direct (excitatory)   feedforward  j → soma of i,            v_i += W⁺_ij ≥ 0
+#                         feedback     i → apical of j (bursts),  A_j += R_ji·b_i,   R_ji ≥ 0
+#   relayed (inhibitory)  feedforward  j → PV_j → soma of i,      v_i −= W⁻_ij ≥ 0
+#                         feedback     i → SST_i → apical of j,   A_j −= R_ji·b_i
+#
+# so W_ij = W⁺_ij − W⁻_ij and the effective feedback B_ji = ±R_ji has the sign of W_ij: the
+# feedback reuses the cell-type path of the connection it belongs to.
+#
+# Hebbian plasticity in the soma/basal compartment, read from the postsynaptic cell's window and
+# apical potential (the learning signal η·g_i·A_i) and the synapse's presynaptic trace ε_ij (input
+# since i last fired, the same trace as BioLeaF's, and the PV relay's spikes are its partner's):
+#       excitatory  ΔW⁺_ij = +η·Σ_t g_i·A_i·ε_ij        inhibitory  ΔW⁻_ij = −η·Σ_t g_i·A_i·ε_ij
+# (an inhibitory synapse onto a cell that should fire more weakens), so W = W⁺ − W⁻ moves by
+# η·Σ_t g_i·A_i·ε_ij whichever its type. Both magnitudes are bounded below by zero: a synapse that
+# learning pushes past zero stays silent at zero (it never changes sign) until Hebbian
+# potentiation revives it. The feedback magnitudes R are fixed.
+
+#: Inhibitory (PV → soma) forward synapse: the magnitude subtracts, and learns with the opposite sign.
+INHIBITORY_STDP_ON_PRE = """
+v_post -= w
+eligibility_trace += 1
+"""
+INHIBITORY_STDP_STEP = """
+weight_change -= learning_signal_post * eligibility_trace
+eligibility_trace *= trace_survival_post
+"""
+#: Minibatch boundary of both types: the mean change is applied, the magnitude bounded at zero.
+SIGN_CONSTRAINED_MINIBATCH_END = """
+w = clip(w + weight_change / batch_size, 0, inf)
+weight_change = 0
+"""
+
+#: Feedback onto apical compartments: bursts only (facilitating synapses), fixed magnitudes R ≥ 0.
+BURST_FEEDBACK_MODEL = "feedback_weight : 1 (constant)   # R_ji >= 0, fixed random magnitude"
+EXCITATORY_FEEDBACK_ON_BURST = "apical_post += feedback_weight * burst_pre"
+INHIBITORY_FEEDBACK_ON_BURST = "apical_post -= feedback_weight * relayed_pre"
+
+
+def _connect(synapses: Synapses, pre_index, post_index) -> Synapses:
+    synapses.connect(i=np.asarray(pre_index, dtype=np.int32), j=np.asarray(post_index, dtype=np.int32))
+    return synapses
+
+
+def make_sign_constrained_forward(pre: NeuronGroup, post: NeuronGroup, pre_index, post_index, inhibitory: bool,
+                                  batch_size: int, name: str) -> Synapses:
+    """The forward synapses of one type: from pyramidal cells (direct, excitatory) or from their PV
+    relays (``inhibitory``) onto the somata of ``post``, only for the pairs given."""
+    synapses = Synapses(
+        pre, post, model=FORWARD_STDP_MODEL,
+        on_pre={"pre": INHIBITORY_STDP_ON_PRE if inhibitory else FORWARD_STDP_ON_PRE,
+                "plasticity": INHIBITORY_STDP_STEP if inhibitory else FORWARD_STDP_STEP},
+        on_event={"pre": "spike", "plasticity": "active"},
+        namespace={"batch_size": float(batch_size)},
+        dt=pre.clock.dt, name=name,
+    )
+    return _connect(synapses, pre_index, post_index)
+
+
+def make_burst_feedback(sender: NeuronGroup, lower: NeuronGroup, pre_index, post_index, inhibitory: bool,
+                        name: str) -> Synapses:
+    """Feedback of one type onto the apical compartments of ``lower``: from pyramidal cells
+    (direct, excitatory) or from the SST cells relaying their bursts (``inhibitory``)."""
+    synapses = Synapses(sender, lower, model=BURST_FEEDBACK_MODEL,
+                        on_pre={"bursts": INHIBITORY_FEEDBACK_ON_BURST if inhibitory else EXCITATORY_FEEDBACK_ON_BURST},
+                        on_event={"bursts": "burst"}, dt=sender.clock.dt, name=name)
+    return _connect(synapses, pre_index, post_index)
+
+
+def make_relay(partner: NeuronGroup, relay: NeuronGroup, on_pre: str, event: str, relay_drive: float, name: str):
+    """One-to-one synapse from each pyramidal cell (or afferent) to its own interneuron."""
+    synapses = Synapses(partner, relay, on_pre={"relay": on_pre}, on_event={"relay": event},
+                        namespace={"relay_drive": relay_drive}, dt=partner.clock.dt, name=name)
+    synapses.connect(j="i")
+    return synapses

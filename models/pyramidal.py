@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 
 from brian2 import NeuronGroup, Quantity, ms, second
 
-#: Soma and bookkeeping shared by hidden and output pyramidal cells.
-SOMA_EQUATIONS = """
+#: Soma and bookkeeping shared by hidden and output pyramidal cells (BioLeaF and the SC
+#: microcircuit alike); each circuit adds how its cells' bursts are made and what else they learn.
+SOMA_CORE_EQUATIONS = """
 dv/dt = -v / tau_m : 1                      # soma potential (basal input jumps in), leaks between steps
 bias : 1                                    # b_i, one jump per step
 spiked : 1                                  # s_i[t]
@@ -43,17 +44,21 @@ bias_trace : 1                              # eps^b_i, input since the last spik
 bias_change : 1                             # Delta b_i, summed over the minibatch
 spike_count : 1                             # spikes in the current sample
 plasticity_gate = pseudo_derivative * apical : 1    # g_i * A_i, the compartment-local factor of STDP
-burst = burst_gain * plasticity_gate : 1            # b_i = c * g_i * A_i, sent on top-down axons
-learning_signal = learning_rate * plasticity_gate : 1   # eta * g_i * A_i, what W_PP and b learn from
-mirror_signal = mirror_learning_rate * plasticity_gate : 1   # eta_M * g_i * A_i, for mirror STDP
+learning_signal = learning_rate * plasticity_gate : 1   # eta * g_i * A_i, what the forward synapses and b learn from
 error_window = int(t_in_timesteps % sample_steps >= error_start) : 1   # 1 from step t0 of a sample on
 burst_gain : 1 (shared, constant)           # c, burst size per unit of g * A
 sample_steps : integer (shared, constant)   # T, steps per sample
 error_start : integer (shared, constant)    # t0, first step of the spiking error in a sample
 learning_rate : 1 (shared)                  # eta of the forward synapses and biases, 0 while testing
+teaching : 1 (shared)                       # 1 while a target is presented, 0 without target
+"""
+
+#: BioLeaF's cells: bursts b = c·g·A, and the rates of the interneuron and mirror plasticity.
+SOMA_EQUATIONS = SOMA_CORE_EQUATIONS + """
+burst = burst_gain * plasticity_gate : 1            # b_i = c * g_i * A_i, sent on top-down axons
+mirror_signal = mirror_learning_rate * plasticity_gate : 1   # eta_M * g_i * A_i, for mirror STDP
 apical_learning_rate : 1 (shared)           # eta_PI of the interneuron -> apical synapses
 mirror_learning_rate : 1 (shared)           # eta_M of the mirror STDP of this cell's top-down synapses
-teaching : 1 (shared)                       # 1 while a target is presented, 0 without target
 """
 
 #: Hidden cells: the apical compartment integrates top-down and interneuron input and leaks.
@@ -166,20 +171,23 @@ class PyramidalParameters:
 
 def make_pyramidal_layer(
     n: int, params: PyramidalParameters, time_steps: int, error_start: int, batch_size: int, name: str,
-    output: bool = False, sends_bursts: bool = True, desired_raster=None,
+    output: bool = False, sends_bursts: bool = True, desired_raster=None, soma_equations: str = SOMA_EQUATIONS,
+    namespace: dict | None = None,
 ) -> NeuronGroup:
     """A layer of pyramidal cells; ``output`` cells hold the spiking error in their apical
     compartment (read from ``desired_raster``), hidden cells integrate top-down input.
-    ``sends_bursts`` adds the ``burst`` event (cells with a layer below them)."""
+    ``sends_bursts`` adds the ``burst`` event (cells with a layer below them).
+    ``soma_equations`` (BioLeaF's by default) and extra ``namespace`` entries let another
+    microcircuit give the same cell its own burst and learning variables."""
     events = {"active": ACTIVE_CONDITION}
     if sends_bursts:
         events["burst"] = BURST_CONDITION
-    namespace = {**params.namespace(), "batch_size": float(batch_size)}
+    namespace = {**params.namespace(), "batch_size": float(batch_size), **(namespace or {})}
     if output:
         namespace["desired_raster"] = desired_raster
     layer = NeuronGroup(
         n,
-        SOMA_EQUATIONS + (OUTPUT_APICAL_EQUATIONS if output else HIDDEN_APICAL_EQUATIONS),
+        soma_equations + (OUTPUT_APICAL_EQUATIONS if output else HIDDEN_APICAL_EQUATIONS),
         threshold="v > theta",
         reset="v = 0",
         events=events,
@@ -192,3 +200,22 @@ def make_pyramidal_layer(
     layer.sample_steps = int(time_steps)
     layer.error_start = int(error_start)
     return layer
+
+
+# ------------------------------------------------------------------ the SC microcircuit's cells
+#: Pyramidal cells of the SC microcircuit (Yang & Li 2022, arXiv 2205.07292; docs/models/scmicro.md):
+#: the same soma, window and apical compartment; the burst b = c·g·A is the cell's only top-down
+#: signal (its top-down synapses facilitate and pass bursts, not single spikes: Payeur et al. 2021),
+#: and there is no mirror or interneuron plasticity.
+SC_SOMA_EQUATIONS = SOMA_CORE_EQUATIONS + """
+burst = burst_gain * plasticity_gate : 1            # b_i = c * g_i * A_i, sent on top-down axons
+"""
+
+#: The same cell with a dendritic electrode: ``injected_burst`` adds to the burst of the cell
+#: (used only to measure the effective feedback by perturbation, never while learning).
+SC_PROBED_SOMA_EQUATIONS = SOMA_CORE_EQUATIONS + """
+burst = burst_gain * plasticity_gate + injected_burst : 1   # b_i plus the experimenter's injected burst
+injected_burst : 1                                          # set each step from the electrode's protocol
+"""
+#: Start of each step in a probed cell: the electrode's protocol ``burst_probe(t, i)``.
+SC_PROBE_STEP = "injected_burst = burst_probe(t, i)"

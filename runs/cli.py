@@ -65,10 +65,10 @@ def main(argv=None) -> int:
     bench.add_argument("--samples", type=int, default=1000, help="training samples per timed run")
     bench.add_argument("--threads", type=int, default=1, help="OpenMP threads for cpp (0 = all cores)")
     bench.add_argument("--widths", help="with --device cuda: first hidden layer widths, e.g. 500,2000,8000")
-    bench.add_argument("--framework", choices=["biograd", "bioleaf"], default="biograd",
-                       help="bioleaf: the BioLeaF network's cost per sample and what dominates it (cpp)")
-    bench.set_defaults(handler=lambda args: _delegate("runs.bench_bioleaf" if args.framework == "bioleaf"
-                                                      else "runs.bench", args))
+    bench.add_argument("--framework", choices=["biograd", "bioleaf", "scmicro"], default="biograd",
+                       help="bioleaf, scmicro: that microcircuit's cost per sample and what dominates it (cpp)")
+    bench.set_defaults(handler=lambda args: _delegate({"bioleaf": "runs.bench_bioleaf", "scmicro": "runs.bench_scmicro"}
+                                                      .get(args.framework, "runs.bench"), args))
 
     sweep = commands.add_parser("sweep", help="train a grid of config values x seeds as jobs on a Dask cluster")
     sweep.add_argument("config", help="a TOML file, e.g. runs/configs/mnist-quick.toml")

@@ -37,6 +37,7 @@ __all__ = [
     "RunConfig",
     "SeedsConfig",
     "BioLeaFConfig",
+    "SCMicroConfig",
     "Config",
     "parse_time",
     "load_config",
@@ -111,7 +112,7 @@ class LearningConfig:
 class DataConfig:
     """The dataset and how its samples become spikes."""
 
-    dataset: str = "mnist"  # "mnist", "fashion-mnist" or "nmnist"
+    dataset: str = "mnist"  # "mnist", "fashion-mnist", "nmnist" or "cifar10" (32×32×3 intensities, 3072 inputs)
     data_dir: str = ""  # data folder; "" = $APICAL_DATA_DIR, then the repository's data/
     train_samples: int = 0  # training samples used per epoch, 0 = all
     test_samples: int = 0  # test samples used per evaluation, 0 = all
@@ -162,6 +163,18 @@ class BioLeaFConfig:
 
 
 @dataclass(frozen=True)
+class SCMicroConfig:
+    """The SC microcircuit (Yang & Li 2022, reconstructed: docs/models/scmicro.md); its soma
+    constants, sizes, T and t0 come from [model], η and M of the forward synapses from [learning]."""
+
+    tau_apical: Quantity = field(default_factory=lambda: 1 * ms)  # τ_a, leak of the apical compartment
+    tau_psp: Quantity = field(default_factory=lambda: 5 * ms)  # τ_psp, PSP kernel of the spiking error
+    burst_gain: float = 1.0  # c, burst size per unit of (window × apical potential)
+    desired_interval: int = 1  # the labelled output should fire every this many steps from t0
+    feedback_scale: float = 1.0  # s: feedback magnitudes R ~ U(0, s/√n] (seeds.feedback), n the fan-in of the layer above
+
+
+@dataclass(frozen=True)
 class Config:
     """A complete, validated run configuration."""
 
@@ -171,6 +184,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     seeds: SeedsConfig = field(default_factory=SeedsConfig)
     bioleaf: BioLeaFConfig = field(default_factory=BioLeaFConfig)
+    scmicro: SCMicroConfig = field(default_factory=SCMicroConfig)
 
     @property
     def leak_per_step(self) -> float:
@@ -185,13 +199,14 @@ SECTIONS: dict[str, type] = {
     "run": RunConfig,
     "seeds": SeedsConfig,
     "bioleaf": BioLeaFConfig,
+    "scmicro": SCMicroConfig,
 }
 
 CHOICES = {
-    "model.framework": ("biograd", "bp", "bioleaf"),
+    "model.framework": ("biograd", "bp", "bioleaf", "scmicro"),
     "model.feedback_init": ("forward_product", "random"),
     "learning.optimizer": ("sgd", "adam"),
-    "data.dataset": ("mnist", "fashion-mnist", "nmnist"),
+    "data.dataset": ("mnist", "fashion-mnist", "nmnist", "cifar10"),
     "data.encoding": ("bernoulli",),
     "run.device": ("cpp", "cuda", "runtime"),
     "run.precision": ("float64", "float32"),
@@ -281,6 +296,15 @@ BOUNDS.update({
     "bioleaf.tau_apical": [(">", 0)], "bioleaf.tau_psp": [(">", 0)], "bioleaf.burst_gain": [(">", 0)],
     "bioleaf.nudging": [(">=", 0)], "bioleaf.desired_interval": [(">=", 1)],
     "bioleaf.interneuron_learning_rate": [(">=", 0)], "bioleaf.apical_learning_rate": [(">=", 0)],
+})
+# The [scmicro] section (issue 6), kept together.
+KINDS.update({
+    "scmicro.tau_apical": "time", "scmicro.tau_psp": "time", "scmicro.burst_gain": "float",
+    "scmicro.desired_interval": "int", "scmicro.feedback_scale": "float",
+})
+BOUNDS.update({
+    "scmicro.tau_apical": [(">", 0)], "scmicro.tau_psp": [(">", 0)], "scmicro.burst_gain": [(">", 0)],
+    "scmicro.desired_interval": [(">=", 1)], "scmicro.feedback_scale": [(">", 0)],
 })
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 

@@ -133,6 +133,7 @@ class BioGradFramework:
 FRAMEWORKS = {"biograd": BioGradFramework}
 FRAMEWORKS["bp"] = __import__("runs.bp_framework", fromlist=["BPFramework"]).BPFramework  # BPTT baseline
 FRAMEWORKS["bioleaf"] = __import__("runs.bioleaf_framework", fromlist=["BioLeaFFramework"]).BioLeaFFramework  # issue 5
+FRAMEWORKS["scmicro"] = __import__("runs.scmicro_framework", fromlist=["SCMicroFramework"]).SCMicroFramework  # issue 6
 
 
 def make_framework(config: Config, n_in: int, n_out: int, chunk: int, build_dir):

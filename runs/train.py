@@ -29,14 +29,14 @@ import numpy as np
 
 from models.encoders import encode_batch, sample_rng
 from runs.config import Config, ConfigError, config_to_toml, load_config
-from runs.datasets import images_to_intensity, load_mnist, load_nmnist
+from runs.datasets import images_to_intensity, load_cifar10, load_mnist, load_nmnist
 from runs.frameworks import make_framework
 
 METRIC_FIELDS = ["samples_seen", "epoch", "train_accuracy", "test_accuracy", "wall_seconds", "samples_per_second"]
 
 
-FRAMEWORK_TITLES = {"biograd": "BioGrad", "bp": "BPTT baseline", "bioleaf": "BioLeaF"}
-DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "nmnist": "N-MNIST"}
+FRAMEWORK_TITLES = {"biograd": "BioGrad", "bp": "BPTT baseline", "bioleaf": "BioLeaF", "scmicro": "SC microcircuit"}
+DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "nmnist": "N-MNIST", "cifar10": "CIFAR-10"}
 
 
 class TrainingError(RuntimeError):
@@ -73,6 +73,11 @@ def load_dataset(config: Config) -> Dataset:
     elif d.dataset == "nmnist":
         train, train_labels = load_nmnist("train", data_dir, time_bins=config.model.time_steps)
         test, test_labels = load_nmnist("test", data_dir, time_bins=config.model.time_steps)
+    elif d.dataset == "cifar10":  # pixel intensities of the R, G, B planes, rate-coded like MNIST's
+        train_images, train_labels = load_cifar10("train", data_dir)
+        test_images, test_labels = load_cifar10("test", data_dir)
+        train = images_to_intensity(train_images.reshape(len(train_images), -1))
+        test = images_to_intensity(test_images.reshape(len(test_images), -1))
     else:  # the config parser admits only the names above
         raise ConfigError(f"config key 'data.dataset': unknown dataset {d.dataset!r}")
     validation = validation_labels = None

@@ -65,7 +65,7 @@ def test_defaults_from_an_empty_file(tmp_path):
         ('[model]\ntime_steps = "abc"', "config key 'model.time_steps': expected an integer, got \"abc\""),
         ("[model]\ntime_steps = 2.5", "config key 'model.time_steps': expected an integer, got 2.5"),
         ("[model]\nhidden = [10, true]", "config key 'model.hidden': expected a list of integers"),
-        ('[model]\nframework = "dfa"', "config key 'model.framework' must be one of \"biograd\", \"bp\", \"bioleaf\", got \"dfa\""),
+        ('[model]\nframework = "dfa"', "config key 'model.framework' must be one of \"biograd\", \"bp\", \"bioleaf\", \"scmicro\", got \"dfa\""),
         ("[learning]\ndecay = 1.5", "config key 'learning.decay' must be <= 1, got 1.5"),
         ("[learning]\ndecay_every = 0", "config key 'learning.decay_every' must be > 0, got 0"),
         ("[run]\nshuffle = 1", "config key 'run.shuffle': expected true or false, got 1"),
@@ -160,7 +160,7 @@ def test_round_trip_through_toml(tmp_path, overrides):
     config = load_config(CONFIGS / "mnist.toml", overrides)
     text = config_to_toml(config)
     table = tomllib.loads(text)
-    assert set(table) == {"model", "learning", "data", "run", "seeds", "bioleaf"}
+    assert set(table) == {"model", "learning", "data", "run", "seeds", "bioleaf", "scmicro"}
     for section, schema in SECTIONS.items():  # every key written (leak or tau_m, whichever is set)
         names = {f.name for f in dataclasses.fields(schema)}
         assert names - {"leak", "tau_m"} <= set(table[section]) <= names, section

@@ -115,6 +115,18 @@ def test_bioleaf_network_compiles_for_cuda(tmp_path):
     _check_project(network.project_dir)
 
 
+@pytest.mark.standalone
+@needs_cuda_toolkit
+def test_scmicro_network_compiles_for_cuda(tmp_path):
+    from circuits.scmicro import SCMicroNetwork, SCMicroSettings, initial_state as scmicro_initial_state
+
+    sizes = COMPILE_SIZES + (4,)  # two hidden layers: the feedback pathways and SST relays need one above
+    state = scmicro_initial_state(sizes, np.random.default_rng(11), np.random.default_rng(12))
+    settings = SCMicroSettings(sizes=sizes, time_steps=STEPS, error_start=ERROR_START, batch_size=2)
+    network = SCMicroNetwork(settings, state.connection_types, SAMPLES, device_name="cuda", build_dir=tmp_path)
+    _check_project(network.project_dir)
+
+
 # --------------------------------------------------------------------------- on a GPU
 def on_cpu_and_gpu(make_network, tmp_path, run):
     """``run(network)`` on the same circuit built for cpp_standalone and for cuda_standalone."""
@@ -174,6 +186,26 @@ def test_bioleaf_training_agrees_with_cpu(tmp_path):
     for group in type(state).GROUPS:
         for l, (a_gpu, a_cpu) in enumerate(zip(getattr(gpu.state, group), getattr(cpu.state, group))):
             np.testing.assert_allclose(a_gpu, a_cpu, **GPU_TOLERANCE, err_msg=f"{group}[{l}]")
+    assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(cpu.state.weights, state.weights)), "nothing learnt"
+
+
+@pytest.mark.cuda
+@needs_cuda_toolkit
+@needs_gpu
+def test_scmicro_training_agrees_with_cpu(tmp_path):
+    from circuits.scmicro import SCMicroNetwork, SCMicroSettings, initial_state as scmicro_initial_state
+
+    _, rasters, labels = case()
+    state = scmicro_initial_state(SIZES, np.random.default_rng(11), np.random.default_rng(12))
+    state.weights = [2.5 * W for W in state.weights]
+    settings = SCMicroSettings(sizes=SIZES, time_steps=STEPS, error_start=ERROR_START, batch_size=2)
+    results = on_cpu_and_gpu(lambda device, folder: SCMicroNetwork(settings, state.connection_types, SAMPLES,
+                                                                    device_name=device, build_dir=folder),
+                             tmp_path, lambda network: network.run(state, rasters, labels, 0.2))
+    cpu, gpu = results["cpp"], results["cuda"]
+    np.testing.assert_array_equal(gpu.output_counts, cpu.output_counts)
+    for l, (W_gpu, W_cpu) in enumerate(zip(gpu.state.weights + gpu.state.biases, cpu.state.weights + cpu.state.biases)):
+        np.testing.assert_allclose(W_gpu, W_cpu, **GPU_TOLERANCE, err_msg=f"array {l}")
     assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(cpu.state.weights, state.weights)), "nothing learnt"
 
 

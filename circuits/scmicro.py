@@ -1,0 +1,573 @@
+"""The SC microcircuit (Yang & Li 2022, arXiv 2205.07292), reconstructed, as one Brian2 network.
+
+Three cell types and two types of synaptic connectivity (models/ holds every equation;
+docs/models/scmicro.md the reasons):
+
+    input ─┬─W⁺→ P¹ ─┬─W⁺→ P² ─ … → Pᴸ (output; apical = d − o, the spiking error)
+           └PV─W⁻┘   └PV─W⁻┘           (PV: one basket cell per pyramidal cell/afferent, relays its spikes)
+                 P¹ apical ←R (direct, bursts of P²) ; P¹ apical ←SST←R (bursts of P², relayed, inhibitory)
+
+Every pyramidal → pyramidal connection is *direct* (excitatory: W⁺ onto the soma, R onto the
+apical compartment on the way back) or *relayed* (inhibitory: W⁻ through the presynaptic cell's PV
+relay onto the soma, R through the upper cell's SST relay onto the apical compartment). The type
+of each connection is fixed when the network is built (Dale's law), so the effective feedback B
+has the sign of Wᵀ on every connection: sign-concordant feedback alignment.
+
+One sample lasts T steps; samples follow each other in one simulation, with sample and minibatch
+boundaries inside the network; a run of N samples lasts N·T + 1 steps.
+
+Schedule of one step (``when``/``order``, set in :meth:`SCMicroNetwork._schedule` only):
+
+    start        sample boundary: traces, compartments, counts to zero; minibatch boundary: W⁺, W⁻,
+                 b += summed change / M, magnitudes bounded at zero
+    groups −100  every potential decays (pyramidal soma and apical, PSP traces, PV somata); −90: no
+                 SST cell relays a burst yet
+           0–2   input spikes of the step read and emitted
+           100·l layer l: bias jump, direct pathway W⁺ from layer l−1 (same-step spikes), PV relays of
+                 layer l−1 driven and firing, relayed pathway W⁻, threshold, after-threshold
+                 bookkeeping (output: its error d − o), ``active`` event
+           top-down, from the output down, one stage per hidden layer: the layer above's ``burst``
+                 event; its bursts through the direct feedback R and into its SST relays; the SST
+                 relays' bursts through the inhibitory feedback R
+    after_groups per-step plasticity of synapses with a possibly nonzero trace (ΔW⁺ += η·g·A·ε,
+                 ΔW⁻ −= η·g·A·ε), biases; each trace then decays or a spike clears it
+    resets       somata to 0
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor, TimedArray
+
+from analysis.alignment import measure_effective_feedback
+from circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
+from circuits.bioleaf_oracle import DiscreteParameters, LayerRecord, desired_spikes
+from circuits.scmicro_oracle import keep_signs
+from models.interneurons import (
+    PV_AFTER_THRESHOLD,
+    PV_DRIVE_ON_SPIKE,
+    PV_SAMPLE_END,
+    SST_DRIVE_ON_BURST,
+    SST_STEP_START,
+    make_pv_layer,
+    make_sst_layer,
+)
+from models.plasticity import (
+    SIGN_CONSTRAINED_MINIBATCH_END,
+    TRACE_SAMPLE_END,
+    make_burst_feedback,
+    make_relay,
+    make_sign_constrained_forward,
+)
+from models.pyramidal import (
+    ACTIVE_CONDITION,
+    OUTPUT_ERROR,
+    OUTPUT_SAMPLE_END,
+    SC_PROBE_STEP,
+    SC_PROBED_SOMA_EQUATIONS,
+    SC_SOMA_EQUATIONS,
+    SOMA_AFTER_THRESHOLD,
+    SOMA_BIAS_JUMP,
+    SOMA_BIAS_PLASTICITY,
+    SOMA_MINIBATCH_END,
+    SOMA_SAMPLE_END,
+    PyramidalParameters,
+    make_pyramidal_layer,
+)
+
+#: The three cell types (and the afferents), with the sign of every synapse they make.
+CELL_TYPES = {
+    "input": ("excitatory", "sensory afferent: excitatory onto pyramidal somata and onto its own PV relay"),
+    "pyramidal": ("excitatory", "pyramidal cell: soma with basal input, apical compartment (error), bursts; "
+                                "excitatory onto somata (W⁺), apical compartments (R), PV and SST relays"),
+    "pv": ("inhibitory", "PV basket cell: relays one pyramidal cell's spikes as feedforward inhibition "
+                         "of the somata of the layer above (W⁻)"),
+    "sst": ("inhibitory", "SST (Martinotti) cell: relays one pyramidal cell's bursts as inhibition of the "
+                          "apical compartments of the layer below (R)"),
+}
+#: The two types of synaptic connectivity: every connection is one of them, forward and back.
+CONNECTIVITY_TYPES = {
+    "direct": ("pyramidal l−1 → soma of pyramidal l (W⁺ ≥ 0)", "pyramidal l → apical of pyramidal l−1 (R ≥ 0)"),
+    "relayed": ("pyramidal l−1 → PV → soma of pyramidal l (−W⁻ ≤ 0)",
+                "pyramidal l → SST → apical of pyramidal l−1 (−R ≤ 0)"),
+}
+PLASTIC_SYNAPSES = ("excitatory_forward", "inhibitory_forward")  # the feedback magnitudes R are fixed
+#: Signals broadcast on purpose (for the locality audit): the learning rate (0 while testing),
+#: whether a target is presented, the minibatch size, the clock's step counter and sample timing.
+GLOBAL_SIGNALS = ("learning_rate", "teaching", "batch_size", "t_in_timesteps", "sample_steps", "error_start")
+RELAY_DRIVE = 1.0  # κ, PV drive per partner spike: above θ, so the PV cell fires with its partner
+
+
+@dataclass(frozen=True)
+class SCMicroSettings:
+    """What the network is: sizes and constants fixed when it is built."""
+
+    sizes: tuple[int, ...]  # (n_in, hidden..., n_out)
+    pyramidal: PyramidalParameters = field(default_factory=PyramidalParameters)
+    time_steps: int = 20  # T, steps per sample
+    error_start: int = 5  # t0, first step of the spiking error
+    batch_size: int = 1  # M, samples per weight update
+    desired_interval: int = 1  # the labelled output should fire every this many steps from t0
+
+    def __post_init__(self):
+        if len(self.sizes) < 2:
+            raise ValueError(f"sizes needs an input and an output size, got {self.sizes}")
+        if not 0 <= self.error_start < self.time_steps:
+            raise ValueError(f"error_start must lie in [0, time_steps), got {self.error_start}")
+        if self.batch_size < 1 or self.desired_interval < 1:
+            raise ValueError("batch_size and desired_interval must be ≥ 1")
+        if self.pyramidal.theta >= RELAY_DRIVE:
+            raise ValueError(f"threshold θ = {self.pyramidal.theta} must lie below the PV relay drive {RELAY_DRIVE}")
+
+    def discrete(self) -> DiscreteParameters:
+        p = self.pyramidal
+        return DiscreteParameters(leak=p.leak, threshold=p.theta, window=p.window, gamma=p.gamma,
+                                  apical_leak=p.apical_leak, psp_leak=p.psp_leak, burst_gain=p.burst_gain,
+                                  time_steps=self.time_steps, error_start=self.error_start)
+
+    def desired(self, labels) -> np.ndarray:
+        return desired_spikes(labels, self.sizes[-1], self.time_steps, self.error_start, self.desired_interval)
+
+
+@dataclass
+class SCMicroState:
+    """Effective weights of the circuit; layer l (0-based) is W^{l+1} of the docs.
+
+    ``connection_types[l]`` (n_l × n_{l−1}, +1 direct, −1 relayed) is fixed for the network's
+    life; ``weights[l]`` = W⁺ − W⁻ has its sign or is 0; ``feedback[m]`` (n_m × n_{m+1}) = ±R has
+    the sign of connection_types[m+1]ᵀ on every entry.
+    """
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    feedback: list[np.ndarray]
+    connection_types: list[np.ndarray]
+
+    GROUPS = ("weights", "biases", "feedback", "connection_types")
+
+    def copy(self) -> "SCMicroState":
+        return SCMicroState(*[[np.array(a, dtype=np.float64) for a in getattr(self, k)] for k in self.GROUPS])
+
+    def check(self) -> None:
+        """Raise ValueError if a weight or a feedback entry disagrees with its connection's type."""
+        for l, (W, kind) in enumerate(zip(self.weights, self.connection_types)):
+            if not np.isin(kind, (-1.0, 1.0)).all():
+                raise ValueError(f"connection_types[{l}] must hold only +1 (direct) and −1 (relayed)")
+            if (W * kind < 0).any():
+                raise ValueError(f"weights[{l}] has {int((W * kind < 0).sum())} entries of the wrong sign for "
+                                 "their connection type (a connection never changes sign)")
+        for m, B in enumerate(self.feedback):
+            if not np.array_equal(np.sign(B), self.connection_types[m + 1].T) or (B == 0).any():
+                raise ValueError(f"feedback[{m}] must be nonzero with the sign of connection_types[{m + 1}]ᵀ")
+
+
+def initial_state(sizes, rng: np.random.Generator, feedback_rng: np.random.Generator,
+                  feedback_scale: float = 1.0) -> SCMicroState:
+    """W, b ~ U(±1/√fan_in) (drawn as BioGrad's and BioLeaF's, so the networks start alike); each
+    connection's type is the sign of its initial weight; feedback magnitudes R^m ~ U(0, s/√n_m]
+    (s = ``feedback_scale``; the distribution of |W^{m+1}| at the start when s = 1), independent
+    of W: B^m = sign(W^{m+1})ᵀ·R^m."""
+    weights, biases = [], []
+    for n_pre, n_post in zip(sizes[:-1], sizes[1:]):
+        bound = 1.0 / np.sqrt(n_pre)
+        weights.append(rng.uniform(-bound, bound, size=(n_post, n_pre)))
+        biases.append(rng.uniform(-bound, bound, size=n_post))
+    types = [np.where(W >= 0, 1.0, -1.0) for W in weights]
+    feedback = []
+    for m, (n, n_up) in enumerate(zip(sizes[1:-1], sizes[2:])):
+        magnitude = feedback_scale * (1.0 - feedback_rng.random((n, n_up))) / np.sqrt(n)  # in (0, s/√n]
+        feedback.append(types[m + 1].T * magnitude)
+    return SCMicroState(weights, biases, feedback, types)
+
+
+def _pairs(mask: np.ndarray):
+    """(pre, post) indices of the True entries of a (post × pre) mask, presynaptic-major."""
+    pre, post = np.nonzero(np.asarray(mask).T)
+    return pre, post
+
+
+def _to_synapses(matrix, mask) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(matrix, dtype=np.float64).T[np.asarray(mask).T])
+
+
+def _from_synapses(values, mask) -> np.ndarray:
+    mask = np.asarray(mask)
+    matrix = np.zeros(mask.T.shape)
+    matrix[mask.T] = np.asarray(values, dtype=np.float64)
+    return matrix.T.copy()
+
+
+@dataclass
+class RunResult:
+    state: SCMicroState  # weights after the run
+    output_counts: np.ndarray  # [N, n_out]
+    layers: list[LayerRecord] | None = None  # per-sample records (record_all); weight_change is ΔW = ΔW⁺ − ΔW⁻
+
+
+class SCMicroNetwork:
+    """An SC microcircuit for runs of a fixed number of samples, built once per device for the
+    given connection types (``connection_types[l]``, +1 direct, −1 relayed).
+
+    On ``cpp_standalone`` the project is compiled once, at construction; each :meth:`run` passes
+    weights, input spikes, desired spikes, the learning rate and the teaching flag as run
+    arguments. On ``runtime`` the objects are rebuilt for every run (tiny networks, tests).
+    ``probe`` adds a dendritic electrode to every cell that sends bursts (:func:`effective_feedback`).
+    """
+
+    def __init__(self, settings: SCMicroSettings, connection_types, samples_per_run: int,
+                 device_name: str = "runtime", build_dir=None, record_all: bool = False, probe: bool = False,
+                 threads: int = 1, precision: str = "float64", profile: bool = False):
+        self.settings = settings
+        self.connection_types = [np.asarray(kind, dtype=np.float64) for kind in connection_types]
+        expected = [(n_post, n_pre) for n_pre, n_post in zip(settings.sizes[:-1], settings.sizes[1:])]
+        if [kind.shape for kind in self.connection_types] != expected:
+            raise ValueError(f"connection_types must have shapes {expected}")
+        self.samples_per_run = int(samples_per_run)
+        self.record_all, self.probe, self.device_name = record_all, probe, device_name
+        types_digest = hashlib.sha256(b"".join(np.sign(k).astype(np.int8).tobytes()
+                                               for k in self.connection_types)).hexdigest()
+        build_key = repr(("SCMicroNetwork", settings, types_digest, self.samples_per_run, record_all, probe, profile))
+        self.device, self.project_dir = prepare_device(device_name, build_dir, threads, precision, build_key)
+        self.standalone = self.project_dir is not None
+        self.steps = self.samples_per_run * settings.time_steps + 1
+        if self.standalone:
+            self._objects = self._construct(*self._blank_rasters())
+            self._objects["network"].run(self.steps * settings.pyramidal.dt, profile=profile)
+            self.device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
+
+    # ----------------------------------------------------------------- construction
+    def _raster(self, samples, n: int) -> np.ndarray:
+        """[N, T, n] per-sample values → the [N·T + 1, n] table a TimedArray reads."""
+        values = np.zeros((self.steps, n))
+        if samples is not None:
+            values[: self.steps - 1] = np.asarray(samples, dtype=np.float64).reshape(-1, n)
+        return values
+
+    def _blank_rasters(self):
+        sizes = self.settings.sizes
+        probes = [self._raster(None, n) for n in sizes[2:]] if self.probe else []
+        return self._raster(None, sizes[0]), self._raster(None, sizes[-1]), probes
+
+    def _construct(self, input_values, desired_values, probe_values) -> dict:
+        s = self.settings
+        p, T, M = s.pyramidal, s.time_steps, s.batch_size
+        input_raster = TimedArray(input_values, dt=p.dt, name="input_raster")
+        desired_raster = TimedArray(desired_values, dt=p.dt, name="desired_raster")
+        probe_rasters = [TimedArray(values, dt=p.dt, name=f"burst_probe_{l + 2}") for l, values in enumerate(probe_values)]
+        inputs = NeuronGroup(
+            s.sizes[0], "spiked : 1\nspike_count : 1", threshold="spiked > 0.5", reset="",
+            events={"active": ACTIVE_CONDITION}, namespace={"input_raster": input_raster}, dt=p.dt, name="input",
+        )
+        read_input = inputs.run_regularly("spiked = input_raster(t, i)\nspike_count += spiked", name="input_read")
+        n_layers = len(s.sizes) - 1
+        layers, pv, pv_drive, excitatory, inhibitory = [], [], [], [], []
+        pre, pre_name = inputs, "input"
+        for l, n in enumerate(s.sizes[1:]):
+            output = l == n_layers - 1
+            probed = self.probe and l > 0
+            layer = make_pyramidal_layer(
+                n, p, T, s.error_start, M, name="output" if output else f"pyramidal_{l + 1}", output=output,
+                sends_bursts=l > 0, desired_raster=desired_raster,
+                soma_equations=SC_PROBED_SOMA_EQUATIONS if probed else SC_SOMA_EQUATIONS,
+                namespace={"burst_probe": probe_rasters[l - 1]} if probed else None,
+            )
+            relay = make_pv_layer(len(pre), p, name=f"pv_{pre_name}")
+            kind = self.connection_types[l]
+            pv_drive.append(make_relay(pre, relay, PV_DRIVE_ON_SPIKE, "spike", RELAY_DRIVE, name=f"pv_drive_{pre_name}"))
+            excitatory.append(make_sign_constrained_forward(pre, layer, *_pairs(kind > 0), False, M,
+                                                            name=f"excitatory_forward_{l + 1}"))
+            inhibitory.append(make_sign_constrained_forward(relay, layer, *_pairs(kind < 0), True, M,
+                                                            name=f"inhibitory_forward_{l + 1}"))
+            layers.append(layer)
+            pv.append(relay)
+            pre, pre_name = layer, layer.name
+        sst, sst_drive, excitatory_feedback, inhibitory_feedback = [], [], [], []
+        for m in range(n_layers - 1):  # feedback from layer m+1 (0-based) onto layer m
+            upper, lower, kind = layers[m + 1], layers[m], self.connection_types[m + 1].T  # (n_m × n_{m+1})
+            relay = make_sst_layer(len(upper), p, name=f"sst_{upper.name}")
+            sst.append(relay)
+            sst_drive.append(make_relay(upper, relay, SST_DRIVE_ON_BURST, "burst", RELAY_DRIVE,
+                                        name=f"sst_drive_{upper.name}"))
+            excitatory_feedback.append(make_burst_feedback(upper, lower, *_pairs(kind > 0), False,
+                                                           name=f"excitatory_feedback_{m + 1}"))
+            inhibitory_feedback.append(make_burst_feedback(relay, lower, *_pairs(kind < 0), True,
+                                                           name=f"inhibitory_feedback_{m + 1}"))
+        o = {"inputs": inputs, "read_input": read_input, "layers": layers, "pv": pv, "pv_drive": pv_drive,
+             "excitatory_forward": excitatory, "inhibitory_forward": inhibitory, "sst": sst, "sst_drive": sst_drive,
+             "excitatory_feedback": excitatory_feedback, "inhibitory_feedback": inhibitory_feedback,
+             "input_raster": input_raster, "desired_raster": desired_raster, "probe_rasters": probe_rasters}
+        o["runners"] = self._schedule(o, T * p.dt, M * T * p.dt)
+        if self.probe:  # the electrode's protocol, read before any burst of the step
+            o["runners"] += [layer.run_regularly(SC_PROBE_STEP, when="groups", order=-95, name=f"{layer.name}_probe")
+                             for layer in layers[1:]]
+        o["output_spikes"] = SpikeMonitor(layers[-1], name="output_readout")
+        monitors = [o["output_spikes"]]
+        if self.record_all:
+            record = dict(when="after_groups", order=1000)
+            o["layer_states"] = [StateMonitor(layer, ["spiked", "v", "apical", "plasticity_gate"], record=True,
+                                              name=f"{layer.name}_states", **record) for layer in layers]
+            at_end = dict(record=True, dt=T * p.dt, when="start", order=-1)  # before the boundary folds them
+            o["changes"] = {
+                name: [StateMonitor(obj, variable, name=f"{obj.name}_{variable}_at_end", **at_end) for obj in objs]
+                for name, objs, variable in (("excitatory_forward", excitatory, "weight_change"),
+                                             ("inhibitory_forward", inhibitory, "weight_change"),
+                                             ("bias", layers, "bias_change"))
+            }
+            monitors += o["layer_states"] + [m for ms in o["changes"].values() for m in ms]
+        o["network"] = Network(
+            inputs, *layers, *pv, *pv_drive, *excitatory, *inhibitory, *sst, *sst_drive, *excitatory_feedback,
+            *inhibitory_feedback, *o["runners"], *monitors, *device_workarounds(self.device_name, p.dt),
+        )
+        return o
+
+    @staticmethod
+    def _schedule(o: dict, sample_dt, minibatch_dt) -> list:
+        """Set every object's place in the step (module docstring); returns the extra runners."""
+        runners = []
+
+        def at(obj, when, order):
+            obj.when, obj.order = when, order
+
+        def every(group, code, dt, order, name):
+            runners.append(group.run_regularly(code, dt=dt, when="start", order=order, name=name))
+
+        layers = o["layers"]
+        n_layers = len(layers)
+        at(o["read_input"], "groups", 0)
+        at(o["inputs"].thresholder["spike"], "groups", 1)
+        at(o["inputs"].thresholder["active"], "groups", 2)
+        every(o["inputs"], "spike_count = 0", sample_dt, 1, "input_sample_end")
+        for l, layer in enumerate(layers):
+            base, output = 100 * (l + 1), l == n_layers - 1
+            relay, drive = o["pv"][l], o["pv_drive"][l]
+            excitatory, inhibitory = o["excitatory_forward"][l], o["inhibitory_forward"][l]
+            at(layer.state_updater, "groups", -100)
+            at(relay.state_updater, "groups", -100)
+            runners.append(layer.run_regularly(SOMA_BIAS_JUMP, when="groups", order=base, name=f"{layer.name}_bias"))
+            at(excitatory.pre, "groups", base + 1)
+            at(drive.relay, "groups", base + 2)  # the PV relays of layer l−1 fire in the same step as their partners
+            at(relay.thresholder["spike"], "groups", base + 3)
+            runners.append(relay.run_regularly(PV_AFTER_THRESHOLD, when="groups", order=base + 4,
+                                               name=f"{relay.name}_after_threshold"))
+            at(relay.thresholder["active"], "groups", base + 5)
+            at(inhibitory.pre, "groups", base + 6)
+            at(layer.thresholder["spike"], "groups", base + 7)
+            runners.append(layer.run_regularly(SOMA_AFTER_THRESHOLD + (OUTPUT_ERROR if output else ""), when="groups",
+                                               order=base + 8, name=f"{layer.name}_after_threshold"))
+            at(layer.thresholder["active"], "groups", base + 9)
+            at(excitatory.plasticity, "after_groups", 2 * l)
+            at(inhibitory.plasticity, "after_groups", 2 * l + 1)
+            runners.append(layer.run_regularly(SOMA_BIAS_PLASTICITY, when="after_groups", order=50 + l,
+                                               name=f"{layer.name}_bias_plasticity"))
+            for synapses in (excitatory, inhibitory):
+                every(synapses, TRACE_SAMPLE_END, sample_dt, 0, f"{synapses.name}_sample_end")
+                every(synapses, SIGN_CONSTRAINED_MINIBATCH_END, minibatch_dt, 2, f"{synapses.name}_minibatch_end")
+            every(layer, OUTPUT_SAMPLE_END if output else SOMA_SAMPLE_END, sample_dt, 1, f"{layer.name}_sample_end")
+            every(relay, PV_SAMPLE_END, sample_dt, 1, f"{relay.name}_sample_end")
+            every(layer, SOMA_MINIBATCH_END, minibatch_dt, 2, f"{layer.name}_minibatch_end")
+        # Top-down, from the output down: stage j completes the apical compartments of layer L−1−j.
+        for j, m in enumerate(reversed(range(n_layers - 1))):
+            base = 100 * (n_layers + 1) + 10 * j
+            relay = o["sst"][m]
+            runners.append(relay.run_regularly(SST_STEP_START, when="groups", order=-90,
+                                               name=f"{relay.name}_step_start"))
+            at(layers[m + 1].thresholder["burst"], "groups", base)
+            at(o["excitatory_feedback"][m].bursts, "groups", base + 1)
+            at(o["sst_drive"][m].relay, "groups", base + 1)
+            at(relay.thresholder["burst"], "groups", base + 2)
+            at(o["inhibitory_feedback"][m].bursts, "groups", base + 3)
+        return runners
+
+    def profiling_info(self) -> list[tuple[str, float]]:
+        """(code object, seconds) of the last standalone run, slowest first (built with ``profile``)."""
+        return [(name, float(time)) for name, time in self.device.network_get_profiling_info(self._objects["network"])]
+
+    def brian_objects(self) -> dict:
+        """The Brian2 objects of this network, for audits; on runtime a fresh silent set."""
+        return self._objects if self.standalone else self._construct(*self._blank_rasters())
+
+    # ----------------------------------------------------------------- running
+    def _variable_values(self, o: dict, state: SCMicroState, learning_rate: float, teaching: bool) -> dict:
+        state.check()
+        for l, (ours, theirs) in enumerate(zip(self.connection_types, state.connection_types)):
+            if not np.array_equal(ours, theirs):
+                raise ValueError(f"state.connection_types[{l}] differs from the types this network was built for")
+        values = {}
+        for l, (layer, W, b) in enumerate(zip(o["layers"], state.weights, state.biases)):
+            kind = self.connection_types[l]
+            values[o["excitatory_forward"][l].w] = _to_synapses(W, kind > 0)
+            values[o["inhibitory_forward"][l].w] = _to_synapses(-W, kind < 0)
+            values[layer.bias] = np.asarray(b, dtype=np.float64)
+            values[layer.learning_rate] = float(learning_rate)
+            values[layer.teaching] = 1.0 if teaching else 0.0
+        for m, B in enumerate(state.feedback):
+            kind = self.connection_types[m + 1].T
+            values[o["excitatory_feedback"][m].feedback_weight] = _to_synapses(B, kind > 0)
+            values[o["inhibitory_feedback"][m].feedback_weight] = _to_synapses(-B, kind < 0)
+        return values
+
+    def run(self, state: SCMicroState, input_spikes, labels=None, learning_rate: float = 0.0, teaching: bool = True,
+            desired=None, burst_probe=None) -> RunResult:
+        """Run ``samples_per_run`` samples from ``state``; returns the new state and outputs.
+
+        ``input_spikes`` is [N, T, n_in] of 0/1; the target is ``labels`` [N] (as desired spike
+        trains) or ``desired`` [N, T, n_out]; ``teaching=False`` presents none. ``burst_probe``
+        (probe networks only): one [N, T, n_l] array per layer above the first hidden one.
+        """
+        s = self.settings
+        input_spikes = np.asarray(input_spikes)
+        expected = (self.samples_per_run, s.time_steps, s.sizes[0])
+        if input_spikes.shape != expected:
+            raise ValueError(f"input_spikes must have shape {expected}, got {input_spikes.shape}")
+        if desired is None:
+            labels = np.zeros(self.samples_per_run, int) if labels is None else np.asarray(labels, dtype=int)
+            if labels.shape != (self.samples_per_run,):
+                raise ValueError(f"labels must have shape ({self.samples_per_run},), got {labels.shape}")
+            desired = s.desired(labels)
+        desired = np.asarray(desired, dtype=np.float64)
+        if desired.shape != (self.samples_per_run, s.time_steps, s.sizes[-1]):
+            raise ValueError(f"desired must have shape {(self.samples_per_run, s.time_steps, s.sizes[-1])}")
+        if burst_probe is not None and not self.probe:
+            raise ValueError("burst_probe needs a network built with probe=True")
+        probes = [self._raster(values, n) for values, n in zip(burst_probe, s.sizes[2:])] if burst_probe else \
+            self._blank_rasters()[2]
+        inputs, wanted = self._raster(input_spikes, s.sizes[0]), self._raster(desired, s.sizes[-1])
+        if self.standalone:
+            o = self._objects
+            run_args = self._variable_values(o, state, learning_rate, teaching)
+            run_args[o["input_raster"]] = inputs
+            run_args[o["desired_raster"]] = wanted
+            for raster, values in zip(o["probe_rasters"], probes):
+                run_args[raster] = values
+            self.device.run(directory=str(self.project_dir), with_output=False, run_args=run_args)
+            forget_run_arg_files(self.device, self.project_dir)
+        else:
+            o = self._construct(inputs, wanted, probes)
+            for variable, value in self._variable_values(o, state, learning_rate, teaching).items():
+                variable[:] = value
+            o["network"].run(self.steps * s.pyramidal.dt, namespace={})
+        return self._read(o, state)
+
+    def _read(self, o: dict, before: SCMicroState) -> RunResult:
+        weights = []
+        for l, kind in enumerate(self.connection_types):
+            plus = _from_synapses(o["excitatory_forward"][l].w[:], kind > 0)
+            minus = _from_synapses(o["inhibitory_forward"][l].w[:], kind < 0)
+            weights.append(plus - minus)
+        state = SCMicroState(weights, [np.array(layer.bias[:], dtype=np.float64) for layer in o["layers"]],
+                             [np.array(B, dtype=np.float64) for B in before.feedback],
+                             [np.array(kind) for kind in self.connection_types])
+        counts = self._spike_rasters(o["output_spikes"], self.settings.sizes[-1]).sum(axis=1)
+        result = RunResult(state=state, output_counts=counts)
+        if self.record_all:
+            result.layers = self._records(o)
+        return result
+
+    def _spike_rasters(self, monitor: SpikeMonitor, n: int) -> np.ndarray:
+        """[N, T, n] 0/1 spikes per sample; the trailing boundary step is dropped."""
+        T, N = self.settings.time_steps, self.samples_per_run
+        steps = np.round(np.asarray(monitor.t / self.settings.pyramidal.dt)).astype(int)
+        keep = steps < N * T
+        raster = np.zeros((N * T, n))
+        raster[steps[keep], np.asarray(monitor.i[:], dtype=int)[keep]] = 1.0
+        return raster.reshape(N, T, n)
+
+    def _per_sample(self, values) -> np.ndarray:
+        N, T = self.samples_per_run, self.settings.time_steps
+        return np.asarray(values)[:, : N * T].T.reshape(N, T, -1)
+
+    def _records(self, o) -> list[LayerRecord]:
+        """Per-step records and the open minibatch's summed ΔW = ΔW⁺ − ΔW⁻ and Δb."""
+        changes, N = o["changes"], self.samples_per_run
+
+        def at_end(name, index):
+            monitor = changes[name][index]
+            return np.asarray(getattr(monitor, monitor.record_variables[0]))[:, N]
+
+        layers = []
+        for l, kind in enumerate(self.connection_types):
+            states = o["layer_states"][l]
+            change = (_from_synapses(at_end("excitatory_forward", l), kind > 0)
+                      - _from_synapses(at_end("inhibitory_forward", l), kind < 0))
+            layers.append(LayerRecord(
+                spikes=self._per_sample(states.spiked), soma=self._per_sample(states.v),
+                apical=self._per_sample(states.apical), plasticity_gate=self._per_sample(states.plasticity_gate),
+                weight_change=change[None], bias_change=at_end("bias", l)[None],
+            ))
+        return layers
+
+
+def run_single_sample(state: SCMicroState, input_spikes, label, settings: SCMicroSettings, learning_rate: float = 1.0,
+                      teaching: bool = True, desired=None, device_name: str = "runtime", build_dir=None) -> RunResult:
+    """One sample through the Brian2 network (DESIGN §4 single-sample API); ``label`` may be None
+    when ``desired`` [T, n_out] gives the target spike trains.
+
+    Returns per pyramidal layer: spikes, soma v, apical A, gate g·A (each [1, T, n]), and the
+    changes the sample asks for — ΔW of the effective weights (ΔW⁺ − ΔW⁻) and Δb — read before
+    they are applied (the minibatch is left open).
+    """
+    network = SCMicroNetwork(replace(settings, batch_size=2), state.connection_types, 1, device_name=device_name,
+                             build_dir=build_dir, record_all=True)
+    desired = None if desired is None else np.asarray(desired, dtype=np.float64)[None]
+    labels = None if label is None else np.array([label])
+    return network.run(state, np.asarray(input_spikes)[None], labels, learning_rate, teaching, desired)
+
+
+def effective_feedback(state: SCMicroState, input_spikes, label, settings: SCMicroSettings,
+                       perturbation: float = 1e-3, device_name: str = "runtime") -> list[np.ndarray]:
+    """The feedback each hidden layer effectively receives, measured by perturbation.
+
+    A dendritic electrode adds ``perturbation`` to the burst of one cell k of layer m+1 on every
+    step of the error window (the target presented as usual); F^m[i, k] is the change of hidden cell
+    i's apical potential summed over the sample, per unit of injected burst, minus the same with no
+    injection (analysis.alignment.measure_effective_feedback). Returns one (n_m × n_{m+1}) matrix
+    per hidden layer m — what B^m should be, whatever the circuit's wiring.
+    """
+    s = settings
+    network = SCMicroNetwork(replace(s, batch_size=2), state.connection_types, 1, device_name=device_name,
+                             record_all=True, probe=True)
+    window = np.zeros(s.time_steps)
+    window[s.error_start:] = perturbation
+    spikes, labels = np.asarray(input_spikes)[None], np.array([label])
+    matrices = []
+    for m in range(len(s.sizes) - 2):
+        n_upper = s.sizes[m + 2]
+
+        def inject(k, m=m, n_upper=n_upper):
+            probes = [np.zeros((1, s.time_steps, n)) for n in s.sizes[2:]]
+            if k is not None:
+                probes[m][0, :, k] = window
+            result = network.run(state, spikes, labels, 0.0, True, burst_probe=probes)
+            return result.layers[m].apical[0].sum(axis=0) / window.sum()
+
+        matrices.append(measure_effective_feedback(inject, n_upper, s.sizes[m + 1]))
+    return matrices
+
+
+def dale_matrices(state: SCMicroState) -> list[tuple[str, np.ndarray, list[str]]]:
+    """Every synaptic pathway as (name, post × pre matrix of signed effects, presynaptic cell
+    types) for the Dale audit (analysis.alignment.dale_violations): afferent/pyramidal → soma (W⁺),
+    PV → soma (−W⁻), pyramidal → apical (R), SST → apical (−R)."""
+    pathways = []
+    for l, (W, kind) in enumerate(zip(state.weights, state.connection_types)):
+        n_pre = W.shape[1]
+        sender = "input" if l == 0 else f"pyramidal {l}"
+        pathways.append((f"{sender} → soma {l + 1} (direct)", np.where(kind > 0, W, 0.0), ["excitatory"] * n_pre))
+        pathways.append((f"PV of {sender} → soma {l + 1} (relayed)", np.where(kind < 0, W, 0.0),
+                         ["inhibitory"] * n_pre))
+    for m, B in enumerate(state.feedback):
+        kind = state.connection_types[m + 1].T
+        n_up = B.shape[1]
+        pathways.append((f"pyramidal {m + 2} → apical {m + 1} (direct)", np.where(kind > 0, B, 0.0),
+                         ["excitatory"] * n_up))
+        pathways.append((f"SST of pyramidal {m + 2} → apical {m + 1} (relayed)", np.where(kind < 0, B, 0.0),
+                         ["inhibitory"] * n_up))
+    return pathways
+
+
+__all__ = ["CELL_TYPES", "CONNECTIVITY_TYPES", "GLOBAL_SIGNALS", "PLASTIC_SYNAPSES", "SCMicroSettings",
+           "SCMicroState", "SCMicroNetwork", "RunResult", "initial_state", "run_single_sample", "effective_feedback",
+           "dale_matrices", "keep_signs"]

@@ -1,0 +1,124 @@
+"""The SC microcircuit as a training framework: circuits/scmicro.py under `apical train`.
+
+The network (sizes, soma constants λ/θ/w/γ, T, t0 from ``[model]``), its initial weights (W, b ~
+U(±1/√fan_in) from the weight seed, as BioGrad's and BioLeaF's), its input rasters and its decoding
+(argmax of output spike counts over T) are those of the other frameworks; the ``[scmicro]`` section
+adds the apical and PSP time constants, the burst gain, the desired spike trains and the scale of
+the random feedback magnitudes (drawn from ``seeds.feedback``). Each connection's type (direct or
+PV-relayed) is the sign of its initial weight, fixed for the run; the compiled project is built for
+those types. Checkpoints hold W, b, B and the types, so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from analysis.alignment import angle_degrees, sign_concordance
+from circuits.scmicro import SCMicroNetwork, SCMicroSettings, SCMicroState, initial_state, run_single_sample
+from models.encoders import sample_rng
+from models.pyramidal import PyramidalParameters
+from runs.config import Config, ConfigError
+
+
+def scmicro_settings(config: Config, n_in: int, n_out: int) -> SCMicroSettings:
+    """The network a config describes (what is fixed at build time)."""
+    m, c = config.model, config.scmicro
+    pyramidal = PyramidalParameters(dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window,
+                                    gamma=m.gamma, tau_apical=c.tau_apical, tau_psp=c.tau_psp, burst_gain=c.burst_gain)
+    return SCMicroSettings(sizes=(n_in, *m.hidden, n_out), pyramidal=pyramidal, time_steps=m.time_steps,
+                           error_start=m.error_start, batch_size=config.learning.batch_size,
+                           desired_interval=c.desired_interval)
+
+
+def scmicro_initial_state(config: Config, sizes) -> SCMicroState:
+    return initial_state(sizes, sample_rng(config.seeds.weights, "weights", 0),
+                         sample_rng(config.seeds.feedback, "feedback", 0), config.scmicro.feedback_scale)
+
+
+class SCMicroFramework:
+    """The SC microcircuit on a compiled Brian2 network."""
+
+    name = "scmicro"
+
+    def __init__(self, config: Config, n_in: int, n_out: int, chunk: int, build_dir):
+        self.config = config
+        self.settings = scmicro_settings(config, n_in, n_out)
+        try:
+            self.settings.discrete()
+        except ValueError as error:
+            raise ConfigError(f"config key 'model.threshold': {error}") from None
+        self.state = scmicro_initial_state(config, self.settings.sizes)
+        started = time.perf_counter()
+        self.network = SCMicroNetwork(self.settings, self.state.connection_types, chunk, device_name=config.run.device,
+                                      build_dir=build_dir, threads=config.run.threads, precision=config.run.precision)
+        self.compile_seconds = time.perf_counter() - started
+
+    def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray, chunk_index: int = 0,
+                    rate_scale: float = 1.0) -> np.ndarray:
+        """Learning over the chunk at η·rate_scale, each label's desired spike train the target
+        (the circuit draws no noise, so the chunk's index is not needed)."""
+        rate = self.config.learning.learning_rate * rate_scale
+        result = self.network.run(self.state, input_spikes, labels, rate, teaching=True)
+        self.state = result.state
+        return result.output_counts
+
+    def evaluate_chunk(self, input_spikes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Output counts with no target and no plasticity."""
+        return self.network.run(self.state, input_spikes, labels, 0.0, teaching=False).output_counts
+
+    def metrics(self) -> dict[str, float]:
+        """Per hidden layer l: the angle (degrees) between B^l and the transposed forward weights of
+        the layer above, and their sign-concordance on the connections that are not silent; per
+        layer, the fraction of silent connections (magnitude held at zero)."""
+        row = {}
+        for l, (B, W_above) in enumerate(zip(self.state.feedback, self.state.weights[1:])):
+            row[f"alignment_angle_{l + 1}"] = round(angle_degrees(B, W_above.T), 3)
+            row[f"sign_concordance_{l + 1}"] = round(sign_concordance(B, W_above.T), 6)
+        for l, W in enumerate(self.state.weights):
+            row[f"silent_fraction_{l + 1}"] = round(float((W == 0).mean()), 5)
+        return row
+
+    def figures(self, directory, input_spikes: np.ndarray, labels: np.ndarray) -> None:
+        """The first test digit through the trained network (Brian2, runtime device): a spike raster
+        of every layer with its label's target presented, and the weight update it asks for."""
+        from brian2 import ms
+
+        from analysis.figures import spike_raster, update_statistics
+
+        rate = self.config.learning.learning_rate
+        result = run_single_sample(self.state, input_spikes[0], int(labels[0]), self.settings, rate)
+        layers = result.layers
+        names = [f"hidden {l + 1}" for l in range(len(layers) - 1)] + ["output"]
+        predicted = int(layers[-1].spikes[0].sum(axis=0).argmax())
+        caption = f"test sample #0: label {int(labels[0])}, decoded {predicted} (target presented)"
+        spike_raster(input_spikes[0], [r.spikes[0] for r in layers], names, float(self.settings.pyramidal.dt / ms),
+                     directory / "spike_raster", title=caption)
+        update_statistics([r.weight_change[0] for r in layers], self.state.weights, directory / "update_statistics",
+                          title=f"weight update asked for by {caption}")
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {}
+        for group in SCMicroState.GROUPS:
+            for l, array in enumerate(getattr(self.state, group)):
+                arrays[f"{group}_{l + 1}"] = array
+        return arrays
+
+    def load_state_arrays(self, arrays) -> None:
+        state = state_from_arrays(arrays, len(self.settings.sizes) - 1)
+        for l, (ours, theirs) in enumerate(zip(self.state.connection_types, state.connection_types)):
+            if not np.array_equal(ours, theirs):
+                raise ConfigError(f"checkpoint connection_types_{l + 1} differ from those of seeds.weights = "
+                                  f"{self.config.seeds.weights}: the checkpoint belongs to another network")
+        state.check()
+        self.state = state
+
+
+def state_from_arrays(arrays, n_layers: int) -> SCMicroState:
+    """The state a checkpoint holds (``weights_1``, ..., ``feedback_1``, ..., ``connection_types_1``, ...)."""
+    counts = {"feedback": n_layers - 1}
+    return SCMicroState(*[
+        [np.array(arrays[f"{group}_{l + 1}"], dtype=np.float64) for l in range(counts.get(group, n_layers))]
+        for group in SCMicroState.GROUPS
+    ])

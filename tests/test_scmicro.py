@@ -1,0 +1,252 @@
+"""SC microcircuit: the Brian2 circuit equals its numpy oracle, and it does what the reconstruction
+claims (docs/models/scmicro.md): its effective feedback, measured by perturbation, is
+sign-concordant with Wᵀ; every layer's update follows sign-concordant feedback alignment computed
+from the same activity; connections never change sign (Dale's law); the code is local; a resumed
+training run equals an uninterrupted one."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from brian2 import prefs
+
+from analysis.alignment import cosine, dale_violations, sign_concordance
+from analysis.locality import audit_locality
+from circuits.bioleaf_oracle import backprop
+from circuits.scmicro import (
+    CELL_TYPES,
+    GLOBAL_SIGNALS,
+    SCMicroNetwork,
+    SCMicroSettings,
+    dale_matrices,
+    effective_feedback,
+    initial_state,
+    run_single_sample,
+)
+from circuits.scmicro_oracle import run_circuit, sign_concordant_fa, train_sequential
+from models.pyramidal import PyramidalParameters
+from runs.config import ConfigError, config_from_dict
+from runs.scmicro_framework import SCMicroFramework, scmicro_initial_state
+from runs.train import train
+
+TOLERANCE = 1e-9
+LAYER_FIELDS = ("spikes", "soma", "apical", "plasticity_gate", "weight_change", "bias_change")
+
+
+def active_state(sizes, seed, gain=3.0, feedback_scale=1.0):
+    """A random network scaled to fire; types from the initial signs, random feedback magnitudes."""
+    rng = np.random.default_rng(seed)
+    state = initial_state(sizes, rng, np.random.default_rng(seed + 100), feedback_scale)
+    state.weights = [gain * W for W in state.weights]
+    return state, rng
+
+
+def test_single_sample_equals_oracle():
+    sizes = (12, 9, 6, 4)
+    settings = SCMicroSettings(sizes=sizes, time_steps=12, error_start=3,
+                               pyramidal=PyramidalParameters(tau_apical=4.0 * PyramidalParameters().dt))
+    state, rng = active_state(sizes, seed=0)
+    spikes = (rng.random((12, sizes[0])) < 0.4).astype(float)
+    ours = run_single_sample(state, spikes, 2, settings, learning_rate=0.1)
+    layers = run_circuit(state.weights, state.biases, state.feedback, spikes[None], settings.desired([2]),
+                         settings.discrete(), 0.1)
+    for l, (a, b) in enumerate(zip(ours.layers, layers)):
+        assert b.spikes.sum() > 0 and np.abs(b.weight_change).max() > 0, f"layer {l + 1} is silent or static"
+        for field in LAYER_FIELDS:
+            np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=0, atol=TOLERANCE,
+                                       err_msg=f"layer {l + 1} {field}")
+
+
+def train_small(seed=11, n=8, rate=0.6):
+    """Several samples and minibatches in one Brian2 simulation, at a rate that drives some
+    connections to zero."""
+    sizes = (14, 10, 8, 4)
+    settings = SCMicroSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=2)
+    state, rng = active_state(sizes, seed)
+    spikes = (rng.random((n, 8, sizes[0])) < 0.35).astype(float)
+    labels = rng.integers(sizes[-1], size=n)
+    result = SCMicroNetwork(settings, state.connection_types, n).run(state, spikes, labels, rate)
+    return settings, state, spikes, labels, result
+
+
+def test_training_run_equals_sequential_oracle_and_no_connection_changes_sign():
+    settings, state, spikes, labels, result = train_small()
+    weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback, state.connection_types,
+                                               spikes, settings.desired(labels), settings.discrete(), 0.6, 2)
+    np.testing.assert_array_equal(result.output_counts, counts)
+    silenced = 0
+    for l, (ours, expected, before, kind) in enumerate(zip(result.state.weights, weights, state.weights,
+                                                           state.connection_types)):
+        assert np.abs(expected - before).max() > 1e-3, f"layer {l + 1} did not learn: vacuous comparison"
+        np.testing.assert_allclose(ours, expected, rtol=0, atol=TOLERANCE, err_msg=f"weights {l + 1}")
+        assert (ours * kind >= 0).all(), f"layer {l + 1}: a connection changed sign"
+        silenced += int(((ours == 0) & (before != 0)).sum())
+    assert silenced > 0, "no connection reached zero: the sign bound was not exercised"
+    for ours, expected in zip(result.state.biases, biases):
+        np.testing.assert_allclose(ours, expected, rtol=0, atol=TOLERANCE)
+    for ours, before in zip(result.state.feedback, state.feedback):
+        np.testing.assert_array_equal(ours, before)  # the feedback magnitudes are fixed
+
+
+@pytest.mark.parametrize("trained", [False, True], ids=["initial", "after-learning"])
+def test_effective_feedback_is_sign_concordant_with_forward_weights(trained):
+    """Perturbation (an injected burst in one upper cell at a time) measures B; its signs are
+    those of Wᵀ on ≥ 99 % of the entries (here: all), also once learning has silenced some
+    connections (W = 0 there: no sign; the measured entry keeps its connection's type)."""
+    if trained:
+        settings, _, spikes, labels, result = train_small()
+        state, spikes, label = result.state, spikes[0], int(labels[0])
+        assert any((W == 0).any() for W in state.weights), "no silent connection to check"
+    else:
+        sizes = (12, 9, 6, 4)
+        settings = SCMicroSettings(sizes=sizes, time_steps=12, error_start=3)
+        state, rng = active_state(sizes, seed=2)
+        spikes, label = (rng.random((12, sizes[0])) < 0.4).astype(float), 1
+    measured = effective_feedback(state, spikes, label, settings)
+    for m, F in enumerate(measured):
+        W_above = state.weights[m + 1]
+        assert sign_concordance(F, W_above.T) >= 0.99
+        assert sign_concordance(F, W_above.T) == 1.0
+        np.testing.assert_array_equal(np.sign(F), state.connection_types[m + 1].T)
+        assert cosine(F, state.feedback[m]) > 0.9999, "the measured feedback is B (up to the apical leak)"
+
+
+@pytest.mark.parametrize("sizes", [(30, 20, 5), (20, 15, 10, 4)], ids=["one-hidden", "two-hidden"])
+def test_update_follows_sign_concordant_fa(sizes):
+    """ΔW of every layer (Brian2, summed over 12 samples) has cosine ≥ 0.9 with −∇E of
+    sign-concordant FA (numpy: spatial backprop with B in place of Wᵀ) on the same activity; the
+    output layer's also with backprop, whose hidden layers the update follows less closely."""
+    settings = SCMicroSettings(sizes=sizes, time_steps=20, error_start=5)
+    state, rng = active_state(sizes, seed=1)
+    spikes = (rng.random((12, 20, sizes[0])) < 0.3).astype(float)
+    labels = rng.integers(sizes[-1], size=12)
+    network = SCMicroNetwork(replace(settings, batch_size=13), state.connection_types, 12, record_all=True)
+    result = network.run(state, spikes, labels, learning_rate=1.0)
+    desired = settings.desired(labels)
+    oracle = run_circuit(state.weights, state.biases, state.feedback, spikes, desired, settings.discrete(), 1.0)
+    sc_fa, _, _ = sign_concordant_fa(state.weights, state.biases, state.feedback, spikes, desired, settings.discrete())
+    bp, _, _ = backprop(state.weights, state.biases, spikes, desired, settings.discrete())
+    for l, (layer, same, target, gradient) in enumerate(zip(result.layers, oracle, sc_fa, bp)):
+        np.testing.assert_array_equal(layer.spikes, same.spikes)  # the same activity
+        update = layer.weight_change[0]
+        assert np.linalg.norm(update) > 0, f"layer {l + 1} asks for no update"
+        assert cosine(update, target) >= 0.9, f"layer {l + 1}: {cosine(update, target):.4f} vs SC-FA"
+    assert cosine(result.layers[-1].weight_change[0], bp[-1]) > 0.9999  # the output layer's does not depend on B
+    assert all(cosine(layer.weight_change[0], g) < 0.99 for layer, g in zip(result.layers[:-1], bp[:-1])), \
+        "with random feedback magnitudes the hidden updates should not be backprop's"
+
+
+def test_dale_audit_passes_and_catches_a_violation():
+    """After learning (some connections silenced), every pathway's presynaptic cells make synapses
+    of one sign, the sign of their declared type; the Brian2 synapses hold magnitudes ≥ 0 and the
+    state refuses a weight whose sign disagrees with its connection."""
+    _, _, _, _, result = train_small()
+    for name, matrix, types in dale_matrices(result.state):
+        report = dale_violations(matrix, types)
+        assert report.ok, f"{name}: {report.to_dict()}"
+    assert {kind for kind, _ in CELL_TYPES.values()} == {"excitatory", "inhibitory"}
+    flipped = result.state.copy()
+    j = int(np.argmax(flipped.connection_types[0][0] > 0))
+    flipped.weights[0][0, j] = -0.1  # a direct (excitatory) connection made negative
+    name, matrix, types = next((n, M, t) for n, M, t in dale_matrices(flipped) if "direct" in n)
+    assert dale_violations(matrix, types).type_violations, name
+    with pytest.raises(ValueError, match="wrong sign"):
+        flipped.check()
+
+
+def test_locality_audit_passes_and_catches_a_planted_copy():
+    sizes = (8, 6, 5, 3)
+    state, _ = active_state(sizes, seed=3)
+    network = SCMicroNetwork(SCMicroSettings(sizes=sizes), state.connection_types, 1)
+    prefs.logging.warn_for_unused_objects = False
+    objects = network.brian_objects()
+    report = audit_locality(objects["network"], global_signals=GLOBAL_SIGNALS, namespace={})
+    assert report.ok, report.summary()
+    # per layer: PV drive, W⁺, W⁻; per hidden layer: SST drive, direct and relayed feedback
+    assert len(report.audited) == 3 * 3 + 3 * 2
+    assert report.analog_couplings == []  # cells interact through spikes and bursts only
+    feedback, forward = objects["excitatory_feedback"][0], objects["excitatory_forward"][1]
+    feedback.variables.add_reference("forward_weight", forward, "w", index="_idx")
+    feedback.run_regularly("feedback_weight = forward_weight", name="planted_weight_copy")
+    planted = audit_locality(objects["network"], global_signals=GLOBAL_SIGNALS, namespace={})
+    assert [(f.object, f.kind, f.identifier) for f in planted.findings] == [
+        ("excitatory_feedback_1", "weight transport", "forward_weight")]
+
+
+def test_bad_states_are_refused():
+    sizes = (8, 6, 3)
+    state, rng = active_state(sizes, seed=4)
+    network = SCMicroNetwork(SCMicroSettings(sizes=sizes, time_steps=4, error_start=1), state.connection_types, 1)
+    other, _ = active_state(sizes, seed=5)
+    with pytest.raises(ValueError, match="connection_types\\[0\\] differs"):
+        network.run(other, np.zeros((1, 4, 8)), [0])
+    concordant = state.copy()
+    concordant.feedback[0][0, 0] *= -1
+    with pytest.raises(ValueError, match="feedback\\[0\\] must be nonzero with the sign"):
+        network.run(concordant, np.zeros((1, 4, 8)), [0])
+    with pytest.raises(ValueError, match="below the PV relay drive"):
+        SCMicroSettings(sizes=sizes, pyramidal=PyramidalParameters(theta=1.5))
+
+
+TINY = {
+    "model": {"framework": "scmicro", "hidden": [12], "time_steps": 6, "error_start": 2, "threshold": 0.3},
+    "learning": {"learning_rate": 0.05, "batch_size": 5},
+    "scmicro": {"feedback_scale": 2.0},
+    "data": {"dataset": "mnist", "train_samples": 60, "test_samples": 20},
+    "run": {"device": "runtime", "eval_every": 40, "checkpoint_every": 20, "chunk_samples": 20},
+}
+
+
+def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
+    config = config_from_dict(TINY)
+    reference = tmp_path / "reference"
+    summary = train(config, reference)
+    assert summary["framework"] == "scmicro" and summary["network"] == [784, 12, 10]
+    resumed = tmp_path / "resumed"
+    shutil.copytree(reference, resumed)
+    for newest in sorted((resumed / "checkpoints").glob("checkpoint-*.npz"))[-1:]:
+        newest.unlink()  # as if killed before its last checkpoint
+    (resumed / "summary.json").unlink()
+    train(config, resumed, resume=True)
+    path = "checkpoints/checkpoint-0000000060.npz"
+    with np.load(reference / path) as expected, np.load(resumed / path) as ours:
+        assert {"weights_1", "weights_2", "feedback_1", "connection_types_1"} <= set(expected.files)
+        initial = scmicro_initial_state(config, (784, 12, 10))
+        assert np.abs(expected["weights_1"] - initial.weights[0]).max() > 0, "the run did not learn: vacuous comparison"
+        np.testing.assert_array_equal(expected["connection_types_1"], initial.connection_types[0])
+        for name in expected.files:
+            if name != "progress":
+                np.testing.assert_array_equal(ours[name], expected[name], err_msg=name)
+    with open(reference / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["samples_seen"]) for r in rows] == [40, 60]
+    assert float(rows[-1]["sign_concordance_1"]) == 1.0
+    other_seed = SCMicroFramework(config_from_dict({**TINY, "seeds": {"weights": 9}}), 784, 10, 20, tmp_path / "b")
+    with np.load(reference / path) as arrays, pytest.raises(ConfigError, match="connection_types_1 differ"):
+        other_seed.load_state_arrays(arrays)
+
+
+@pytest.mark.standalone
+@pytest.mark.slow
+def test_cpp_standalone_training_equals_oracle(tmp_path):
+    """The compiled project, two chunks in a row (state through run arguments), sign bound active."""
+    sizes, n = (14, 10, 8, 4), 8
+    settings = SCMicroSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=2)
+    state, rng = active_state(sizes, seed=11)
+    network = SCMicroNetwork(settings, state.connection_types, n, device_name="cpp", build_dir=tmp_path, threads=1)
+    for _ in range(2):
+        spikes = (rng.random((n, 8, sizes[0])) < 0.35).astype(float)
+        labels = rng.integers(sizes[-1], size=n)
+        result = network.run(state, spikes, labels, 0.6)
+        weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback,
+                                                   state.connection_types, spikes, settings.desired(labels),
+                                                   settings.discrete(), 0.6, 2)
+        np.testing.assert_array_equal(result.output_counts, counts)
+        for ours, expected in zip(result.state.weights + result.state.biases, weights + biases):
+            np.testing.assert_allclose(ours, expected, rtol=0, atol=TOLERANCE)
+        state = result.state
+    assert any((W == 0).any() for W in state.weights)
