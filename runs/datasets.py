@@ -46,6 +46,7 @@ __all__ = [
     "nmnist_files",
     "load_nmnist",
     "read_cifar10_batch",
+    "load_cifar10",
 ]
 
 ENV_DATA_DIR = "APICAL_DATA_DIR"
@@ -77,6 +78,7 @@ SOURCES = {
     "mnist": "https://yann.lecun.com/exdb/mnist/ (or any mirror with the same SHA-256)",
     "fashion-mnist": "https://github.com/zalandoresearch/fashion-mnist/tree/master/data/fashion",
     "nmnist": "https://www.garrickorchard.com/datasets/n-mnist (Train.zip / Test.zip, unzipped)",
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz (unpacked: cifar-10-batches-bin/)",
 }
 
 IDX_IMAGES_MAGIC = 2051  # unsigned byte data, 3 dimensions
@@ -90,6 +92,8 @@ NMNIST_SPLITS = {"train": "Train", "test": "Test"}
 NMNIST_EVENT = np.dtype([("x", np.uint8), ("y", np.uint8), ("p", np.uint8), ("t_us", np.uint32)])
 
 CIFAR10_RECORD = 1 + 3 * 32 * 32  # label byte + R, G, B planes
+CIFAR10_FOLDERS = ("cifar10", "cifar-10-batches-bin")
+CIFAR10_BATCHES = {"train": tuple(f"data_batch_{k}.bin" for k in range(1, 6)), "test": ("test_batch.bin",)}
 
 
 class DatasetError(ValueError):
@@ -379,3 +383,35 @@ def read_cifar10_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
     labels = records[:, 0].copy()
     images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy()
     return images, labels
+
+
+def load_cifar10(split: str, data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10 from its binary batches: images uint8 [N, 32, 32, 3] and labels uint8 [N].
+
+    Reads ``<data_dir>/cifar10/`` (or ``cifar-10-batches-bin/``, the folder the canonical
+    archive unpacks to): data_batch_1..5.bin for "train", test_batch.bin for "test". Every batch
+    listed in the folder's SHA256SUMS is verified (``sha256sum *.bin > SHA256SUMS`` records a
+    copy once it is trusted); a batch not listed there is read unverified.
+    """
+    if split not in CIFAR10_BATCHES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    names = CIFAR10_BATCHES[split]
+    folder = _find_dataset_folder(CIFAR10_FOLDERS, data_dir, names)
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise DatasetError(
+            f"CIFAR-10 {split} batch {folder / missing[0]} is missing: unpack {SOURCES['cifar10']} so that "
+            f"<data_dir>/cifar10/ holds {', '.join(names)}, or set {ENV_DATA_DIR}"
+        )
+    sums_path = folder / "SHA256SUMS"
+    expected = _read_sha256sums(sums_path) if sums_path.is_file() else {}
+    images, labels = [], []
+    for name in names:
+        if name in expected:
+            verify_sha256(folder / name, expected[name])
+        batch_images, batch_labels = read_cifar10_batch(folder / name)
+        if batch_labels.max() > 9:
+            raise DatasetError(f"CIFAR-10 batch {folder / name} has label {int(batch_labels.max())}; labels are 0-9")
+        images.append(batch_images)
+        labels.append(batch_labels)
+    return np.concatenate(images), np.concatenate(labels)

@@ -12,6 +12,7 @@ from runs.datasets import (
     DatasetError,
     bin_nmnist,
     images_to_intensity,
+    load_cifar10,
     load_mnist,
     load_nmnist,
     read_cifar10_batch,
@@ -279,3 +280,61 @@ def test_cifar10_layout_and_bad_length(tmp_path):
     with pytest.raises(DatasetError, match="multiple of 3073") as error:
         read_cifar10_batch(path)
     assert str(path) in str(error.value)
+
+
+def write_cifar10_tree(folder, records_per_batch=3, with_sums=True):
+    """A CIFAR-10 folder in the binary batch format: record r of batch b has label (b + r) % 10 and
+    every pixel of its R plane equal to 10·b + r."""
+    folder.mkdir(parents=True)
+    names = [f"data_batch_{k}.bin" for k in range(1, 6)] + ["test_batch.bin"]
+    for b, name in enumerate(names):
+        records = np.zeros((records_per_batch, 3073), dtype=np.uint8)
+        records[:, 0] = (b + np.arange(records_per_batch)) % 10
+        records[:, 1:1025] = (10 * b + np.arange(records_per_batch))[:, None]
+        (folder / name).write_bytes(records.tobytes())
+    if with_sums:
+        (folder / "SHA256SUMS").write_text("".join(f"{sha256_of(folder / n)}  {n}\n" for n in names))
+    return names
+
+
+def test_load_cifar10_from_written_batches(tmp_path):
+    write_cifar10_tree(tmp_path / "cifar10")
+    train, train_labels = load_cifar10("train", data_dir=tmp_path)
+    test, test_labels = load_cifar10("test", data_dir=tmp_path)
+    assert train.shape == (15, 32, 32, 3) and test.shape == (3, 32, 32, 3)
+    assert train_labels.tolist() == [(b + r) % 10 for b in range(5) for r in range(3)]
+    assert train[:, 5, 7, 0].tolist() == [10 * b + r for b in range(5) for r in range(3)]
+    assert train[:, :, :, 1:].max() == 0 and test[:, 0, 0, 0].tolist() == [50, 51, 52]
+
+
+def test_cifar10_checksum_mismatch_and_missing_batch(tmp_path):
+    folder = tmp_path / "cifar-10-batches-bin"  # the folder the canonical archive unpacks to
+    write_cifar10_tree(folder)
+    assert load_cifar10("test", data_dir=tmp_path)[0].shape[0] == 3
+    data = bytearray((folder / "data_batch_3.bin").read_bytes())
+    data[100] ^= 1
+    (folder / "data_batch_3.bin").write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match="checksum mismatch") as error:
+        load_cifar10("train", data_dir=tmp_path)
+    assert "data_batch_3.bin" in str(error.value)
+    (folder / "test_batch.bin").unlink()
+    with pytest.raises(DatasetError, match="cifar-10-binary.tar.gz") as error:
+        load_cifar10("test", data_dir=tmp_path)
+    assert "test_batch.bin" in str(error.value)
+
+
+def test_cifar10_as_a_training_dataset(tmp_path):
+    from runs.config import config_from_dict
+    from runs.train import load_dataset
+
+    write_cifar10_tree(tmp_path / "cifar10", with_sums=False)
+    config = config_from_dict({"data": {"dataset": "cifar10", "data_dir": str(tmp_path), "train_samples": 4}})
+    data = load_dataset(config)
+    assert data.train_inputs.shape == (4, 3072) and data.test_inputs.shape == (3, 3072)
+    assert data.train_inputs.max() <= 1.0 and data.train_labels.tolist() == [0, 1, 2, 1]
+
+
+@pytest.mark.skipif(not CIFAR_SAMPLE.is_file(), reason=f"CIFAR-10 sample not found at {CIFAR_SAMPLE}")
+def test_cifar10_sample_matches_its_checksum():
+    expected = datasets._read_sha256sums(CIFAR_SAMPLE.parent / "SHA256SUMS")["test_batch_first20.bin"]
+    datasets.verify_sha256(CIFAR_SAMPLE, expected)
