@@ -304,6 +304,10 @@ def analyze(directory: Path, n_samples: int = UPDATE_SAMPLES) -> dict:
         from runs.analyze_bioleaf import analyze_bioleaf
 
         return analyze_bioleaf(directory, config, checkpoints[-1], n_samples)
+    if framework == "scmicro":  # its own claims and checks (issue 6)
+        from runs.analyze_scmicro import analyze_scmicro
+
+        return analyze_scmicro(directory, config, checkpoints[-1], n_samples)
     if framework not in ("biograd", "bp"):
         raise AnalysisError(f"no analysis for framework {framework!r} yet (available: biograd, bp)")
     metrics = read_metrics(directory)

@@ -29,6 +29,7 @@ from circuits.scmicro import (
 )
 from circuits.scmicro_oracle import run_circuit, sign_concordant_fa, train_sequential
 from models.pyramidal import PyramidalParameters
+from runs.analyze import analyze
 from runs.config import ConfigError, config_from_dict
 from runs.scmicro_framework import SCMicroFramework, scmicro_initial_state
 from runs.train import train
@@ -193,8 +194,8 @@ def test_bad_states_are_refused():
 
 
 TINY = {
-    "model": {"framework": "scmicro", "hidden": [12], "time_steps": 6, "error_start": 2, "threshold": 0.3},
-    "learning": {"learning_rate": 0.05, "batch_size": 5},
+    "model": {"framework": "scmicro", "hidden": [30], "time_steps": 8, "error_start": 2, "threshold": 0.2},
+    "learning": {"learning_rate": 0.01, "batch_size": 5},
     "scmicro": {"feedback_scale": 2.0},
     "data": {"dataset": "mnist", "train_samples": 60, "test_samples": 20},
     "run": {"device": "runtime", "eval_every": 40, "checkpoint_every": 20, "chunk_samples": 20},
@@ -205,7 +206,7 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
     config = config_from_dict(TINY)
     reference = tmp_path / "reference"
     summary = train(config, reference)
-    assert summary["framework"] == "scmicro" and summary["network"] == [784, 12, 10]
+    assert summary["framework"] == "scmicro" and summary["network"] == [784, 30, 10]
     resumed = tmp_path / "resumed"
     shutil.copytree(reference, resumed)
     for newest in sorted((resumed / "checkpoints").glob("checkpoint-*.npz"))[-1:]:
@@ -215,7 +216,7 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
     path = "checkpoints/checkpoint-0000000060.npz"
     with np.load(reference / path) as expected, np.load(resumed / path) as ours:
         assert {"weights_1", "weights_2", "feedback_1", "connection_types_1"} <= set(expected.files)
-        initial = scmicro_initial_state(config, (784, 12, 10))
+        initial = scmicro_initial_state(config, (784, 30, 10))
         assert np.abs(expected["weights_1"] - initial.weights[0]).max() > 0, "the run did not learn: vacuous comparison"
         np.testing.assert_array_equal(expected["connection_types_1"], initial.connection_types[0])
         for name in expected.files:
@@ -225,6 +226,13 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
         rows = list(csv.DictReader(handle))
     assert [int(r["samples_seen"]) for r in rows] == [40, 60]
     assert float(rows[-1]["sign_concordance_1"]) == 1.0
+    analysis = analyze(reference, n_samples=16)  # `apical analyze` on the trained network
+    verdicts = {check.claim.split(" (")[0]: check.passed for check in analysis["checks"]}
+    assert verdicts["Learning uses only local information"] is True
+    assert verdicts["Effective feedback"] is True
+    assert verdicts["Updates are sign-concordant FA of the spiking error"] is True
+    assert verdicts["Every cell obeys Dale's law with its declared type"] is True
+    assert (reference / "plausibility.md").exists() and (reference / "analysis.json").exists()
     other_seed = SCMicroFramework(config_from_dict({**TINY, "seeds": {"weights": 9}}), 784, 10, 20, tmp_path / "b")
     with np.load(reference / path) as arrays, pytest.raises(ConfigError, match="connection_types_1 differ"):
         other_seed.load_state_arrays(arrays)
