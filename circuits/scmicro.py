@@ -524,26 +524,27 @@ def effective_feedback(state: SCMicroState, input_spikes, label, settings: SCMic
     step of the error window (the target presented as usual); F^m[i, k] is the change of hidden cell
     i's apical potential summed over the sample, per unit of injected burst, minus the same with no
     injection (analysis.alignment.measure_effective_feedback). Returns one (n_m × n_{m+1}) matrix
-    per hidden layer m — what B^m should be, whatever the circuit's wiring.
+    per hidden layer m — what B^m should be, whatever the circuit's wiring. All injections run as
+    samples of one simulation (each sample starts from rest, and nothing learns: η = 0).
     """
     s = settings
-    network = SCMicroNetwork(replace(s, batch_size=2), state.connection_types, 1, device_name=device_name,
-                             record_all=True, probe=True)
     window = np.zeros(s.time_steps)
     window[s.error_start:] = perturbation
-    spikes, labels = np.asarray(input_spikes)[None], np.array([label])
+    protocols = [(None, None)] + [(m, k) for m in range(len(s.sizes) - 2) for k in range(s.sizes[m + 2])]
+    probes = [np.zeros((len(protocols), s.time_steps, n)) for n in s.sizes[2:]]
+    for r, (m, k) in enumerate(protocols):
+        if m is not None:
+            probes[m][r, :, k] = window
+    network = SCMicroNetwork(replace(s, batch_size=len(protocols) + 1), state.connection_types, len(protocols),
+                             device_name=device_name, record_all=True, probe=True)
+    spikes = np.repeat(np.asarray(input_spikes)[None], len(protocols), axis=0)
+    result = network.run(state, spikes, np.full(len(protocols), label), 0.0, True, burst_probe=probes)
+    apical_sums = [layer.apical.sum(axis=1) / window.sum() for layer in result.layers]  # [samples, n] per layer
     matrices = []
     for m in range(len(s.sizes) - 2):
-        n_upper = s.sizes[m + 2]
-
-        def inject(k, m=m, n_upper=n_upper):
-            probes = [np.zeros((1, s.time_steps, n)) for n in s.sizes[2:]]
-            if k is not None:
-                probes[m][0, :, k] = window
-            result = network.run(state, spikes, labels, 0.0, True, burst_probe=probes)
-            return result.layers[m].apical[0].sum(axis=0) / window.sum()
-
-        matrices.append(measure_effective_feedback(inject, n_upper, s.sizes[m + 1]))
+        row = {k: r for r, (mm, k) in enumerate(protocols) if mm == m}
+        inject = (lambda k, m=m, row=row: apical_sums[m][0 if k is None else row[k]])
+        matrices.append(measure_effective_feedback(inject, s.sizes[m + 2], s.sizes[m + 1]))
     return matrices
 
 
