@@ -32,7 +32,8 @@ def test_mnist_config_is_the_paper_setting():
 def test_quick_config_loads():
     config = load_config(CONFIGS / "mnist-quick.toml")
     assert config.model.hidden == (500, 100)
-    assert config.run.epochs == 1 and config.run.eval_every == 20000
+    assert config.run.epochs == 2 and config.run.eval_every == 0
+    assert config.learning.rate_scale(1.5) == 0.125  # η halved every half epoch: 5e-4 → 6.25e-5 in the last quarter
     assert config.data.train_samples == 0 and config.data.test_samples == 10000
 
 
