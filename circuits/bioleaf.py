@@ -43,9 +43,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor, TimedArray
+from brian2 import Network, SpikeMonitor, StateMonitor, TimedArray
 
 from circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
+from circuits.sample_runs import SampleRuns, Schedule, make_afferents
 from circuits.bioleaf_oracle import (
     DiscreteParameters,
     MicrocircuitRecord,
@@ -195,7 +196,7 @@ def initial_state(sizes, rng: np.random.Generator, feedback_init: str = "forward
     return BioLeaFState(weights, biases, feedback, inter_w, inter_b, apical)
 
 
-class BioLeaFNetwork:
+class BioLeaFNetwork(SampleRuns):
     """A BioLeaF network for runs of a fixed number of samples, built once per device.
 
     On ``cpp_standalone`` the project is compiled once, at construction; each :meth:`run` passes
@@ -220,23 +221,12 @@ class BioLeaFNetwork:
             self.device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
 
     # ----------------------------------------------------------------- construction
-    def _raster(self, samples, n: int) -> np.ndarray:
-        """[N, T, n] per-sample values → the [N·T + 1, n] table a TimedArray reads."""
-        values = np.zeros((self.steps, n))
-        if samples is not None:
-            values[: self.steps - 1] = np.asarray(samples, dtype=np.float64).reshape(-1, n)
-        return values
-
     def _construct(self, input_values, desired_values) -> dict:
         s = self.settings
         p, T, M = s.pyramidal, s.time_steps, s.batch_size
         input_raster = TimedArray(input_values, dt=p.dt, name="input_raster")
         desired_raster = TimedArray(desired_values, dt=p.dt, name="desired_raster")
-        inputs = NeuronGroup(
-            s.sizes[0], "spiked : 1\nspike_count : 1", threshold="spiked > 0.5", reset="",
-            events={"active": ACTIVE_CONDITION}, namespace={"input_raster": input_raster}, dt=p.dt, name="input",
-        )
-        read_input = inputs.run_regularly("spiked = input_raster(t, i)\nspike_count += spiked", name="input_read")
+        inputs, read_input = make_afferents(s.sizes[0], input_raster, ACTIVE_CONDITION, p.dt)
         n_layers = len(s.sizes) - 1
         layers, forward = [], []
         pre = inputs
@@ -287,20 +277,12 @@ class BioLeaFNetwork:
     @staticmethod
     def _schedule(o: dict, sample_dt, minibatch_dt) -> list:
         """Set every object's place in the step (module docstring); returns the extra runners."""
-        runners = []
-
-        def at(obj, when, order):
-            obj.when, obj.order = when, order
-
-        def every(group, code, dt, order, name):
-            runners.append(group.run_regularly(code, dt=dt, when="start", order=order, name=name))
+        schedule = Schedule()
+        at, every, runners = schedule.at, schedule.every, schedule.runners
 
         layers, interneurons = o["layers"], o["interneurons"]
         n_layers = len(layers)
-        at(o["read_input"], "groups", 0)
-        at(o["inputs"].thresholder["spike"], "groups", 1)
-        at(o["inputs"].thresholder["active"], "groups", 2)
-        every(o["inputs"], "spike_count = 0", sample_dt, 1, "input_sample_end")
+        schedule.afferents(o["inputs"], o["read_input"], sample_dt)
         for l, (layer, pathway) in enumerate(zip(layers, o["forward"])):
             base, output = 100 * (l + 1), l == n_layers - 1
             at(layer.state_updater, "groups", -100)
@@ -393,18 +375,7 @@ class BioLeaFNetwork:
         no target (the output's apical compartment stays at 0).
         """
         s = self.settings
-        input_spikes = np.asarray(input_spikes)
-        expected = (self.samples_per_run, s.time_steps, s.sizes[0])
-        if input_spikes.shape != expected:
-            raise ValueError(f"input_spikes must have shape {expected}, got {input_spikes.shape}")
-        if desired is None:
-            labels = np.zeros(self.samples_per_run, int) if labels is None else np.asarray(labels, dtype=int)
-            if labels.shape != (self.samples_per_run,):
-                raise ValueError(f"labels must have shape ({self.samples_per_run},), got {labels.shape}")
-            desired = s.desired(labels)
-        desired = np.asarray(desired, dtype=np.float64)
-        if desired.shape != (self.samples_per_run, s.time_steps, s.sizes[-1]):
-            raise ValueError(f"desired must have shape {(self.samples_per_run, s.time_steps, s.sizes[-1])}")
+        input_spikes, desired = self._inputs_and_targets(input_spikes, labels, desired)
         inputs, wanted = self._raster(input_spikes, s.sizes[0]), self._raster(desired, s.sizes[-1])
         if self.standalone:
             o = self._objects
@@ -442,20 +413,6 @@ class BioLeaFNetwork:
         if self.record_all:
             result.layers, result.interneurons = self._records(o, layer_shapes, inter_shapes)
         return result
-
-    def _spike_rasters(self, monitor: SpikeMonitor, n: int) -> np.ndarray:
-        """[N, T, n] 0/1 spikes per sample; the trailing boundary step is dropped."""
-        T, N = self.settings.time_steps, self.samples_per_run
-        steps = np.round(np.asarray(monitor.t / self.settings.pyramidal.dt)).astype(int)
-        keep = steps < N * T
-        raster = np.zeros((N * T, n))
-        raster[steps[keep], np.asarray(monitor.i[:], dtype=int)[keep]] = 1.0
-        return raster.reshape(N, T, n)
-
-    def _per_sample(self, values) -> np.ndarray:
-        """StateMonitor values [n, N·T + 1] → [N, T, n]."""
-        N, T = self.samples_per_run, self.settings.time_steps
-        return np.asarray(values)[:, : N * T].T.reshape(N, T, -1)
 
     def _records(self, o, layer_shapes, inter_shapes):
         """Per-step records and the open minibatch's summed changes (one sample in

@@ -37,15 +37,16 @@ Schedule of one step (``when``/``order``, set in :meth:`SCMicroNetwork._schedule
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
-from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor, TimedArray
+from brian2 import Network, SpikeMonitor, StateMonitor, TimedArray
 
 from analysis.alignment import measure_effective_feedback
 from circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
-from circuits.bioleaf_oracle import DiscreteParameters, LayerRecord, desired_spikes
-from circuits.scmicro_oracle import keep_signs
+from circuits.bioleaf import BioLeaFSettings
+from circuits.sample_runs import SampleRuns, Schedule, make_afferents
+from circuits.bioleaf_oracle import LayerRecord
 from models.interneurons import (
     PV_AFTER_THRESHOLD,
     PV_DRIVE_ON_SPIKE,
@@ -74,7 +75,6 @@ from models.pyramidal import (
     SOMA_BIAS_PLASTICITY,
     SOMA_MINIBATCH_END,
     SOMA_SAMPLE_END,
-    PyramidalParameters,
     make_pyramidal_layer,
 )
 
@@ -102,34 +102,17 @@ RELAY_DRIVE = 1.0  # κ, PV drive per partner spike: above θ, so the PV cell fi
 
 
 @dataclass(frozen=True)
-class SCMicroSettings:
-    """What the network is: sizes and constants fixed when it is built."""
-
-    sizes: tuple[int, ...]  # (n_in, hidden..., n_out)
-    pyramidal: PyramidalParameters = field(default_factory=PyramidalParameters)
-    time_steps: int = 20  # T, steps per sample
-    error_start: int = 5  # t0, first step of the spiking error
-    batch_size: int = 1  # M, samples per weight update
-    desired_interval: int = 1  # the labelled output should fire every this many steps from t0
+class SCMicroSettings(BioLeaFSettings):
+    """What the network is: sizes and constants fixed when it is built — BioLeaF's description of a
+    layered pyramidal network (sizes, cell constants, T, t0, M, desired spike trains); the SC
+    microcircuit uses no somatic nudging, and its PV relays need θ below their drive κ."""
 
     def __post_init__(self):
-        if len(self.sizes) < 2:
-            raise ValueError(f"sizes needs an input and an output size, got {self.sizes}")
-        if not 0 <= self.error_start < self.time_steps:
-            raise ValueError(f"error_start must lie in [0, time_steps), got {self.error_start}")
-        if self.batch_size < 1 or self.desired_interval < 1:
-            raise ValueError("batch_size and desired_interval must be ≥ 1")
+        super().__post_init__()
         if self.pyramidal.theta >= RELAY_DRIVE:
             raise ValueError(f"threshold θ = {self.pyramidal.theta} must lie below the PV relay drive {RELAY_DRIVE}")
-
-    def discrete(self) -> DiscreteParameters:
-        p = self.pyramidal
-        return DiscreteParameters(leak=p.leak, threshold=p.theta, window=p.window, gamma=p.gamma,
-                                  apical_leak=p.apical_leak, psp_leak=p.psp_leak, burst_gain=p.burst_gain,
-                                  time_steps=self.time_steps, error_start=self.error_start)
-
-    def desired(self, labels) -> np.ndarray:
-        return desired_spikes(labels, self.sizes[-1], self.time_steps, self.error_start, self.desired_interval)
+        if self.pyramidal.nudging != 0:
+            raise ValueError("the SC microcircuit has no somatic nudging: pyramidal.nudging must be 0")
 
 
 @dataclass
@@ -207,7 +190,7 @@ class RunResult:
     layers: list[LayerRecord] | None = None  # per-sample records (record_all); weight_change is ΔW = ΔW⁺ − ΔW⁻
 
 
-class SCMicroNetwork:
+class SCMicroNetwork(SampleRuns):
     """An SC microcircuit for runs of a fixed number of samples, built once per device for the
     given connection types (``connection_types[l]``, +1 direct, −1 relayed).
 
@@ -239,13 +222,6 @@ class SCMicroNetwork:
             self.device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
 
     # ----------------------------------------------------------------- construction
-    def _raster(self, samples, n: int) -> np.ndarray:
-        """[N, T, n] per-sample values → the [N·T + 1, n] table a TimedArray reads."""
-        values = np.zeros((self.steps, n))
-        if samples is not None:
-            values[: self.steps - 1] = np.asarray(samples, dtype=np.float64).reshape(-1, n)
-        return values
-
     def _blank_rasters(self):
         sizes = self.settings.sizes
         probes = [self._raster(None, n) for n in sizes[2:]] if self.probe else []
@@ -257,11 +233,7 @@ class SCMicroNetwork:
         input_raster = TimedArray(input_values, dt=p.dt, name="input_raster")
         desired_raster = TimedArray(desired_values, dt=p.dt, name="desired_raster")
         probe_rasters = [TimedArray(values, dt=p.dt, name=f"burst_probe_{l + 2}") for l, values in enumerate(probe_values)]
-        inputs = NeuronGroup(
-            s.sizes[0], "spiked : 1\nspike_count : 1", threshold="spiked > 0.5", reset="",
-            events={"active": ACTIVE_CONDITION}, namespace={"input_raster": input_raster}, dt=p.dt, name="input",
-        )
-        read_input = inputs.run_regularly("spiked = input_raster(t, i)\nspike_count += spiked", name="input_read")
+        inputs, read_input = make_afferents(s.sizes[0], input_raster, ACTIVE_CONDITION, p.dt)
         n_layers = len(s.sizes) - 1
         layers, pv, pv_drive, excitatory, inhibitory = [], [], [], [], []
         pre, pre_name = inputs, "input"
@@ -326,20 +298,12 @@ class SCMicroNetwork:
     @staticmethod
     def _schedule(o: dict, sample_dt, minibatch_dt) -> list:
         """Set every object's place in the step (module docstring); returns the extra runners."""
-        runners = []
-
-        def at(obj, when, order):
-            obj.when, obj.order = when, order
-
-        def every(group, code, dt, order, name):
-            runners.append(group.run_regularly(code, dt=dt, when="start", order=order, name=name))
+        schedule = Schedule()
+        at, every, runners = schedule.at, schedule.every, schedule.runners
 
         layers = o["layers"]
         n_layers = len(layers)
-        at(o["read_input"], "groups", 0)
-        at(o["inputs"].thresholder["spike"], "groups", 1)
-        at(o["inputs"].thresholder["active"], "groups", 2)
-        every(o["inputs"], "spike_count = 0", sample_dt, 1, "input_sample_end")
+        schedule.afferents(o["inputs"], o["read_input"], sample_dt)
         for l, layer in enumerate(layers):
             base, output = 100 * (l + 1), l == n_layers - 1
             relay, drive = o["pv"][l], o["pv_drive"][l]
@@ -418,18 +382,7 @@ class SCMicroNetwork:
         (probe networks only): one [N, T, n_l] array per layer above the first hidden one.
         """
         s = self.settings
-        input_spikes = np.asarray(input_spikes)
-        expected = (self.samples_per_run, s.time_steps, s.sizes[0])
-        if input_spikes.shape != expected:
-            raise ValueError(f"input_spikes must have shape {expected}, got {input_spikes.shape}")
-        if desired is None:
-            labels = np.zeros(self.samples_per_run, int) if labels is None else np.asarray(labels, dtype=int)
-            if labels.shape != (self.samples_per_run,):
-                raise ValueError(f"labels must have shape ({self.samples_per_run},), got {labels.shape}")
-            desired = s.desired(labels)
-        desired = np.asarray(desired, dtype=np.float64)
-        if desired.shape != (self.samples_per_run, s.time_steps, s.sizes[-1]):
-            raise ValueError(f"desired must have shape {(self.samples_per_run, s.time_steps, s.sizes[-1])}")
+        input_spikes, desired = self._inputs_and_targets(input_spikes, labels, desired)
         if burst_probe is not None and not self.probe:
             raise ValueError("burst_probe needs a network built with probe=True")
         probes = [self._raster(values, n) for values, n in zip(burst_probe, s.sizes[2:])] if burst_probe else \
@@ -465,19 +418,6 @@ class SCMicroNetwork:
         if self.record_all:
             result.layers = self._records(o)
         return result
-
-    def _spike_rasters(self, monitor: SpikeMonitor, n: int) -> np.ndarray:
-        """[N, T, n] 0/1 spikes per sample; the trailing boundary step is dropped."""
-        T, N = self.settings.time_steps, self.samples_per_run
-        steps = np.round(np.asarray(monitor.t / self.settings.pyramidal.dt)).astype(int)
-        keep = steps < N * T
-        raster = np.zeros((N * T, n))
-        raster[steps[keep], np.asarray(monitor.i[:], dtype=int)[keep]] = 1.0
-        return raster.reshape(N, T, n)
-
-    def _per_sample(self, values) -> np.ndarray:
-        N, T = self.samples_per_run, self.settings.time_steps
-        return np.asarray(values)[:, : N * T].T.reshape(N, T, -1)
 
     def _records(self, o) -> list[LayerRecord]:
         """Per-step records and the open minibatch's summed ΔW = ΔW⁺ − ΔW⁻ and Δb."""
@@ -571,4 +511,4 @@ def dale_matrices(state: SCMicroState) -> list[tuple[str, np.ndarray, list[str]]
 
 __all__ = ["CELL_TYPES", "CONNECTIVITY_TYPES", "GLOBAL_SIGNALS", "PLASTIC_SYNAPSES", "SCMicroSettings",
            "SCMicroState", "SCMicroNetwork", "RunResult", "initial_state", "run_single_sample", "effective_feedback",
-           "dale_matrices", "keep_signs"]
+           "dale_matrices"]

@@ -40,11 +40,11 @@ CATEGORIES = (
 )
 
 
-def category(name: str) -> str:
-    for prefix, part, label in CATEGORIES:
+def category(name: str, categories=CATEGORIES) -> str:
+    for prefix, part, label in categories:
         if name.startswith(prefix) and part in name:
             return label
-    return CATEGORIES[-1][2]
+    return categories[-1][2]
 
 
 def time_network(sizes, rasters, labels, build_root: Path, runs: int = 2, profile: bool = False) -> dict:
@@ -56,22 +56,29 @@ def time_network(sizes, rasters, labels, build_root: Path, runs: int = 2, profil
     started = time.perf_counter()
     network = BioLeaFNetwork(settings, len(labels), device_name="cpp", build_dir=build_root / "-".join(map(str, sizes)),
                              precision="float32", profile=profile)
-    compile_seconds = time.perf_counter() - started
+    return timed_runs(network, lambda: network.run(state, rasters, labels, LearningRates(**RATES)), sizes, len(labels),
+                      time.perf_counter() - started, runs, profile, CATEGORIES)
+
+
+def timed_runs(network, train, sizes, samples: int, compile_seconds: float, runs: int, profile: bool,
+               categories) -> dict:
+    """Wall time of ``train()`` (the faster of ``runs``) and the binary's own; with ``profile`` the
+    binary's time per sample grouped by ``categories`` of code objects."""
     walls, binaries = [], []
     for _ in range(runs):
         started = time.perf_counter()
-        network.run(state, rasters, labels, LearningRates(**RATES))
+        train()
         walls.append(time.perf_counter() - started)
         binaries.append(network.device.timers.get("run_binary"))
     best = int(np.argmin(walls))
-    result = {"sizes": list(sizes), "samples": len(labels), "compile_seconds": compile_seconds, "run_seconds": walls,
-              "ms_per_sample": 1e3 * walls[best] / len(labels),
-              "binary_ms_per_sample": None if binaries[best] is None else 1e3 * binaries[best] / len(labels)}
+    result = {"sizes": list(sizes), "samples": samples, "compile_seconds": compile_seconds, "run_seconds": walls,
+              "ms_per_sample": 1e3 * walls[best] / samples,
+              "binary_ms_per_sample": None if binaries[best] is None else 1e3 * binaries[best] / samples}
     if profile:
         shares = defaultdict(float)
         for name, seconds in network.profiling_info():
-            shares[category(name)] += seconds
-        result["profile_ms_per_sample"] = {k: 1e3 * v / len(labels) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
+            shares[category(name, categories)] += seconds
+        result["profile_ms_per_sample"] = {k: 1e3 * v / samples for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}
     return result
 
 
@@ -80,14 +87,20 @@ def load_average() -> str:
 
 
 def main(args) -> int:
+    return run_bench(args, "BioLeaF", time_network)
+
+
+def run_bench(args, title: str, time_network) -> int:
+    """Time ``time_network(sizes, rasters, labels, build_root, runs=2, profile=False)`` on each of
+    SIZES, then a profiled build of the first; print the table and write $APICAL_BENCH_JSON."""
     from models.encoders import encode_batch
     from runs.datasets import images_to_intensity, load_mnist
 
     samples = int(args.samples) - int(args.samples) % BATCH
     keep = os.environ.get("APICAL_BENCH_BUILD_DIR")
-    build_root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="apical-bench-bioleaf-"))
+    build_root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="apical-bench-"))
     report = {"samples": samples, "load_before": load_average()}
-    print(f"apical bench: BioLeaF, T = 20, M = {BATCH}, float32, cpp_standalone, one thread, {samples} MNIST "
+    print(f"apical bench: {title}, T = 20, M = {BATCH}, float32, cpp_standalone, one thread, {samples} MNIST "
           f"training samples; {report['load_before']}")
     try:
         images, labels = load_mnist("train")

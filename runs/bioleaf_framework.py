@@ -86,19 +86,9 @@ class BioLeaFFramework:
     def figures(self, directory, input_spikes: np.ndarray, labels: np.ndarray) -> None:
         """The first test digit through the trained network (Brian2, runtime device): a spike raster
         of every layer with its label's target presented, and the weight update it asks for."""
-        from brian2 import ms
-
-        from analysis.figures import spike_raster, update_statistics
-
         result = run_single_sample(self.state, input_spikes[0], int(labels[0]), self.settings, self.rates())
-        layers = result.layers
-        names = [f"hidden {l + 1}" for l in range(len(layers) - 1)] + ["output"]
-        predicted = int(layers[-1].spikes[0].sum(axis=0).argmax())
-        caption = f"test digit #0: label {int(labels[0])}, decoded {predicted} (target presented)"
-        spike_raster(input_spikes[0], [r.spikes[0] for r in layers], names, float(self.settings.pyramidal.dt / ms),
-                     directory / "spike_raster", title=caption)
-        update_statistics([r.weight_change[0] for r in layers], self.state.weights, directory / "update_statistics",
-                          title=f"weight update asked for by {caption}")
+        single_sample_figures(result.layers, input_spikes[0], int(labels[0]), self.settings.pyramidal.dt,
+                              self.state.weights, directory)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {}
@@ -109,6 +99,22 @@ class BioLeaFFramework:
 
     def load_state_arrays(self, arrays) -> None:
         self.state = state_from_arrays(arrays, len(self.settings.sizes) - 1)
+
+
+def single_sample_figures(layers, input_spikes, label: int, dt, weights, directory, what: str = "digit") -> None:
+    """Figures of one test sample through a microcircuit with its label's target presented: a spike
+    raster of every layer (``layers``: per-layer records of one sample) and the weight update it asks for."""
+    from brian2 import ms
+
+    from analysis.figures import spike_raster, update_statistics
+
+    names = [f"hidden {l + 1}" for l in range(len(layers) - 1)] + ["output"]
+    predicted = int(layers[-1].spikes[0].sum(axis=0).argmax())
+    caption = f"test {what} #0: label {label}, decoded {predicted} (target presented)"
+    spike_raster(input_spikes, [r.spikes[0] for r in layers], names, float(dt / ms), directory / "spike_raster",
+                 title=caption)
+    update_statistics([r.weight_change[0] for r in layers], weights, directory / "update_statistics",
+                      title=f"weight update asked for by {caption}")
 
 
 def state_from_arrays(arrays, n_layers: int) -> BioLeaFState:

@@ -19,6 +19,7 @@ from analysis.alignment import angle_degrees, sign_concordance
 from circuits.scmicro import SCMicroNetwork, SCMicroSettings, SCMicroState, initial_state, run_single_sample
 from models.encoders import sample_rng
 from models.pyramidal import PyramidalParameters
+from runs.bioleaf_framework import single_sample_figures
 from runs.config import Config, ConfigError
 
 
@@ -83,20 +84,10 @@ class SCMicroFramework:
     def figures(self, directory, input_spikes: np.ndarray, labels: np.ndarray) -> None:
         """The first test digit through the trained network (Brian2, runtime device): a spike raster
         of every layer with its label's target presented, and the weight update it asks for."""
-        from brian2 import ms
-
-        from analysis.figures import spike_raster, update_statistics
-
-        rate = self.config.learning.learning_rate
-        result = run_single_sample(self.state, input_spikes[0], int(labels[0]), self.settings, rate)
-        layers = result.layers
-        names = [f"hidden {l + 1}" for l in range(len(layers) - 1)] + ["output"]
-        predicted = int(layers[-1].spikes[0].sum(axis=0).argmax())
-        caption = f"test sample #0: label {int(labels[0])}, decoded {predicted} (target presented)"
-        spike_raster(input_spikes[0], [r.spikes[0] for r in layers], names, float(self.settings.pyramidal.dt / ms),
-                     directory / "spike_raster", title=caption)
-        update_statistics([r.weight_change[0] for r in layers], self.state.weights, directory / "update_statistics",
-                          title=f"weight update asked for by {caption}")
+        result = run_single_sample(self.state, input_spikes[0], int(labels[0]), self.settings,
+                                   self.config.learning.learning_rate)
+        single_sample_figures(result.layers, input_spikes[0], int(labels[0]), self.settings.pyramidal.dt,
+                              self.state.weights, directory, what="sample")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {}
