@@ -228,7 +228,9 @@ def figure_update_cosine(labels, weight_cosines, bias_cosines, n_samples, path: 
         axes.set_xlabel("layer (pre → post neurons)")
         axes.set_ylabel(ylabel)
         low = min([0.0] + [v for v in weight_cosines + bias_cosines if v is not None])
-        axes.set_ylim(min(-0.1, low - 0.15), 1.15)
+        # headroom above the bars for the legend, so it never covers the values printed on them
+        axes.set_ylim(min(-0.1, low - 0.15), 1.4)
+        axes.set_yticks([t for t in axes.get_yticks() if t <= 1.0 + 1e-9])
         axes.legend(loc="upper center", frameon=False, ncols=2)
         axes.set_title(f"mean update over {n_samples} test samples", fontsize=6, color="0.3")
         return save(figure, path)
