@@ -66,6 +66,7 @@ from models.plasticity import (
 from models.pyramidal import (
     ACTIVE_CONDITION,
     OUTPUT_ERROR,
+    OUTPUT_NUDGING,
     OUTPUT_SAMPLE_END,
     SC_PROBE_STEP,
     SC_PROBED_SOMA_EQUATIONS,
@@ -105,14 +106,13 @@ RELAY_DRIVE = 1.0  # κ, PV drive per partner spike: above θ, so the PV cell fi
 class SCMicroSettings(BioLeaFSettings):
     """What the network is: sizes and constants fixed when it is built — BioLeaF's description of a
     layered pyramidal network (sizes, cell constants, T, t0, M, desired spike trains); the SC
-    microcircuit uses no somatic nudging, and its PV relays need θ below their drive κ."""
+    microcircuit's PV relays need θ below their drive κ. With ``pyramidal.nudging`` β > 0 the output
+    somata also receive β·A (the teacher's somatic drive, Sacramento et al. 2018)."""
 
     def __post_init__(self):
         super().__post_init__()
         if self.pyramidal.theta >= RELAY_DRIVE:
             raise ValueError(f"threshold θ = {self.pyramidal.theta} must lie below the PV relay drive {RELAY_DRIVE}")
-        if self.pyramidal.nudging != 0:
-            raise ValueError("the SC microcircuit has no somatic nudging: pyramidal.nudging must be 0")
 
 
 @dataclass
@@ -310,7 +310,8 @@ class SCMicroNetwork(SampleRuns):
             excitatory, inhibitory = o["excitatory_forward"][l], o["inhibitory_forward"][l]
             at(layer.state_updater, "groups", -100)
             at(relay.state_updater, "groups", -100)
-            runners.append(layer.run_regularly(SOMA_BIAS_JUMP, when="groups", order=base, name=f"{layer.name}_bias"))
+            runners.append(layer.run_regularly(OUTPUT_NUDGING if output else SOMA_BIAS_JUMP, when="groups", order=base,
+                                               name=f"{layer.name}_bias"))
             at(excitatory.pre, "groups", base + 1)
             at(drive.relay, "groups", base + 2)  # the PV relays of layer l−1 fire in the same step as their partners
             at(relay.thresholder["spike"], "groups", base + 3)

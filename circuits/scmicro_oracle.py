@@ -6,7 +6,8 @@ Two independent things live here, both free of Brian2 (docs/models/scmicro.md):
    *effective* weights it implements (W = W⁺ − W⁻, B = ±R), the reference the Brian2 network is
    tested against to 1e-9 in float64:
 
-       v^l[t] = λ·v^l[t−1]·(1 − s^l[t−1]) + W^l·s^{l−1}[t] + b^l,  s = 1[v > θ],  g = γ·1[|v − θ| < w]
+       v^l[t] = λ·v^l[t−1]·(1 − s^l[t−1]) + W^l·s^{l−1}[t] + b^l (+ β·A^L[t−1] at the output),
+       s = 1[v > θ],  g = γ·1[|v − θ| < w]
        A^L[t] = [t ≥ t0]·(d[t] − o[t])                              the global spiking error
        b^l[t] = c·g^l[t]·A^l[t]                                      bursts (plus an optional probe)
        A^l[t] = λ_a·A^l[t−1] + B^l·b^{l+1}[t]                         apical compartment, l < L
@@ -65,7 +66,8 @@ def run_circuit(weights, biases, feedback, input_spikes, desired, params: Discre
         pre = x[:, t]
         g = []
         for l in range(L):
-            v[l] = lam * v[l] * (1.0 - s[l]) + pre @ weights[l].T + biases[l]
+            nudge = p.nudging * A[l] if l == L - 1 else 0.0  # the teacher's somatic drive: the output's error of step t−1
+            v[l] = lam * v[l] * (1.0 - s[l]) + pre @ weights[l].T + biases[l] + nudge
             eps[l] = lam * (1.0 - s[l])[:, :, None] * eps[l] + pre[:, None, :]
             eps_b[l] = lam * (1.0 - s[l]) * eps_b[l] + 1.0
             s[l] = (v[l] > p.threshold).astype(float)

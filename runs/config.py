@@ -172,6 +172,7 @@ class SCMicroConfig:
     burst_gain: float = 1.0  # c, burst size per unit of (window × apical potential)
     desired_interval: int = 1  # the labelled output should fire every this many steps from t0
     feedback_scale: float = 1.0  # s: feedback magnitudes R ~ U(0, s/√n] (seeds.feedback), n the fan-in of the layer above
+    nudging: float = 0.0  # β, the target's somatic drive of the output cells (β·A; 0 = none: the apical error never moves a spike)
 
 
 @dataclass(frozen=True)
@@ -300,11 +301,11 @@ BOUNDS.update({
 # The [scmicro] section (issue 6), kept together.
 KINDS.update({
     "scmicro.tau_apical": "time", "scmicro.tau_psp": "time", "scmicro.burst_gain": "float",
-    "scmicro.desired_interval": "int", "scmicro.feedback_scale": "float",
+    "scmicro.desired_interval": "int", "scmicro.feedback_scale": "float", "scmicro.nudging": "float",
 })
 BOUNDS.update({
     "scmicro.tau_apical": [(">", 0)], "scmicro.tau_psp": [(">", 0)], "scmicro.burst_gain": [(">", 0)],
-    "scmicro.desired_interval": [(">=", 1)], "scmicro.feedback_scale": [(">", 0)],
+    "scmicro.desired_interval": [(">=", 1)], "scmicro.feedback_scale": [(">", 0)], "scmicro.nudging": [(">=", 0)],
 })
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 

@@ -46,10 +46,11 @@ def active_state(sizes, seed, gain=3.0, feedback_scale=1.0):
     return state, rng
 
 
-def test_single_sample_equals_oracle():
+@pytest.mark.parametrize("nudging", [0.0, 0.5], ids=["no-nudging", "nudged"])
+def test_single_sample_equals_oracle(nudging):
     sizes = (12, 9, 6, 4)
     settings = SCMicroSettings(sizes=sizes, time_steps=12, error_start=3,
-                               pyramidal=PyramidalParameters(tau_apical=4.0 * PyramidalParameters().dt))
+                               pyramidal=PyramidalParameters(tau_apical=4.0 * PyramidalParameters().dt, nudging=nudging))
     state, rng = active_state(sizes, seed=0)
     spikes = (rng.random((12, sizes[0])) < 0.4).astype(float)
     ours = run_single_sample(state, spikes, 2, settings, learning_rate=0.1)
