@@ -14,6 +14,9 @@ from runs.analyze import AnalysisError, analyze, main, update_and_gradient
 from runs.config import config_from_dict
 from runs.train import train
 
+# One xdist worker runs this whole file, so its module-level fixture is built once (.ci/run).
+pytestmark = pytest.mark.xdist_group("test_analyze")
+
 BIOGRAD = {
     "model": {"framework": "biograd", "hidden": [12], "time_steps": 8, "error_start": 2},
     "learning": {"learning_rate": 0.005},

@@ -20,6 +20,9 @@ from runs.config import ConfigError, load_config
 from runs.sweep import SEED_STRIDE, SweepError, expand, job_state, parse_grid, record_spec, split_values
 from tests.test_train import final_weights
 
+# One xdist worker runs this whole file, so its module-level fixture is built once (.ci/run).
+pytestmark = pytest.mark.xdist_group("test_sweep")
+
 # Run-time values only (learning rate, initial B): every job of a worker reuses one build.
 TINY = """
 [model]
