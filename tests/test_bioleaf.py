@@ -7,7 +7,6 @@ training run equals an uninterrupted one."""
 from __future__ import annotations
 
 import csv
-import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -36,7 +35,7 @@ from circuits.bioleaf_oracle import (
 from models.pyramidal import PyramidalParameters
 from runs.analyze import analyze
 from runs.config import config_from_dict
-from runs.train import train
+from tests.test_train import train_then_resume_without_last_checkpoint
 
 TOLERANCE = 1e-9
 LAYER_FIELDS = ("spikes", "soma", "apical", "plasticity_gate", "weight_change", "bias_change")
@@ -277,15 +276,8 @@ TINY = {
 
 def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
     config = config_from_dict(TINY)
-    reference = tmp_path / "reference"
-    summary = train(config, reference)
+    reference, resumed, summary = train_then_resume_without_last_checkpoint(config, tmp_path)
     assert summary["framework"] == "bioleaf" and summary["network"] == [784, 12, 10]
-    resumed = tmp_path / "resumed"
-    shutil.copytree(reference, resumed)
-    for newest in sorted((resumed / "checkpoints").glob("checkpoint-*.npz"))[-1:]:
-        newest.unlink()  # as if killed before its last checkpoint
-    (resumed / "summary.json").unlink()
-    train(config, resumed, resume=True)
     for path in ("checkpoints/checkpoint-0000000060.npz",):
         with np.load(reference / path) as expected, np.load(resumed / path) as ours:
             assert {"weights_2", "interneuron_weights_1", "apical_weights_1", "feedback_1"} <= set(expected.files)

@@ -7,7 +7,6 @@ training run equals an uninterrupted one."""
 from __future__ import annotations
 
 import csv
-import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -32,7 +31,7 @@ from models.pyramidal import PyramidalParameters
 from runs.analyze import analyze
 from runs.config import ConfigError, config_from_dict
 from runs.scmicro_framework import SCMicroFramework, scmicro_initial_state
-from runs.train import train
+from tests.test_train import train_then_resume_without_last_checkpoint
 
 TOLERANCE = 1e-9
 LAYER_FIELDS = ("spikes", "soma", "apical", "plasticity_gate", "weight_change", "bias_change")
@@ -205,15 +204,8 @@ TINY = {
 
 def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
     config = config_from_dict(TINY)
-    reference = tmp_path / "reference"
-    summary = train(config, reference)
+    reference, resumed, summary = train_then_resume_without_last_checkpoint(config, tmp_path)
     assert summary["framework"] == "scmicro" and summary["network"] == [784, 30, 10]
-    resumed = tmp_path / "resumed"
-    shutil.copytree(reference, resumed)
-    for newest in sorted((resumed / "checkpoints").glob("checkpoint-*.npz"))[-1:]:
-        newest.unlink()  # as if killed before its last checkpoint
-    (resumed / "summary.json").unlink()
-    train(config, resumed, resume=True)
     path = "checkpoints/checkpoint-0000000060.npz"
     with np.load(reference / path) as expected, np.load(resumed / path) as ours:
         assert {"weights_1", "weights_2", "feedback_1", "connection_types_1"} <= set(expected.files)

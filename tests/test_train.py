@@ -47,6 +47,22 @@ def final_weights(directory: Path) -> dict:
         return {k: stored[k] for k in stored.files if k != "progress"}
 
 
+def train_then_resume_without_last_checkpoint(config, tmp_path: Path):
+    """An uninterrupted run in ``reference``, and a copy of it in ``resumed`` that lost its last
+    checkpoint and summary (as if killed just before them) and was then resumed.
+    Returns (reference, resumed, the uninterrupted run's summary)."""
+    import shutil
+
+    reference = tmp_path / "reference"
+    summary = train(config, reference)
+    resumed = tmp_path / "resumed"
+    shutil.copytree(reference, resumed)
+    sorted((resumed / "checkpoints").glob("checkpoint-*.npz"))[-1].unlink()
+    (resumed / "summary.json").unlink()
+    train(config, resumed, resume=True)
+    return reference, resumed, summary
+
+
 def test_results_directory_contract(tmp_path):
     out = tmp_path / "run"
     summary = train(load_config(write_config(tmp_path)), out)
@@ -132,21 +148,12 @@ def test_chunk_size_divides_the_training_set():
 
 def test_resume_with_sleep_replays_the_same_noise(tmp_path):
     """Wake + sleep: a run resumed from a mid-run checkpoint ends with the same B and W."""
-    import shutil
-
     config = load_config(write_config(tmp_path), [
         "model.hidden=[20, 12]", "model.feedback_init='random'", "learning.sleep=true", "learning.sleep_steps=10",
         "learning.sleep_batch=4", "learning.sleep_learning_rate=1e-3", "data.train_samples=100",
         "run.eval_every=100", "run.chunk_samples=25", "run.checkpoint_every=25",
     ])
-    reference = tmp_path / "reference"
-    train(config, reference)
-    resumed = tmp_path / "resumed"
-    shutil.copytree(reference, resumed)
-    newest = sorted((resumed / "checkpoints").glob("checkpoint-*.npz"))[-1]
-    newest.unlink()  # as if the run had been killed before its last checkpoint
-    (resumed / "summary.json").unlink()
-    train(config, resumed, resume=True)
+    reference, resumed, _ = train_then_resume_without_last_checkpoint(config, tmp_path)
     ours, expected = final_weights(resumed), final_weights(reference)
     for name in expected:
         np.testing.assert_array_equal(ours[name], expected[name], err_msg=name)
