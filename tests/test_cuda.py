@@ -10,6 +10,7 @@ enough to flip a spike would show as a mismatch of spike counts, which must be e
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,13 +82,71 @@ def test_missing_curand_is_named(monkeypatch, tmp_path):
 
 
 # --------------------------------------------------------------------------- code generation
-def _check_project(project):
-    """The binary exists, and the build used C++17 and the chosen architecture."""
-    assert (project / "main").exists(), "no binary was linked"
+# nvcc takes 2–13 min per project on a 2-core machine (the SC microcircuit, with its relay and
+# feedback pathways, is the largest), so the default run compiles one project with nvcc — BioGrad's
+# wake network, which holds every kind of code object the others use: neurons, event-driven and
+# summed synapses, spike monitors, run_args — and generates the CUDA code of the others without
+# compiling it. ``-m slow`` (and .ci/gpu-check) compiles every project.
+
+def _check_makefile(project):
+    """The build used C++17 and the chosen architecture, and links the curand the set-up installed."""
     makefile = (project / "makefile").read_text()
     assert "-std=c++17" in makefile.split("NVCCFLAGS", 1)[1].splitlines()[0]
     assert f"sm_{int(cuda_compute_capability() * 10)}" in makefile
     assert (project / "curand_link" / "libcurand.so").resolve().exists()
+
+
+def _check_project(project):
+    """The binary was linked, with the flags of :func:`_check_makefile`."""
+    assert (project / "main").exists(), "no binary was linked"
+    _check_makefile(project)
+
+
+@pytest.fixture
+def generate_only(monkeypatch):
+    """Generate a CUDA project without running nvcc; yields the folders brian2cuda would have compiled."""
+    from brian2cuda.device import CUDAStandaloneDevice
+
+    skipped = []
+    monkeypatch.setattr(CUDAStandaloneDevice, "compile_source",
+                        lambda self, directory, *args, **kwargs: skipped.append(Path(directory)))
+    return skipped
+
+
+def _check_generated(project, skipped):
+    """Code generation finished: the build reached the compile step, and every code object of the
+    network has its CUDA source in the project."""
+    assert skipped == [project], "brian2cuda did not reach its compile step"
+    _check_makefile(project)
+    sources = {path.stem for path in (project / "code_objects").glob("*.cu")}
+    assert sources, "no CUDA sources were generated"
+    makefile = (project / "makefile").read_text()
+    missing = [name for name in sources if f"code_objects/{name}.cu" not in makefile]
+    assert not missing, f"generated sources the makefile does not build: {missing}"
+
+
+def bioleaf_network(tmp_path):
+    from circuits.bioleaf import BioLeaFNetwork, BioLeaFSettings
+
+    settings = BioLeaFSettings(sizes=COMPILE_SIZES, time_steps=STEPS, error_start=ERROR_START, batch_size=2)
+    return BioLeaFNetwork(settings, SAMPLES, device_name="cuda", build_dir=tmp_path)
+
+
+def scmicro_network(tmp_path):
+    from circuits.scmicro import SCMicroNetwork, SCMicroSettings, initial_state as scmicro_initial_state
+
+    sizes = COMPILE_SIZES + (4,)  # two hidden layers: the feedback pathways and SST relays need one above
+    state = scmicro_initial_state(sizes, np.random.default_rng(11), np.random.default_rng(12))
+    settings = SCMicroSettings(sizes=sizes, time_steps=STEPS, error_start=ERROR_START, batch_size=2)
+    return SCMicroNetwork(settings, state.connection_types, SAMPLES, device_name="cuda", build_dir=tmp_path)
+
+
+def sleep_network(tmp_path):
+    return BioGradSleepNetwork(BioGradSettings(sizes=COMPILE_SIZES), SleepParameters(steps=6, batch_size=3),
+                               device_name="cuda", build_dir=tmp_path)
+
+
+OTHER_NETWORKS = {"biograd_sleep": sleep_network, "bioleaf": bioleaf_network, "scmicro": scmicro_network}
 
 
 @pytest.mark.standalone
@@ -99,31 +158,18 @@ def test_biograd_wake_network_compiles_for_cuda(tmp_path):
 
 @pytest.mark.standalone
 @needs_cuda_toolkit
-def test_biograd_sleep_network_compiles_for_cuda(tmp_path):
-    network = BioGradSleepNetwork(BioGradSettings(sizes=COMPILE_SIZES), SleepParameters(steps=6, batch_size=3),
-                                  device_name="cuda", build_dir=tmp_path)
-    _check_project(network.project_dir)
+@pytest.mark.parametrize("name", sorted(OTHER_NETWORKS))
+def test_network_generates_cuda_code(name, tmp_path, generate_only):
+    network = OTHER_NETWORKS[name](tmp_path)
+    _check_generated(network.project_dir, generate_only)
 
 
+@pytest.mark.slow
 @pytest.mark.standalone
 @needs_cuda_toolkit
-def test_bioleaf_network_compiles_for_cuda(tmp_path):
-    from circuits.bioleaf import BioLeaFNetwork, BioLeaFSettings
-
-    settings = BioLeaFSettings(sizes=COMPILE_SIZES, time_steps=STEPS, error_start=ERROR_START, batch_size=2)
-    network = BioLeaFNetwork(settings, SAMPLES, device_name="cuda", build_dir=tmp_path)
-    _check_project(network.project_dir)
-
-
-@pytest.mark.standalone
-@needs_cuda_toolkit
-def test_scmicro_network_compiles_for_cuda(tmp_path):
-    from circuits.scmicro import SCMicroNetwork, SCMicroSettings, initial_state as scmicro_initial_state
-
-    sizes = COMPILE_SIZES + (4,)  # two hidden layers: the feedback pathways and SST relays need one above
-    state = scmicro_initial_state(sizes, np.random.default_rng(11), np.random.default_rng(12))
-    settings = SCMicroSettings(sizes=sizes, time_steps=STEPS, error_start=ERROR_START, batch_size=2)
-    network = SCMicroNetwork(settings, state.connection_types, SAMPLES, device_name="cuda", build_dir=tmp_path)
+@pytest.mark.parametrize("name", sorted(OTHER_NETWORKS))
+def test_network_compiles_for_cuda(name, tmp_path):
+    network = OTHER_NETWORKS[name](tmp_path)
     _check_project(network.project_dir)
 
 
