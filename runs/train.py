@@ -193,8 +193,12 @@ class ResultsDirectory:
         """One row: the contract's columns first, then the framework's own (e.g. alignment)."""
         path = self.path / "metrics.csv"
         new = not path.exists()
+        fields = list(row)
+        if not new:  # a run resumed under a newer version keeps the columns it started with
+            with open(path, newline="") as handle:
+                fields = next(csv.reader(handle), None) or fields
         with open(path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
+            writer = csv.DictWriter(handle, fieldnames=fields, restval="", extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)
@@ -241,13 +245,13 @@ class Progress:
               f"{rate:7.1f} samples/s  ETA {eta}", file=self.stream, flush=True)
 
 
-def evaluate(framework, dataset: Dataset, config: Config, chunk: int, split: str = "test") -> float:
-    """Accuracy (argmax of output spike counts) over the whole test set, or the held-out
-    validation samples with split="validation"; no learning."""
+def evaluation_counts(framework, dataset: Dataset, config: Config, chunk: int, split: str = "test") -> np.ndarray:
+    """Output spike counts [N, n_out] over the whole test set, or the held-out validation samples
+    with split="validation"; no learning."""
     inputs, all_labels = ((dataset.test_inputs, dataset.test_labels) if split == "test"
                           else (dataset.validation_inputs, dataset.validation_labels))
     n_test = len(all_labels)
-    correct = 0
+    counts = []
     for start in range(0, n_test, chunk):
         stop = min(start + chunk, n_test)
         spikes = encode(inputs[start:stop], config.model.time_steps, config.seeds.input, split, start)
@@ -256,9 +260,24 @@ def evaluate(framework, dataset: Dataset, config: Config, chunk: int, split: str
             pad = chunk - (stop - start)
             spikes = np.concatenate([spikes, np.zeros((pad,) + spikes.shape[1:], spikes.dtype)])
             labels = np.concatenate([labels, np.zeros(pad, int)])
-        counts = framework.evaluate_chunk(spikes, labels)[: stop - start]
-        correct += int((counts.argmax(axis=1) == all_labels[start:stop]).sum())
-    return correct / n_test
+        counts.append(framework.evaluate_chunk(spikes, labels)[: stop - start])
+    return np.concatenate(counts)
+
+
+def evaluate(framework, dataset: Dataset, config: Config, chunk: int, split: str = "test") -> float:
+    """Accuracy (argmax of output spike counts) over the test set or the validation samples."""
+    labels = dataset.test_labels if split == "test" else dataset.validation_labels
+    return float((evaluation_counts(framework, dataset, config, chunk, split).argmax(axis=1) == labels).mean())
+
+
+def output_silence(counts: np.ndarray) -> dict:
+    """What the readout could not answer: the output cells that fired on none of the samples
+    (``silent_outputs``; with a pseudo-derivative of bounded support such a cell gets no learning
+    signal and seldom recovers) and the fraction of samples on which no output cell fired
+    (``samples_without_output``, decoded as class 0 by the argmax)."""
+    counts = np.asarray(counts)
+    return {"silent_outputs": int((counts.sum(axis=0) == 0).sum()),
+            "samples_without_output": round(float((counts.sum(axis=1) == 0).mean()), 6)}
 
 
 def train(config: Config, out_dir, resume: bool = False, config_path: str | None = None, build_dir=None) -> dict:
@@ -342,7 +361,9 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
         at_eval = seen % eval_every == 0 or seen == total
         if at_eval:
             eval_started = time.perf_counter()
-            test_accuracy = evaluate(framework, dataset, config, chunk)
+            test_counts = evaluation_counts(framework, dataset, config, chunk)
+            test_accuracy = float((test_counts.argmax(axis=1) == dataset.test_labels).mean())
+            silence = output_silence(test_counts)
             held_out = {}
             if dataset.validation_labels is not None:
                 held_out["validation_accuracy"] = round(evaluate(framework, dataset, config, chunk, "validation"), 6)
@@ -352,10 +373,15 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
                 "samples_seen": seen, "epoch": round(seen / n_train, 4),
                 "train_accuracy": round(correct / counted, 6), "test_accuracy": round(test_accuracy, 6),
                 "wall_seconds": round(wall, 2), "samples_per_second": round(interval_samples / interval_seconds, 2),
-                **held_out, **framework.metrics(),
+                **held_out, **silence, **framework.metrics(),
             })
             shown = "".join(f", validation {100 * v:.2f}%" for v in held_out.values())
             print(f"  test accuracy after {seen} samples: {100 * test_accuracy:.2f}%{shown}", file=sys.stderr, flush=True)
+            if silence["silent_outputs"]:
+                silent = np.flatnonzero(test_counts.sum(axis=0) == 0).tolist()
+                print(f"  warning: output cells {silent} fired on no test sample; cells below their "
+                      f"depolarisation window get no learning signal (lower learning.learning_rate; "
+                      f"docs/results.md, SC microcircuit)", file=sys.stderr, flush=True)
             if held_out and selected_row(results.read_metrics())["samples_seen"] == str(seen):
                 # the best evaluation on held-out samples so far: keep its weights apart
                 results.save_selected(framework.state_arrays(), seen)

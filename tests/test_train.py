@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from runs.config import ConfigError, load_config
-from runs.train import TrainingError, chunk_size, train
+from runs.train import ResultsDirectory, TrainingError, chunk_size, output_silence, train
 
 TINY = """
 [model]
@@ -70,7 +70,9 @@ def test_results_directory_contract(tmp_path):
     with open(out / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["samples_seen", "epoch", "train_accuracy", "test_accuracy", "wall_seconds",
-                             "samples_per_second", "alignment_angle_1", "alignment_norm_ratio_1"]
+                             "samples_per_second", "silent_outputs", "samples_without_output",
+                             "alignment_angle_1", "alignment_norm_ratio_1"]
+    assert all(0 <= int(r["silent_outputs"]) <= 10 and 0 <= float(r["samples_without_output"]) <= 1 for r in rows)
     assert [int(r["samples_seen"]) for r in rows] == [150, 300]
     stored = json.loads((out / "summary.json").read_text())
     assert stored["final_test_accuracy"] == float(rows[-1]["test_accuracy"]) == summary["final_test_accuracy"]
@@ -268,3 +270,21 @@ def test_validation_samples_are_held_out_and_select_the_reported_evaluation(tmp_
 
     with pytest.raises(ConfigError, match="data.validation_samples"):
         load_dataset(load_config(write_config(tmp_path), ["data.validation_samples=60000"]))
+
+
+def test_output_silence_counts_silent_cells_and_unanswered_samples():
+    counts = np.array([[0, 3, 0, 0], [0, 0, 0, 0], [1, 2, 0, 0], [0, 0, 0, 0]])
+    assert output_silence(counts) == {"silent_outputs": 2, "samples_without_output": 0.5}
+    assert output_silence(np.ones((5, 3))) == {"silent_outputs": 0, "samples_without_output": 0.0}
+
+
+def test_metrics_rows_keep_the_columns_the_run_started_with(tmp_path):
+    """A run started by an older version and resumed by a newer one (with more columns) keeps its
+    header; every row stays aligned with it."""
+    (tmp_path / "metrics.csv").write_text("samples_seen,epoch,test_accuracy\n10,0.5,0.25\n")
+    results = ResultsDirectory(tmp_path, resume=True)
+    results.append_metrics({"samples_seen": 20, "epoch": 1.0, "silent_outputs": 3, "test_accuracy": 0.5})
+    with open(tmp_path / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows == [{"samples_seen": "10", "epoch": "0.5", "test_accuracy": "0.25"},
+                    {"samples_seen": "20", "epoch": "1.0", "test_accuracy": "0.5"}]
