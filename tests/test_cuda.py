@@ -114,8 +114,8 @@ def generate_only(monkeypatch):
 
 
 def _check_generated(project, skipped):
-    """Code generation finished: the build reached the compile step, and every code object of the
-    network has its CUDA source in the project."""
+    """Code generation finished: the build reached the compile step with CUDA sources written, and
+    the makefile builds every one of them."""
     assert skipped == [project], "brian2cuda did not reach its compile step"
     _check_makefile(project)
     sources = {path.stem for path in (project / "code_objects").glob("*.cu")}
