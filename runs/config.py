@@ -119,6 +119,8 @@ class DataConfig:
     validation_samples: int = 0  # held out from the END of the training set, never trained on; each evaluation
     #   also scores them, and the summary selects the evaluation with the best validation accuracy
     encoding: str = "bernoulli"  # image encoding: Bernoulli rate code of pixel intensity
+    intensity_scale: float = 1.0  # gain of the rate code: spike probability per step = scale × pixel/255
+    #   (images, not N-MNIST events); 0.5 gives Fashion-MNIST about MNIST's mean input rate
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,7 @@ KINDS = {
     "data.test_samples": "int",
     "data.validation_samples": "int",
     "data.encoding": "str",
+    "data.intensity_scale": "float",
     "run.device": "str",
     "run.epochs": "int",
     "run.eval_every": "int",
@@ -278,6 +281,7 @@ BOUNDS = {
     "data.train_samples": [(">=", 0)],
     "data.test_samples": [(">=", 0)],
     "data.validation_samples": [(">=", 0)],
+    "data.intensity_scale": [(">", 0), ("<=", 1)],
     "run.epochs": [(">=", 1)],
     "run.eval_every": [(">=", 0)],
     "run.checkpoint_every": [(">=", 0)],

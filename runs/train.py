@@ -65,6 +65,9 @@ class Dataset:
 def load_dataset(config: Config) -> Dataset:
     d = config.data
     data_dir = d.data_dir or None
+    if d.dataset == "nmnist" and d.intensity_scale != 1.0:
+        raise ConfigError("config key 'data.intensity_scale': N-MNIST is recorded events, not intensities; "
+                          "leave it at 1.0")
     if d.dataset in ("mnist", "fashion-mnist"):
         train_images, train_labels = load_mnist("train", data_dir, dataset=d.dataset)
         test_images, test_labels = load_mnist("test", data_dir, dataset=d.dataset)
@@ -80,6 +83,8 @@ def load_dataset(config: Config) -> Dataset:
         test = images_to_intensity(test_images.reshape(len(test_images), -1))
     else:  # the config parser admits only the names above
         raise ConfigError(f"config key 'data.dataset': unknown dataset {d.dataset!r}")
+    if d.intensity_scale != 1.0:
+        train, test = train * d.intensity_scale, test * d.intensity_scale
     validation = validation_labels = None
     if d.validation_samples:
         if d.validation_samples >= len(train_labels):

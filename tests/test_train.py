@@ -288,3 +288,21 @@ def test_metrics_rows_keep_the_columns_the_run_started_with(tmp_path):
         rows = list(csv.DictReader(handle))
     assert rows == [{"samples_seen": "10", "epoch": "0.5", "test_accuracy": "0.25"},
                     {"samples_seen": "20", "epoch": "1.0", "test_accuracy": "0.5"}]
+
+
+def test_intensity_scale_multiplies_every_split_and_rejects_what_it_cannot_mean(tmp_path):
+    """data.intensity_scale is the rate code's gain: train, validation and test intensities are
+    the pixel values / 255 times the scale; it must lie in (0, 1] and has no meaning for N-MNIST."""
+    from runs.train import load_dataset
+
+    overrides = ["data.train_samples=50", "data.test_samples=40", "data.validation_samples=30"]
+    plain = load_dataset(load_config(write_config(tmp_path), overrides))
+    scaled = load_dataset(load_config(write_config(tmp_path), [*overrides, "data.intensity_scale=0.5"]))
+    for name in ("train_inputs", "validation_inputs", "test_inputs"):
+        np.testing.assert_array_equal(getattr(scaled, name), 0.5 * getattr(plain, name))
+    assert plain.train_inputs.max() == 1.0 and scaled.train_inputs.max() == 0.5
+    for bad in ("0", "1.5"):
+        with pytest.raises(ConfigError, match="data.intensity_scale"):
+            load_config(write_config(tmp_path), [f"data.intensity_scale={bad}"])
+    with pytest.raises(ConfigError, match="data.intensity_scale"):
+        load_dataset(load_config(write_config(tmp_path), ["data.dataset=nmnist", "data.intensity_scale=0.5"]))
