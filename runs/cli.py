@@ -25,10 +25,16 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from runs.train import evaluate_directory
+    from runs.train import directory_counts
 
-    accuracy = evaluate_directory(args.directory, device=args.device)
-    print(f"test accuracy: {100 * accuracy:.2f}%")
+    counts, labels, config, checkpoint = directory_counts(args.directory, device=args.device,
+                                                          checkpoint=args.checkpoint)
+    print(f"test accuracy: {100 * float((counts.argmax(axis=1) == labels).mean()):.2f}%  ({checkpoint.name})")
+    if args.report:
+        from analysis.readout import write_readout_report
+
+        for line in write_readout_report(args.directory, counts, labels, config, checkpoint):
+            print(line)
     return 0
 
 
@@ -51,9 +57,15 @@ def main(argv=None) -> int:
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     train.set_defaults(handler=_train)
 
-    evaluate = commands.add_parser("evaluate", help="test accuracy of a results directory's latest checkpoint")
+    evaluate = commands.add_parser("evaluate", help="test accuracy of a results directory's checkpoint "
+                                                    "(--report: per-class readout diagnostics)")
     evaluate.add_argument("directory")
     evaluate.add_argument("--device", choices=["cpp", "cuda", "runtime"], help="overrides the run's device")
+    evaluate.add_argument("--checkpoint", default="latest",
+                          help="latest (default), selected (chosen on validation) or a checkpoint file")
+    evaluate.add_argument("--report", action="store_true",
+                          help="also write evaluation.json, evaluation.md and figures/confusion.png: per-class "
+                               "accuracy, confusion, readout ties and silent output cells")
     evaluate.set_defaults(handler=_evaluate)
 
     analyze = commands.add_parser("analyze", help="plausibility audits and alignment of a results directory")

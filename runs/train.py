@@ -453,17 +453,32 @@ def load_and_train(path, overrides=(), out_dir=None, resume=False, device=None, 
     return train(config, out_dir, resume=resume, config_path=str(path), build_dir=build_dir)
 
 
-def evaluate_directory(directory, device: str | None = None) -> float:
-    """Test accuracy of the newest checkpoint in a results directory, on its own config."""
+def directory_counts(directory, device: str | None = None, checkpoint: str = "latest"):
+    """Output spike counts [N, n_out] of a results directory's checkpoint on its test set, with
+    the labels, config and checkpoint used. ``checkpoint``: "latest" (the newest periodic one),
+    "selected" (the one chosen on validation) or a file's path."""
     directory = Path(directory)
     overrides = [f"run.device={json.dumps(device)}"] if device else []
     config = load_config(directory / "config.toml", overrides)
-    checkpoints = sorted((directory / "checkpoints").glob("checkpoint-*.npz"))
-    if not checkpoints:
-        raise TrainingError(f"{directory} holds no checkpoint to evaluate")
+    if checkpoint == "latest":
+        checkpoints = sorted((directory / "checkpoints").glob("checkpoint-*.npz"))
+        if not checkpoints:
+            raise TrainingError(f"{directory} holds no checkpoint to evaluate")
+        path = checkpoints[-1]
+    else:
+        path = directory / "checkpoints" / "selected.npz" if checkpoint == "selected" else Path(checkpoint)
+        if not path.exists():
+            raise TrainingError(f"no checkpoint {path} to evaluate"
+                                + (" (the run holds out no validation samples)" if checkpoint == "selected" else ""))
     dataset = load_dataset(config)
     chunk = chunk_size(len(dataset.train_labels), config.run.chunk_samples, config.learning.batch_size)
     framework = make_framework(config, dataset.n_inputs, dataset.n_classes, chunk, directory / "build")
-    with np.load(checkpoints[-1]) as stored:
+    with np.load(path) as stored:
         framework.load_state_arrays({k: stored[k] for k in stored.files if k != "progress"})
-    return evaluate(framework, dataset, config, chunk)
+    return evaluation_counts(framework, dataset, config, chunk), dataset.test_labels, config, path
+
+
+def evaluate_directory(directory, device: str | None = None, checkpoint: str = "latest") -> float:
+    """Test accuracy of a results directory's checkpoint (see :func:`directory_counts`)."""
+    counts, labels, _, _ = directory_counts(directory, device, checkpoint)
+    return float((counts.argmax(axis=1) == labels).mean())
