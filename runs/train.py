@@ -476,9 +476,3 @@ def directory_counts(directory, device: str | None = None, checkpoint: str = "la
     with np.load(path) as stored:
         framework.load_state_arrays({k: stored[k] for k in stored.files if k != "progress"})
     return evaluation_counts(framework, dataset, config, chunk), dataset.test_labels, config, path
-
-
-def evaluate_directory(directory, device: str | None = None, checkpoint: str = "latest") -> float:
-    """Test accuracy of a results directory's checkpoint (see :func:`directory_counts`)."""
-    counts, labels, _, _ = directory_counts(directory, device, checkpoint)
-    return float((counts.argmax(axis=1) == labels).mean())
