@@ -127,7 +127,8 @@ class DataConfig:
 class RunConfig:
     """How the simulation is run: device, schedule, checkpoints."""
 
-    device: str = "cpp"  # Brian2 device: "cpp" (cpp_standalone), "cuda" (brian2cuda), "runtime"
+    device: str = "cpp"  # Brian2 device: "cpp" (cpp_standalone), "cuda" (brian2cuda), "runtime";
+    #   "numpy": the SC microcircuit's learning in batched numpy (circuits/scmicro_numpy.py), for sweeps
     epochs: int = 1  # passes over the training samples
     eval_every: int = 0  # evaluate every this many training samples, 0 = once per epoch
     checkpoint_every: int = 10000  # checkpoint every this many training samples (and at every evaluation and epoch end), 0 = only those
@@ -211,7 +212,7 @@ CHOICES = {
     "learning.optimizer": ("sgd", "adam"),
     "data.dataset": ("mnist", "fashion-mnist", "nmnist", "cifar10"),
     "data.encoding": ("bernoulli",),
-    "run.device": ("cpp", "cuda", "runtime"),
+    "run.device": ("cpp", "cuda", "runtime", "numpy"),
     "run.precision": ("float64", "float32"),
 }
 
@@ -475,6 +476,11 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
         raise ConfigError(
             f"config key 'model.error_start' must be < model.time_steps ({config.model.time_steps}), "
             f"got {config.model.error_start}"
+        )
+    if config.run.device == "numpy" and config.model.framework != "scmicro":
+        raise ConfigError(
+            f"config key 'run.device': \"numpy\" runs only the SC microcircuit (model.framework = \"scmicro\"), "
+            f"not {config.model.framework!r}; use \"cpp\", \"cuda\" or \"runtime\""
         )
     if config.model.tau_m is not None and not 0.0 < config.leak_per_step < 1.0:
         raise ConfigError(

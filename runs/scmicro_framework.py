@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from analysis.alignment import angle_degrees, sign_concordance
+from circuits.scmicro_numpy import NumpySCMicroNetwork
 from circuits.scmicro import SCMicroNetwork, SCMicroSettings, SCMicroState, initial_state, run_single_sample
 from models.encoders import sample_rng
 from models.pyramidal import PyramidalParameters
@@ -53,8 +54,13 @@ class SCMicroFramework:
             raise ConfigError(f"config key 'model.threshold': {error}") from None
         self.state = scmicro_initial_state(config, self.settings.sizes)
         started = time.perf_counter()
-        self.network = SCMicroNetwork(self.settings, self.state.connection_types, chunk, device_name=config.run.device,
-                                      build_dir=build_dir, threads=config.run.threads, precision=config.run.precision)
+        if config.run.device == "numpy":  # the same learning in batched numpy, for sweeps (no Brian2 build)
+            self.network = NumpySCMicroNetwork(self.settings, self.state.connection_types, chunk,
+                                               precision=config.run.precision)
+        else:
+            self.network = SCMicroNetwork(self.settings, self.state.connection_types, chunk,
+                                          device_name=config.run.device, build_dir=build_dir,
+                                          threads=config.run.threads, precision=config.run.precision)
         self.compile_seconds = time.perf_counter() - started
 
     def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray, chunk_index: int = 0,

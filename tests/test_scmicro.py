@@ -26,11 +26,13 @@ from circuits.scmicro import (
     initial_state,
     run_single_sample,
 )
+from circuits.scmicro_numpy import NumpySCMicroNetwork
 from circuits.scmicro_oracle import run_circuit, sign_concordant_fa, train_sequential
 from models.pyramidal import PyramidalParameters
 from runs.analyze import analyze
 from runs.config import ConfigError, config_from_dict
 from runs.scmicro_framework import SCMicroFramework, scmicro_initial_state
+from runs.train import train
 from tests.test_train import train_then_resume_without_last_checkpoint
 
 TOLERANCE = 1e-9
@@ -251,3 +253,58 @@ def test_cpp_standalone_training_equals_oracle(tmp_path):
             np.testing.assert_allclose(ours, expected, rtol=0, atol=TOLERANCE)
         state = result.state
     assert any((W == 0).any() for W in state.weights)
+
+
+# --- the batched numpy form (circuits/scmicro_numpy.py, run.device = "numpy") ----------------------
+
+
+@pytest.mark.parametrize("sizes,nudging", [((14, 10, 8, 4), 0.0), ((14, 10, 4), 0.5)],
+                         ids=["two-hidden", "one-hidden-nudged"])
+def test_numpy_form_equals_sequential_oracle(sizes, nudging):
+    """The backward recursion H[t] = G[t] + λ(1 − s[t])H[t+1] gives the per-synapse traces' ΔW:
+    several minibatches, the sign bound active, against the step-by-step oracle."""
+    settings = SCMicroSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=2,
+                               pyramidal=PyramidalParameters(nudging=nudging))
+    state, rng = active_state(sizes, seed=11)
+    spikes = (rng.random((8, 8, sizes[0])) < 0.35).astype(float)
+    labels = rng.integers(sizes[-1], size=8)
+    result = NumpySCMicroNetwork(settings, state.connection_types, 8, precision="float64").run(state, spikes,
+                                                                                               labels, 0.6)
+    weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback, state.connection_types,
+                                               spikes, settings.desired(labels), settings.discrete(), 0.6, 2)
+    np.testing.assert_array_equal(result.output_counts, counts)
+    for l, (ours, expected, before) in enumerate(zip(result.state.weights, weights, state.weights)):
+        assert np.abs(expected - before).max() > 1e-3, f"layer {l + 1} did not learn: vacuous comparison"
+        np.testing.assert_allclose(ours, expected, rtol=0, atol=TOLERANCE, err_msg=f"weights {l + 1}")
+    assert any(((W == 0) & (W0 != 0)).any() for W, W0 in zip(result.state.weights, state.weights)), \
+        "no connection reached zero: the sign bound was not exercised"
+    for ours, expected in zip(result.state.biases, biases):
+        np.testing.assert_allclose(ours, expected, rtol=0, atol=TOLERANCE)
+    evaluation = NumpySCMicroNetwork(settings, state.connection_types, 8, precision="float64").run(
+        state, spikes, labels, 0.0, teaching=False)
+    untaught = run_circuit(state.weights, state.biases, state.feedback, spikes, settings.desired(labels),
+                           settings.discrete(), 0.0, teaching=False)[-1].spikes.sum(axis=1)
+    np.testing.assert_array_equal(evaluation.output_counts, untaught)  # no target, no nudging, no learning
+    for ours, before in zip(evaluation.state.weights, state.weights):
+        np.testing.assert_array_equal(ours, before)
+
+
+def test_numpy_device_trains_and_is_refused_for_other_frameworks(tmp_path):
+    config = config_from_dict({**TINY, "run": {**TINY["run"], "device": "numpy", "precision": "float64"}})
+    reference, resumed, summary = train_then_resume_without_last_checkpoint(config, tmp_path)
+    assert summary["device"] == "numpy"
+    path = "checkpoints/checkpoint-0000000060.npz"
+    with np.load(reference / path) as expected, np.load(resumed / path) as ours:
+        initial = scmicro_initial_state(config, (784, 30, 10))
+        assert np.abs(expected["weights_1"] - initial.weights[0]).max() > 0, "the run did not learn"
+        for name in expected.files:
+            if name != "progress":
+                np.testing.assert_array_equal(ours[name], expected[name], err_msg=name)
+    # the same run on the Brian2 circuit (runtime, float64) ends with the same weights
+    brian = train(config_from_dict({**TINY, "run": {**TINY["run"], "precision": "float64"}}), tmp_path / "brian2")
+    assert brian["final_test_accuracy"] == summary["final_test_accuracy"]
+    with np.load(reference / path) as ours, np.load(tmp_path / "brian2" / path) as expected:
+        for name in ("weights_1", "weights_2", "biases_1", "biases_2"):
+            np.testing.assert_allclose(ours[name], expected[name], rtol=0, atol=TOLERANCE, err_msg=name)
+    with pytest.raises(ConfigError, match="'run.device'.*SC microcircuit"):
+        config_from_dict({"model": {"framework": "bioleaf"}, "run": {"device": "numpy"}})
