@@ -96,8 +96,12 @@ class NumpySCMicroNetwork:
 
     compile_seconds = 0.0
 
-    def __init__(self, settings: SCMicroSettings, connection_types, samples_per_run: int, precision: str = "float32"):
+    def __init__(self, settings: SCMicroSettings, connection_types, samples_per_run: int, precision: str = "float32",
+                 transposed_feedback: bool = False):
         self.settings = settings
+        # True: B = Wᵀ of the layer above before every minibatch (spatial backprop of the spiking
+        # error under the same sign bound), a reference for the sign-concordant feedback
+        self.transposed_feedback = transposed_feedback
         self.params = settings.discrete()
         self.samples_per_run = samples_per_run
         self.dtype = {"float32": np.float32, "float64": np.float64}[precision]
@@ -125,6 +129,8 @@ class NumpySCMicroNetwork:
         counts = []
         for start in range(0, len(x), step):
             batch = slice(start, start + step)
+            if self.transposed_feedback:
+                feedback = [np.ascontiguousarray(W.T) for W in weights[1:]]
             c, dW, db = minibatch_changes(weights, biases, feedback, x[batch], desired[batch], self.params,
                                           learning_rate, teaching, learn)
             counts.append(c)

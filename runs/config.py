@@ -176,6 +176,9 @@ class SCMicroConfig:
     desired_interval: int = 1  # the labelled output should fire every this many steps from t0
     feedback_scale: float = 1.0  # s: feedback magnitudes R ~ U(0, s/√n] (seeds.feedback), n the fan-in of the layer above
     nudging: float = 0.0  # β, the target's somatic drive of the output cells (β·A; 0 = none: the apical error never moves a spike)
+    feedback: str = "sign_concordant"  # B = sign(Wᵀ)·R, fixed random magnitudes (the circuit); "transposed":
+    #   B = Wᵀ before every minibatch — spatial backprop of the same spiking error, a reference
+    #   for comparisons, run.device = "numpy" only (no circuit carries Wᵀ back)
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ CHOICES = {
     "data.dataset": ("mnist", "fashion-mnist", "nmnist", "cifar10"),
     "data.encoding": ("bernoulli",),
     "run.device": ("cpp", "cuda", "runtime", "numpy"),
+    "scmicro.feedback": ("sign_concordant", "transposed"),
     "run.precision": ("float64", "float32"),
 }
 
@@ -307,6 +311,7 @@ BOUNDS.update({
 KINDS.update({
     "scmicro.tau_apical": "time", "scmicro.tau_psp": "time", "scmicro.burst_gain": "float",
     "scmicro.desired_interval": "int", "scmicro.feedback_scale": "float", "scmicro.nudging": "float",
+    "scmicro.feedback": "str",
 })
 BOUNDS.update({
     "scmicro.tau_apical": [(">", 0)], "scmicro.tau_psp": [(">", 0)], "scmicro.burst_gain": [(">", 0)],
@@ -481,6 +486,11 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
         raise ConfigError(
             f"config key 'run.device': \"numpy\" runs only the SC microcircuit (model.framework = \"scmicro\"), "
             f"not {config.model.framework!r}; use \"cpp\", \"cuda\" or \"runtime\""
+        )
+    if config.scmicro.feedback == "transposed" and config.run.device != "numpy":
+        raise ConfigError(
+            "config key 'scmicro.feedback': \"transposed\" (B = Wᵀ, backprop of the spiking error) exists only "
+            f"in the numpy form (run.device = \"numpy\"), not on {config.run.device!r}"
         )
     if config.model.tau_m is not None and not 0.0 < config.leak_per_step < 1.0:
         raise ConfigError(

@@ -56,7 +56,8 @@ class SCMicroFramework:
         started = time.perf_counter()
         if config.run.device == "numpy":  # the same learning in batched numpy, for sweeps (no Brian2 build)
             self.network = NumpySCMicroNetwork(self.settings, self.state.connection_types, chunk,
-                                               precision=config.run.precision)
+                                               precision=config.run.precision,
+                                               transposed_feedback=config.scmicro.feedback == "transposed")
         else:
             self.network = SCMicroNetwork(self.settings, self.state.connection_types, chunk,
                                           device_name=config.run.device, build_dir=build_dir,
@@ -81,7 +82,8 @@ class SCMicroFramework:
         the layer above, and their sign-concordance on the connections that are not silent; per
         layer, the fraction of silent connections (magnitude held at zero)."""
         row = {}
-        for l, (B, W_above) in enumerate(zip(self.state.feedback, self.state.weights[1:])):
+        carried = [] if self.config.scmicro.feedback == "transposed" else self.state.feedback  # B = Wᵀ: nothing to align
+        for l, (B, W_above) in enumerate(zip(carried, self.state.weights[1:])):
             row[f"alignment_angle_{l + 1}"] = round(angle_degrees(B, W_above.T), 3)
             row[f"sign_concordance_{l + 1}"] = round(sign_concordance(B, W_above.T), 6)
         for l, W in enumerate(self.state.weights):

@@ -308,3 +308,25 @@ def test_numpy_device_trains_and_is_refused_for_other_frameworks(tmp_path):
             np.testing.assert_allclose(ours[name], expected[name], rtol=0, atol=TOLERANCE, err_msg=name)
     with pytest.raises(ConfigError, match="'run.device'.*SC microcircuit"):
         config_from_dict({"model": {"framework": "bioleaf"}, "run": {"device": "numpy"}})
+
+
+def test_transposed_feedback_reference_is_backprop_of_the_spiking_error():
+    """scmicro.feedback = "transposed" (numpy only): B = Wᵀ of the layer above, so one minibatch's
+    change is the oracle's with B = Wᵀ; refused on the Brian2 devices."""
+    sizes = (14, 10, 8, 4)
+    settings = SCMicroSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=4)
+    state, rng = active_state(sizes, seed=5)
+    spikes = (rng.random((4, 8, sizes[0])) < 0.35).astype(float)
+    labels = rng.integers(sizes[-1], size=4)
+    ours = NumpySCMicroNetwork(settings, state.connection_types, 4, precision="float64",
+                               transposed_feedback=True).run(state, spikes, labels, 0.3)
+    transposed = [W.T for W in state.weights[1:]]
+    weights, _, _ = train_sequential(state.weights, state.biases, transposed, state.connection_types, spikes,
+                                     settings.desired(labels), settings.discrete(), 0.3, 4)
+    concordant, _, _ = train_sequential(state.weights, state.biases, state.feedback, state.connection_types, spikes,
+                                        settings.desired(labels), settings.discrete(), 0.3, 4)
+    assert np.abs(concordant[0] - weights[0]).max() > 1e-4, "the feedback made no difference: vacuous comparison"
+    for ours_W, expected in zip(ours.state.weights, weights):
+        np.testing.assert_allclose(ours_W, expected, rtol=0, atol=TOLERANCE)
+    with pytest.raises(ConfigError, match="'scmicro.feedback'.*numpy"):
+        config_from_dict({**TINY, "scmicro": {"feedback": "transposed"}})
