@@ -62,6 +62,14 @@ class Dataset:
         return self.train_inputs.shape[-1]
 
 
+def run_title(config: Config) -> str:
+    """What trained, for figure titles: the framework, and how when it was not the Brian2 circuit."""
+    title = FRAMEWORK_TITLES.get(config.model.framework, config.model.framework)
+    if config.model.framework == "scmicro" and config.scmicro.feedback == "transposed":
+        return "backprop of the SC spiking error (B = Wᵀ, numpy)"
+    return title + (" (numpy form)" if config.run.device == "numpy" else "")
+
+
 def load_dataset(config: Config) -> Dataset:
     d = config.data
     data_dir = d.data_dir or None
@@ -428,7 +436,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
         shown = min(20, len(dataset.test_labels))
         test_spikes = encode(dataset.test_inputs[:shown], config.model.time_steps, config.seeds.input, "test", 0)
         framework.figures(results.figures, test_spikes, dataset.test_labels[:shown])
-    learning_curve(metrics, results.figures / "learning_curve", title=f"{FRAMEWORK_TITLES.get(config.model.framework, config.model.framework)} on "
+    learning_curve(metrics, results.figures / "learning_curve", title=f"{run_title(config)} on "
                    f"{DATASET_TITLES.get(config.data.dataset, config.data.dataset)}, "
                    f"{'-'.join(map(str, framework.settings.sizes))}")
     # Written last: a summary marks a finished run (sweeps skip it), figures included.
