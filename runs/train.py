@@ -309,6 +309,7 @@ def train(config: Config, out_dir, resume: bool = False, config_path: str | None
 
 def _train(config: Config, results: ResultsDirectory, resume: bool, config_path, build_dir: Path) -> dict:
     started = time.perf_counter()
+    commit = git_commit()  # the code that runs from here; read now, as the tree may change while it trains
     resolved = config_to_toml(config)
     config_file = results.path / "config.toml"
     if resume and config_file.exists():
@@ -340,6 +341,9 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
         (results.path / "metrics.csv").unlink(missing_ok=True)  # rows of an attempt killed before its first checkpoint
         print("nothing to resume from: starting afresh", file=sys.stderr)
     wall_offset = progress["wall_seconds"] - (time.perf_counter() - started)
+    commits = progress.setdefault("git_commits", [])  # every commit that trained part of this run, in order
+    if not commits or commits[-1] != commit:
+        commits.append(commit)
 
     display = Progress(total)
     seen = progress["samples_seen"]
@@ -418,7 +422,8 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
         "network": list(framework.settings.sizes),
         "device": config.run.device,
         "config_file": config_path,
-        "git_commit": git_commit(),
+        "git_commit": commits[0],  # the commit the run started from
+        "git_commits": commits,  # more than one when it was resumed on other code
         "versions": package_versions(),
         "seeds": dataclasses.asdict(config.seeds),
         "timings": {

@@ -78,7 +78,7 @@ def test_results_directory_contract(tmp_path):
     assert stored["final_test_accuracy"] == float(rows[-1]["test_accuracy"]) == summary["final_test_accuracy"]
     assert stored["versions"]["brian2"] == "2.10.1"
     assert set(stored["seeds"]) == {"weights", "input", "sleep", "shuffle", "feedback"}
-    assert stored["git_commit"]
+    assert stored["git_commit"] and stored["git_commits"] == [stored["git_commit"]]
     assert summary["final_test_accuracy"] > 0.3, "a tiny network on 300 digits still beats chance (10 %)"
     assert load_config(out / "config.toml") == load_config(write_config(tmp_path))  # resolved config loads back
 
@@ -174,16 +174,20 @@ def test_checkpoint_every_zero_checkpoints_at_evaluations(tmp_path):
         "checkpoint-0000000050.npz", "checkpoint-0000000100.npz"]
 
 
-def test_resume_may_extend_epochs_but_not_change_the_model(tmp_path):
+def test_resume_may_extend_epochs_but_not_change_the_model(tmp_path, monkeypatch):
     out = tmp_path / "run"
     config_path = write_config(tmp_path)
+    monkeypatch.setattr("runs.train.git_commit", lambda: "first-commit")
     train(load_config(config_path, ["data.train_samples=100", "run.eval_every=0"]), out)
     with pytest.raises(TrainingError, match="only run.epochs may change"):
         train(load_config(config_path, ["data.train_samples=100", "run.eval_every=0", "learning.learning_rate=0.1"]),
               out, resume=True)
+    monkeypatch.setattr("runs.train.git_commit", lambda: "later-commit")  # the code changed in between
     summary = train(load_config(config_path, ["data.train_samples=100", "run.eval_every=0", "run.epochs=2"]), out,
                     resume=True)
     assert summary["samples_seen"] == 200
+    assert summary["git_commit"] == "first-commit", "the summary names the commit the run started from"
+    assert summary["git_commits"] == ["first-commit", "later-commit"]
     with open(out / "metrics.csv") as handle:
         assert [int(r["samples_seen"]) for r in csv.DictReader(handle)] == [100, 200]
 
