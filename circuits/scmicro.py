@@ -134,8 +134,12 @@ class SCMicroState:
     def copy(self) -> "SCMicroState":
         return SCMicroState(*[[np.array(a, dtype=np.float64) for a in getattr(self, k)] for k in self.GROUPS])
 
-    def check(self) -> None:
-        """Raise ValueError if a weight or a feedback entry disagrees with its connection's type."""
+    def check(self, built_for=None) -> None:
+        """Raise ValueError if a weight or a feedback entry disagrees with its connection's type, or
+        if the types differ from ``built_for`` (the types a network was built for), when given."""
+        for l, (ours, theirs) in enumerate(zip(built_for or [], self.connection_types)):
+            if not np.array_equal(ours, theirs):
+                raise ValueError(f"state.connection_types[{l}] differs from the types this network was built for")
         for l, (W, kind) in enumerate(zip(self.weights, self.connection_types)):
             if not np.isin(kind, (-1.0, 1.0)).all():
                 raise ValueError(f"connection_types[{l}] must hold only +1 (direct) and −1 (relayed)")
@@ -356,10 +360,7 @@ class SCMicroNetwork(SampleRuns):
 
     # ----------------------------------------------------------------- running
     def _variable_values(self, o: dict, state: SCMicroState, learning_rate: float, teaching: bool) -> dict:
-        state.check()
-        for l, (ours, theirs) in enumerate(zip(self.connection_types, state.connection_types)):
-            if not np.array_equal(ours, theirs):
-                raise ValueError(f"state.connection_types[{l}] differs from the types this network was built for")
+        state.check(built_for=self.connection_types)
         values = {}
         for l, (layer, W, b) in enumerate(zip(o["layers"], state.weights, state.biases)):
             kind = self.connection_types[l]

@@ -110,10 +110,7 @@ class NumpySCMicroNetwork:
     def run(self, state: SCMicroState, input_spikes, labels=None, learning_rate: float = 0.0, teaching: bool = True,
             desired=None) -> RunResult:
         s = self.settings
-        state.check()
-        for l, (ours, theirs) in enumerate(zip(self.connection_types, state.connection_types)):
-            if not np.array_equal(ours, theirs):
-                raise ValueError(f"state.connection_types[{l}] differs from the types this network was built for")
+        state.check(built_for=self.connection_types)
         x = np.asarray(input_spikes, dtype=self.dtype)
         if x.shape != (self.samples_per_run, s.time_steps, s.sizes[0]):
             raise ValueError(f"input spikes {x.shape} must be [{self.samples_per_run}, {s.time_steps}, {s.sizes[0]}]")

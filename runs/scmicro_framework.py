@@ -16,8 +16,8 @@ import time
 import numpy as np
 
 from analysis.alignment import angle_degrees, sign_concordance
-from circuits.scmicro_numpy import NumpySCMicroNetwork
 from circuits.scmicro import SCMicroNetwork, SCMicroSettings, SCMicroState, initial_state, run_single_sample
+from circuits.scmicro_numpy import NumpySCMicroNetwork
 from models.encoders import sample_rng
 from models.pyramidal import PyramidalParameters
 from runs.bioleaf_framework import single_sample_figures
