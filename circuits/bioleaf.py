@@ -132,7 +132,7 @@ class BioLeaFSettings:
         return DiscreteParameters(
             leak=p.leak, threshold=p.theta, window=p.window, gamma=p.gamma, apical_leak=p.apical_leak,
             psp_leak=p.psp_leak, burst_gain=p.burst_gain, nudging=p.nudging, time_steps=self.time_steps,
-            error_start=self.error_start,
+            error_start=self.error_start, output_error=p.output_error, error_gain=p.error_gain,
         )
 
     def desired(self, labels) -> np.ndarray:
@@ -207,6 +207,8 @@ class BioLeaFNetwork(SampleRuns):
     def __init__(self, settings: BioLeaFSettings, samples_per_run: int, device_name: str = "runtime",
                  build_dir=None, record_all: bool = False, threads: int = 1, precision: str = "float64",
                  profile: bool = False):
+        if settings.pyramidal.output_error != "kernel_mse":
+            raise ValueError("the BioLeaF circuit computes the kernel_mse spiking error only (output_error)")
         self.settings = settings
         self.samples_per_run = int(samples_per_run)
         self.record_all = record_all

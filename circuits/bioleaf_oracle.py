@@ -44,6 +44,32 @@ class DiscreteParameters:
     nudging: float = 0.0  # β
     time_steps: int = 20  # T
     error_start: int = 5  # t0
+    output_error: str = "kernel_mse"  # the global spiking error: "kernel_mse" or "softmax" (output_error())
+    error_gain: float = 2.0  # κ of the "softmax" error
+
+
+OUTPUT_ERRORS = ("kernel_mse", "softmax")
+
+
+def output_error(wanted, own, params: DiscreteParameters):
+    """The output cells' error of one step, before the window and the teaching flag: −∂E/∂o[t].
+
+    ``wanted`` and ``own`` are the desired and the own spike trains through the PSP kernel,
+    d[t] and o[t] ([B, n_out]). "kernel_mse": d − o, for E = ½·Σ_t ‖d[t] − o[t]‖².
+    "softmax": y − softmax(κ·o[t]), for E = −(1/κ)·Σ_t log softmax(κ·o[t])_y, where y marks the
+    cell whose desired train has begun (d > 0: the labelled cell from its first desired spike on).
+    Returns (error, loss of the step)."""
+    if params.output_error == "kernel_mse":
+        error = wanted - own
+        return error, 0.5 * (error**2).sum(axis=-1)
+    if params.output_error == "softmax":
+        logits = params.error_gain * own
+        logits = logits - logits.max(axis=-1, keepdims=True)
+        probability = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+        labelled = (wanted > 0).astype(own.dtype)
+        loss = -(labelled * np.log(probability)).sum(axis=-1) / params.error_gain
+        return labelled - probability, loss
+    raise ValueError(f"output_error must be one of {OUTPUT_ERRORS}, got {params.output_error!r}")
 
 
 @dataclass(frozen=True)
@@ -109,6 +135,8 @@ def run_circuit(state, input_spikes, desired, params: DiscreteParameters, rates:
     ``interneuron_weights`` (W_IP^m: n_{m+1} × n_m), ``interneuron_biases`` and ``apical_weights``
     (W_PI^m: n_m × n_{m+1}).
     """
+    if params.output_error != "kernel_mse":
+        raise ValueError("the BioLeaF circuit computes the kernel_mse spiking error only")
     x, desired = _check(input_spikes, desired, params)
     W, b, B = state.weights, state.biases, state.feedback
     WIP, bI, WPI = state.interneuron_weights, state.interneuron_biases, state.apical_weights
@@ -208,7 +236,8 @@ def _forward(weights, biases, x, params):
 
 
 class _SpikingError:
-    """E = ½·Σ_{t≥t0}‖d[t] − o[t]‖², accumulated step by step; ``step`` returns (d − o)[t] on the window."""
+    """E = Σ_{t≥t0} of the step's loss (``output_error``: ½·‖d[t] − o[t]‖² by default), accumulated
+    step by step; ``step`` returns −∂E/∂o[t] on the window ((d − o)[t] by default)."""
 
     def __init__(self, desired, params):
         self.desired, self.params = desired, params
@@ -218,8 +247,10 @@ class _SpikingError:
     def step(self, t, output_spikes):
         self.o = self.params.psp_leak * self.o + output_spikes
         self.d = self.params.psp_leak * self.d + self.desired[:, t]
-        error = (self.d - self.o) * (1.0 if t >= self.params.error_start else 0.0)
-        self.loss += 0.5 * float((error**2).sum())
+        if t < self.params.error_start:
+            return np.zeros_like(self.d - self.o)
+        error, loss = output_error(self.d, self.o, self.params)
+        self.loss += float(loss.sum())
         return error
 
 

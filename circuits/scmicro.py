@@ -40,7 +40,7 @@ import hashlib
 from dataclasses import dataclass, replace
 
 import numpy as np
-from brian2 import Network, SpikeMonitor, StateMonitor, TimedArray
+from brian2 import Network, SpikeMonitor, StateMonitor, Synapses, TimedArray
 
 from analysis.alignment import measure_effective_feedback
 from circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
@@ -67,6 +67,8 @@ from models.pyramidal import (
     ACTIVE_CONDITION,
     OUTPUT_ERROR,
     OUTPUT_NUDGING,
+    OUTPUT_PSP_TRACES,
+    OUTPUT_SOFTMAX_ERROR,
     OUTPUT_SAMPLE_END,
     SC_PROBE_STEP,
     SC_PROBED_SOMA_EQUATIONS,
@@ -76,6 +78,7 @@ from models.pyramidal import (
     SOMA_BIAS_PLASTICITY,
     SOMA_MINIBATCH_END,
     SOMA_SAMPLE_END,
+    SOFTMAX_PARTITION_COUPLING,
     make_pyramidal_layer,
 )
 
@@ -271,7 +274,14 @@ class SCMicroNetwork(SampleRuns):
                                                            name=f"excitatory_feedback_{m + 1}"))
             inhibitory_feedback.append(make_burst_feedback(relay, lower, *_pairs(kind < 0), True,
                                                            name=f"inhibitory_feedback_{m + 1}"))
+        softmax = []
+        if p.output_error == "softmax":  # the output cells' analog all-to-all couplings: Σ_j exp(κ·o_j)
+            coupling = Synapses(layers[-1], layers[-1], SOFTMAX_PARTITION_COUPLING, namespace=p.namespace(), dt=p.dt,
+                                name="softmax_partition")
+            coupling.connect()
+            softmax.append(coupling)
         o = {"inputs": inputs, "read_input": read_input, "layers": layers, "pv": pv, "pv_drive": pv_drive,
+             "softmax_partition": softmax,
              "excitatory_forward": excitatory, "inhibitory_forward": inhibitory, "sst": sst, "sst_drive": sst_drive,
              "excitatory_feedback": excitatory_feedback, "inhibitory_feedback": inhibitory_feedback,
              "input_raster": input_raster, "desired_raster": desired_raster, "probe_rasters": probe_rasters}
@@ -295,7 +305,7 @@ class SCMicroNetwork(SampleRuns):
             monitors += o["layer_states"] + [m for ms in o["changes"].values() for m in ms]
         o["network"] = Network(
             inputs, *layers, *pv, *pv_drive, *excitatory, *inhibitory, *sst, *sst_drive, *excitatory_feedback,
-            *inhibitory_feedback, *o["runners"], *monitors, *device_workarounds(self.device_name, p.dt),
+            *inhibitory_feedback, *softmax, *o["runners"], *monitors, *device_workarounds(self.device_name, p.dt),
         )
         return o
 
@@ -324,8 +334,15 @@ class SCMicroNetwork(SampleRuns):
             at(relay.thresholder["active"], "groups", base + 5)
             at(inhibitory.pre, "groups", base + 6)
             at(layer.thresholder["spike"], "groups", base + 7)
-            runners.append(layer.run_regularly(SOMA_AFTER_THRESHOLD + (OUTPUT_ERROR if output else ""), when="groups",
-                                               order=base + 8, name=f"{layer.name}_after_threshold"))
+            if output and o["softmax_partition"]:  # traces, then Σ_j exp(κ·o_j), then the error
+                runners.append(layer.run_regularly(SOMA_AFTER_THRESHOLD + OUTPUT_PSP_TRACES, when="groups",
+                                                   order=base + 8, name=f"{layer.name}_after_threshold"))
+                at(o["softmax_partition"][0].summed_updaters["partition_post"], "groups", base + 10)
+                runners.append(layer.run_regularly(OUTPUT_SOFTMAX_ERROR, when="groups", order=base + 11,
+                                                   name=f"{layer.name}_softmax_error"))
+            else:
+                runners.append(layer.run_regularly(SOMA_AFTER_THRESHOLD + (OUTPUT_ERROR if output else ""),
+                                                   when="groups", order=base + 8, name=f"{layer.name}_after_threshold"))
             at(layer.thresholder["active"], "groups", base + 9)
             at(excitatory.plasticity, "after_groups", 2 * l)
             at(inhibitory.plasticity, "after_groups", 2 * l + 1)

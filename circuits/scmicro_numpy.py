@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from circuits.bioleaf_oracle import desired_spikes
+from circuits.bioleaf_oracle import desired_spikes, output_error
 from circuits.scmicro import RunResult, SCMicroSettings, SCMicroState
 
 __all__ = ["NumpySCMicroNetwork", "minibatch_changes"]
@@ -69,7 +69,7 @@ def minibatch_changes(weights, biases, feedback, input_spikes, desired, params, 
             pre = s[l]
         own = params.psp_leak * own + s[-1]
         wanted = params.psp_leak * wanted + desired[:, t]
-        A[-1] = (teach * (t >= params.error_start)) * (wanted - own)
+        A[-1] = ((teach * (t >= params.error_start)) * output_error(wanted, own, params)[0]).astype(x.dtype)
         for m in reversed(range(L - 1)):  # bursts of layer m+1 reach the apical compartments of layer m
             A[m] = params.apical_leak * A[m] + (params.burst_gain * g[m + 1] * A[m + 1]) @ feedback[m].T
         if learn:

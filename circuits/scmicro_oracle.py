@@ -9,6 +9,7 @@ Two independent things live here, both free of Brian2 (docs/models/scmicro.md):
        v^l[t] = λ·v^l[t−1]·(1 − s^l[t−1]) + W^l·s^{l−1}[t] + b^l (+ β·A^L[t−1] at the output),
        s = 1[v > θ],  g = γ·1[|v − θ| < w]
        A^L[t] = [t ≥ t0]·(d[t] − o[t])                              the global spiking error
+                (or [t ≥ t0]·(y − softmax(κ·o[t])) with output_error = "softmax")
        b^l[t] = c·g^l[t]·A^l[t]                                      bursts (plus an optional probe)
        A^l[t] = λ_a·A^l[t−1] + B^l·b^{l+1}[t]                         apical compartment, l < L
        ΔW^l = η·Σ_t (g^l·A^l)[t] ⊗ ε^l[t],  Δb^l = η·Σ_t (g^l·A^l)[t]·ε^{b,l}[t]
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from circuits.bioleaf_oracle import DiscreteParameters, LayerRecord, backprop, desired_spikes  # noqa: F401
+from circuits.bioleaf_oracle import DiscreteParameters, LayerRecord, backprop, desired_spikes, output_error  # noqa: F401
 
 __all__ = ["run_circuit", "train_sequential", "sign_concordant_fa", "keep_signs", "desired_spikes"]
 
@@ -76,7 +77,7 @@ def run_circuit(weights, biases, feedback, input_spikes, desired, params: Discre
             pre = s[l]
         own = p.psp_leak * own + s[-1]
         wanted = p.psp_leak * wanted + desired[:, t]
-        A[-1] = teach * window * (wanted - own)
+        A[-1] = teach * window * output_error(wanted, own, p)[0]
         for m in reversed(range(L - 1)):  # bursts of layer m+1 reach the apical compartments of layer m
             burst = p.burst_gain * g[m + 1] * A[m + 1]
             if burst_probe is not None and burst_probe[m + 1] is not None:

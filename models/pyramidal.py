@@ -94,6 +94,27 @@ psp_desired += desired_raster(t, i)
 apical = teaching * error_window * (psp_desired - psp_own)
 """
 
+#: The softmax error (SC microcircuit, ``output_error = "softmax"``), in two steps around the
+#: summed ``partition`` = Σ_j exp(κ·o_j), which the output cells send each other through analog
+#: all-to-all couplings (``SOFTMAX_PARTITION_COUPLING``): first the PSP traces, then
+#:     A_k = [t ≥ t0]·(y_k − exp(κ·o_k) / Σ_j exp(κ·o_j)),  y_k = 1 once cell k's desired train has begun
+#: the gradient of E = −(1/κ)·Σ_t log softmax(κ·o[t])_y with respect to o_k[t]. Unlike d − o, it
+#: keeps pushing a wrongly firing cell down, and the labelled one up, as long as they compete.
+OUTPUT_PSP_TRACES = """
+psp_own += spiked
+psp_desired += desired_raster(t, i)
+"""
+OUTPUT_SOFTMAX_ERROR = """
+apical = teaching * error_window * (int(psp_desired > 0) - exp(error_gain * psp_own) / partition)
+"""
+#: The summed input of the softmax: what every output cell receives from every output cell.
+OUTPUT_SOFTMAX_EQUATIONS = """
+partition : 1                               # sum_j exp(kappa * o_j), from the all-to-all couplings
+"""
+SOFTMAX_PARTITION_COUPLING = """
+partition_post = exp(error_gain * psp_own_pre) : 1 (summed)
+"""
+
 #: After the apical compartment is complete: the bias's share of the update, Δb = η·g·A·ε^b.
 SOMA_BIAS_PLASTICITY = """
 bias_change += learning_signal * bias_trace
@@ -151,6 +172,14 @@ class PyramidalParameters:
     tau_psp: Quantity = field(default_factory=lambda: 5 * ms)  # τ_psp, PSP kernel of the spiking error: λ_o = e^(−1)
     burst_gain: float = 1.0  # c, burst size per unit of g·A
     nudging: float = 0.0  # β, somatic nudging of the output cells by their apical error (0: none)
+    output_error: str = "kernel_mse"  # the output cells' error: d − o, or "softmax": y − softmax(κ·o) (SC microcircuit)
+    error_gain: float = 2.0  # κ of the softmax error
+
+    def __post_init__(self):
+        if self.output_error not in ("kernel_mse", "softmax"):
+            raise ValueError(f"output_error must be 'kernel_mse' or 'softmax', got {self.output_error!r}")
+        if not self.error_gain > 0:
+            raise ValueError(f"error_gain κ must be positive, got {self.error_gain}")
 
     @property
     def leak(self) -> float:
@@ -166,7 +195,8 @@ class PyramidalParameters:
 
     def namespace(self) -> dict:
         return {"tau_m": self.tau_m, "theta": self.theta, "window": self.window, "gamma": self.gamma,
-                "tau_apical": self.tau_apical, "tau_psp": self.tau_psp, "nudging": self.nudging}
+                "tau_apical": self.tau_apical, "tau_psp": self.tau_psp, "nudging": self.nudging,
+                "error_gain": self.error_gain}
 
 
 def make_pyramidal_layer(
@@ -187,7 +217,8 @@ def make_pyramidal_layer(
         namespace["desired_raster"] = desired_raster
     layer = NeuronGroup(
         n,
-        soma_equations + (OUTPUT_APICAL_EQUATIONS if output else HIDDEN_APICAL_EQUATIONS),
+        soma_equations + (OUTPUT_APICAL_EQUATIONS if output else HIDDEN_APICAL_EQUATIONS)
+        + (OUTPUT_SOFTMAX_EQUATIONS if output and params.output_error == "softmax" else ""),
         threshold="v > theta",
         reset="v = 0",
         events=events,

@@ -179,6 +179,9 @@ class SCMicroConfig:
     feedback: str = "sign_concordant"  # B = sign(Wᵀ)·R, fixed random magnitudes (the circuit); "transposed":
     #   B = Wᵀ before every minibatch — spatial backprop of the same spiking error, a reference
     #   for comparisons, run.device = "numpy" only (no circuit carries Wᵀ back)
+    error: str = "kernel_mse"  # the global spiking error at the output: "kernel_mse" (A = d − o, PSP-filtered
+    #   spike trains) or "softmax" (A = y − softmax(κ·o), a cross-entropy on the same traces)
+    error_gain: float = 2.0  # κ of the softmax error (per unit of PSP trace; a cell firing every step has o ≈ 1.58)
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,7 @@ CHOICES = {
     "data.encoding": ("bernoulli",),
     "run.device": ("cpp", "cuda", "runtime", "numpy"),
     "scmicro.feedback": ("sign_concordant", "transposed"),
+    "scmicro.error": ("kernel_mse", "softmax"),
     "run.precision": ("float64", "float32"),
 }
 
@@ -311,11 +315,12 @@ BOUNDS.update({
 KINDS.update({
     "scmicro.tau_apical": "time", "scmicro.tau_psp": "time", "scmicro.burst_gain": "float",
     "scmicro.desired_interval": "int", "scmicro.feedback_scale": "float", "scmicro.nudging": "float",
-    "scmicro.feedback": "str",
+    "scmicro.feedback": "str", "scmicro.error": "str", "scmicro.error_gain": "float",
 })
 BOUNDS.update({
     "scmicro.tau_apical": [(">", 0)], "scmicro.tau_psp": [(">", 0)], "scmicro.burst_gain": [(">", 0)],
     "scmicro.desired_interval": [(">=", 1)], "scmicro.feedback_scale": [(">", 0)], "scmicro.nudging": [(">=", 0)],
+    "scmicro.error_gain": [(">", 0)],
 })
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 

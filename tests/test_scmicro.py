@@ -15,7 +15,8 @@ from brian2 import prefs
 
 from analysis.alignment import cosine, dale_violations, sign_concordance
 from analysis.locality import audit_locality
-from circuits.bioleaf_oracle import backprop
+from circuits.bioleaf import BioLeaFNetwork, BioLeaFSettings
+from circuits.bioleaf_oracle import backprop, output_error
 from circuits.scmicro import (
     CELL_TYPES,
     GLOBAL_SIGNALS,
@@ -47,11 +48,13 @@ def active_state(sizes, seed, gain=3.0, feedback_scale=1.0):
     return state, rng
 
 
-@pytest.mark.parametrize("nudging", [0.0, 0.5], ids=["no-nudging", "nudged"])
-def test_single_sample_equals_oracle(nudging):
+@pytest.mark.parametrize("nudging,error", [(0.0, "kernel_mse"), (0.5, "kernel_mse"), (0.5, "softmax")],
+                         ids=["no-nudging", "nudged", "nudged-softmax-error"])
+def test_single_sample_equals_oracle(nudging, error):
     sizes = (12, 9, 6, 4)
     settings = SCMicroSettings(sizes=sizes, time_steps=12, error_start=3,
-                               pyramidal=PyramidalParameters(tau_apical=4.0 * PyramidalParameters().dt, nudging=nudging))
+                               pyramidal=PyramidalParameters(tau_apical=4.0 * PyramidalParameters().dt, nudging=nudging,
+                                                             output_error=error, error_gain=1.5))
     state, rng = active_state(sizes, seed=0)
     spikes = (rng.random((12, sizes[0])) < 0.4).astype(float)
     ours = run_single_sample(state, spikes, 2, settings, learning_rate=0.1)
@@ -64,11 +67,12 @@ def test_single_sample_equals_oracle(nudging):
                                        err_msg=f"layer {l + 1} {field}")
 
 
-def train_small(seed=11, n=8, rate=0.6):
+def train_small(seed=11, n=8, rate=0.6, error="kernel_mse"):
     """Several samples and minibatches in one Brian2 simulation, at a rate that drives some
     connections to zero."""
     sizes = (14, 10, 8, 4)
-    settings = SCMicroSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=2)
+    settings = SCMicroSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=2,
+                               pyramidal=PyramidalParameters(output_error=error))
     state, rng = active_state(sizes, seed)
     spikes = (rng.random((n, 8, sizes[0])) < 0.35).astype(float)
     labels = rng.integers(sizes[-1], size=n)
@@ -76,10 +80,12 @@ def train_small(seed=11, n=8, rate=0.6):
     return settings, state, spikes, labels, result
 
 
-def test_training_run_equals_sequential_oracle_and_no_connection_changes_sign():
-    settings, state, spikes, labels, result = train_small()
+@pytest.mark.parametrize("error", ["kernel_mse", "softmax"])
+def test_training_run_equals_sequential_oracle_and_no_connection_changes_sign(error):
+    settings, state, spikes, labels, result = train_small(rate=0.6 if error == "kernel_mse" else 1.5, error=error)
     weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback, state.connection_types,
-                                               spikes, settings.desired(labels), settings.discrete(), 0.6, 2)
+                                               spikes, settings.desired(labels), settings.discrete(),
+                                               0.6 if error == "kernel_mse" else 1.5, 2)
     np.testing.assert_array_equal(result.output_counts, counts)
     silenced = 0
     for l, (ours, expected, before, kind) in enumerate(zip(result.state.weights, weights, state.weights,
@@ -118,12 +124,15 @@ def test_effective_feedback_is_sign_concordant_with_forward_weights(trained):
         assert cosine(F, state.feedback[m]) > 0.9999, "the measured feedback is B (up to the apical leak)"
 
 
-@pytest.mark.parametrize("sizes", [(30, 20, 5), (20, 15, 10, 4)], ids=["one-hidden", "two-hidden"])
-def test_update_follows_sign_concordant_fa(sizes):
+@pytest.mark.parametrize("sizes,error", [((30, 20, 5), "kernel_mse"), ((20, 15, 10, 4), "kernel_mse"),
+                                         ((20, 15, 10, 4), "softmax")],
+                         ids=["one-hidden", "two-hidden", "two-hidden-softmax-error"])
+def test_update_follows_sign_concordant_fa(sizes, error):
     """ΔW of every layer (Brian2, summed over 12 samples) has cosine ≥ 0.9 with −∇E of
     sign-concordant FA (numpy: spatial backprop with B in place of Wᵀ) on the same activity; the
     output layer's also with backprop, whose hidden layers the update follows less closely."""
-    settings = SCMicroSettings(sizes=sizes, time_steps=20, error_start=5)
+    settings = SCMicroSettings(sizes=sizes, time_steps=20, error_start=5,
+                               pyramidal=PyramidalParameters(output_error=error))
     state, rng = active_state(sizes, seed=1)
     spikes = (rng.random((12, 20, sizes[0])) < 0.3).astype(float)
     labels = rng.integers(sizes[-1], size=12)
@@ -235,19 +244,21 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
 
 @pytest.mark.standalone
 @pytest.mark.slow
-def test_cpp_standalone_training_equals_oracle(tmp_path):
+@pytest.mark.parametrize("error,rate", [("kernel_mse", 0.6), ("softmax", 1.5)])
+def test_cpp_standalone_training_equals_oracle(tmp_path, error, rate):
     """The compiled project, two chunks in a row (state through run arguments), sign bound active."""
     sizes, n = (14, 10, 8, 4), 8
-    settings = SCMicroSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=2)
+    settings = SCMicroSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=2,
+                               pyramidal=PyramidalParameters(output_error=error))
     state, rng = active_state(sizes, seed=11)
     network = SCMicroNetwork(settings, state.connection_types, n, device_name="cpp", build_dir=tmp_path, threads=1)
     for _ in range(2):
         spikes = (rng.random((n, 8, sizes[0])) < 0.35).astype(float)
         labels = rng.integers(sizes[-1], size=n)
-        result = network.run(state, spikes, labels, 0.6)
+        result = network.run(state, spikes, labels, rate)
         weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback,
                                                    state.connection_types, spikes, settings.desired(labels),
-                                                   settings.discrete(), 0.6, 2)
+                                                   settings.discrete(), rate, 2)
         np.testing.assert_array_equal(result.output_counts, counts)
         for ours, expected in zip(result.state.weights + result.state.biases, weights + biases):
             np.testing.assert_allclose(ours, expected, rtol=0, atol=TOLERANCE)
@@ -258,13 +269,14 @@ def test_cpp_standalone_training_equals_oracle(tmp_path):
 # --- the batched numpy form (circuits/scmicro_numpy.py, run.device = "numpy") ----------------------
 
 
-@pytest.mark.parametrize("sizes,nudging", [((14, 10, 8, 4), 0.0), ((14, 10, 4), 0.5)],
-                         ids=["two-hidden", "one-hidden-nudged"])
-def test_numpy_form_equals_sequential_oracle(sizes, nudging):
+@pytest.mark.parametrize("sizes,nudging,error", [((14, 10, 8, 4), 0.0, "kernel_mse"), ((14, 10, 4), 0.5, "kernel_mse"),
+                                                 ((14, 10, 8, 4), 0.0, "softmax")],
+                         ids=["two-hidden", "one-hidden-nudged", "two-hidden-softmax-error"])
+def test_numpy_form_equals_sequential_oracle(sizes, nudging, error):
     """The backward recursion H[t] = G[t] + λ(1 − s[t])H[t+1] gives the per-synapse traces' ΔW:
     several minibatches, the sign bound active, against the step-by-step oracle."""
     settings = SCMicroSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=2,
-                               pyramidal=PyramidalParameters(nudging=nudging))
+                               pyramidal=PyramidalParameters(nudging=nudging, output_error=error))
     state, rng = active_state(sizes, seed=11)
     spikes = (rng.random((8, 8, sizes[0])) < 0.35).astype(float)
     labels = rng.integers(sizes[-1], size=8)
@@ -330,3 +342,67 @@ def test_transposed_feedback_reference_is_backprop_of_the_spiking_error():
         np.testing.assert_allclose(ours_W, expected, rtol=0, atol=TOLERANCE)
     with pytest.raises(ConfigError, match="'scmicro.feedback'.*numpy"):
         config_from_dict({**TINY, "scmicro": {"feedback": "transposed"}})
+
+
+# --- the softmax spiking error (scmicro.error = "softmax") ------------------------------------------
+
+
+def test_softmax_error_is_the_gradient_of_its_loss_and_pushes_wrong_cells_down():
+    """A = y − softmax(κ·o) is −∂E/∂o of E = −(1/κ)·log softmax(κ·o)_y, checked by central
+    differences (independent of the formula); unlike d − o, a wrong cell that fires as much as
+    the target asks of the labelled one is still pushed down, and a silent wrong cell a little."""
+    params = SCMicroSettings(sizes=(3, 4), pyramidal=PyramidalParameters(output_error="softmax",
+                                                                         error_gain=1.7)).discrete()
+    rng = np.random.default_rng(3)
+    own = rng.uniform(0.0, 1.6, size=(5, 4))
+    wanted = np.zeros((5, 4))
+    wanted[np.arange(5), rng.integers(4, size=5)] = rng.uniform(0.4, 1.6, size=5)
+    error, _ = output_error(wanted, own, params)
+    step = 1e-6
+    numeric = np.zeros_like(own)
+    for index in np.ndindex(own.shape):
+        up, down = own.copy(), own.copy()
+        up[index] += step
+        down[index] -= step
+        numeric[index] = -(output_error(wanted, up, params)[1] - output_error(wanted, down, params)[1])[index[0]] / (2 * step)
+    np.testing.assert_allclose(error, numeric, rtol=0, atol=1e-7)
+    assert np.allclose(error.sum(axis=1), 0.0)
+    mse = replace(params, output_error="kernel_mse")
+    labelled, wrong = np.array([[1.58, 0.0]]), np.array([[0.0, 1.58]])
+    both_fire = np.array([[1.58, 1.58]])
+    assert output_error(labelled, both_fire, mse)[0][0, 1] == pytest.approx(-1.58)
+    assert output_error(labelled, both_fire, params)[0][0, 1] < -0.4
+    assert output_error(labelled, labelled, mse)[0][0, 1] == 0.0  # d − o leaves a silent wrong cell alone
+    assert -0.2 < output_error(labelled, labelled, params)[0][0, 1] < 0.0
+    assert output_error(labelled, wrong, params)[0][0, 0] > 0.9
+
+
+def test_softmax_error_config_reaches_the_circuit_and_is_refused_where_it_does_not_exist():
+    config = config_from_dict({**TINY, "scmicro": {"error": "softmax", "error_gain": 3.0}})
+    framework = SCMicroFramework(config, 784, 10, 10, None)
+    assert framework.settings.discrete().output_error == "softmax"
+    assert framework.settings.discrete().error_gain == 3.0
+    assert "softmax_partition" in {obj.name for obj in framework.network.brian_objects()["network"].objects}
+    with pytest.raises(ConfigError, match="scmicro.error"):
+        config_from_dict({**TINY, "scmicro": {"error": "cross_entropy"}})
+    with pytest.raises(ConfigError, match="scmicro.error_gain"):
+        config_from_dict({**TINY, "scmicro": {"error_gain": 0}})
+    with pytest.raises(ValueError, match="kernel_mse"):
+        BioLeaFNetwork(BioLeaFSettings(sizes=(4, 3), pyramidal=PyramidalParameters(output_error="softmax")), 1)
+
+
+def test_softmax_error_is_local_but_for_its_declared_coupling_among_output_cells():
+    """The softmax's normalisation is the one analog coupling of the network, and it stays among
+    the output cells (the global error function); every plastic synapse is still local."""
+    sizes = (8, 6, 3)
+    state, _ = active_state(sizes, seed=3)
+    settings = SCMicroSettings(sizes=sizes, pyramidal=PyramidalParameters(output_error="softmax"))
+    prefs.logging.warn_for_unused_objects = False
+    objects = SCMicroNetwork(settings, state.connection_types, 1).brian_objects()
+    report = audit_locality(objects["network"], global_signals=GLOBAL_SIGNALS, namespace={})
+    assert report.ok, report.summary()
+    assert {coupling.object for coupling in report.analog_couplings} == {"softmax_partition"}
+    assert {coupling.kind for coupling in report.analog_couplings} == {"summed variable", "continuous presynaptic read"}
+    assert all("partition_post" in coupling.code for coupling in report.analog_couplings)
+    assert objects["softmax_partition"][0].source is objects["layers"][-1]
+    assert objects["softmax_partition"][0].target is objects["layers"][-1]
