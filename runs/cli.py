@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set learning.learning_rate=5e-4 (repeatable)")
     train.add_argument("--device", choices=["cpp", "cuda", "runtime", "numpy"],
-                       help="overrides run.device (numpy: the SC microcircuit only)")
+                       help="overrides run.device (numpy: BioGrad's wake phase or the SC microcircuit, batched, for sweeps)")
     train.add_argument("--out", help="results directory (default: results/<config name>)")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     train.set_defaults(handler=_train)
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
                                                     "(--report: per-class readout diagnostics)")
     evaluate.add_argument("directory")
     evaluate.add_argument("--device", choices=["cpp", "cuda", "runtime", "numpy"],
-                          help="overrides the run's device (numpy: the SC microcircuit only)")
+                          help="overrides the run's device (numpy: BioGrad or the SC microcircuit)")
     evaluate.add_argument("--checkpoint", default="latest",
                           help="latest (default), selected (chosen on validation) or a checkpoint file")
     evaluate.add_argument("--report", action="store_true",

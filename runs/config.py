@@ -128,7 +128,8 @@ class RunConfig:
     """How the simulation is run: device, schedule, checkpoints."""
 
     device: str = "cpp"  # Brian2 device: "cpp" (cpp_standalone), "cuda" (brian2cuda), "runtime";
-    #   "numpy": the SC microcircuit's learning in batched numpy (circuits/scmicro_numpy.py), for sweeps
+    #   "numpy": BioGrad's wake phase (circuits/biograd_batched.py, exact kernel form) or the SC
+    #   microcircuit's learning (circuits/scmicro_numpy.py) in batched numpy, for sweeps
     epochs: int = 1  # passes over the training samples
     eval_every: int = 0  # evaluate every this many training samples, 0 = once per epoch
     checkpoint_every: int = 10000  # checkpoint every this many training samples (and at every evaluation and epoch end), 0 = only those
@@ -487,10 +488,11 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
             f"config key 'model.error_start' must be < model.time_steps ({config.model.time_steps}), "
             f"got {config.model.error_start}"
         )
-    if config.run.device == "numpy" and config.model.framework != "scmicro":
+    if config.run.device == "numpy" and config.model.framework not in ("scmicro", "biograd"):
         raise ConfigError(
-            f"config key 'run.device': \"numpy\" runs only the SC microcircuit (model.framework = \"scmicro\"), "
-            f"not {config.model.framework!r}; use \"cpp\", \"cuda\" or \"runtime\""
+            f"config key 'run.device': \"numpy\" runs only BioGrad's wake phase and the SC microcircuit "
+            f"(model.framework = \"biograd\" or \"scmicro\"), not {config.model.framework!r}; "
+            f"use \"cpp\", \"cuda\" or \"runtime\""
         )
     if config.scmicro.feedback == "transposed" and config.run.device != "numpy":
         raise ConfigError(

@@ -16,6 +16,7 @@ from pathlib import Path
 from analysis.alignment import feedback_alignment
 from brian2 import ms
 
+from circuits.biograd_batched import NumpyBioGradNetwork
 from circuits.biograd import BioGradNetwork, BioGradSettings, BioGradState, initial_state, run_single_sample
 from circuits.biograd_oracle import SleepParameters, run_batch
 from circuits.biograd_sleep import BioGradSleepNetwork
@@ -49,10 +50,16 @@ class BioGradFramework:
             self.settings.sizes, sample_rng(config.seeds.weights, "weights", 0), config.model.feedback_init
         )
         started = time.perf_counter()
-        self.network = BioGradNetwork(
-            self.settings, chunk, device_name=config.run.device, build_dir=build_dir, threads=config.run.threads,
-            precision=config.run.precision,
-        )
+        if config.run.device == "numpy":  # the same wake learning in batched numpy, for sweeps (no Brian2 build)
+            if config.learning.sleep:
+                raise ConfigError("config key 'learning.sleep': the sleep phase runs on the Brian2 devices "
+                                  "(\"cpp\", \"cuda\", \"runtime\"), not with run.device = \"numpy\"")
+            self.network = NumpyBioGradNetwork(self.settings, chunk, precision=config.run.precision)
+        else:
+            self.network = BioGradNetwork(
+                self.settings, chunk, device_name=config.run.device, build_dir=build_dir,
+                threads=config.run.threads, precision=config.run.precision,
+            )
         self.sleep_network = None
         if config.learning.sleep:
             if len(self.settings.sizes) < 3:

@@ -122,3 +122,39 @@ def test_bad_arguments_fail_clearly():
         model.train_batch(case[3], case[4])  # 5 samples > batch_size 2
     with pytest.raises(ValueError, match="labels"):
         model.train_batch(case[3][:2], [0, sizes[-1]])
+
+
+# --- run.device = "numpy" for BioGrad (NumpyBioGradNetwork under apical train) ----------------------
+
+
+def test_numpy_device_equals_the_brian2_network_through_apical_train(tmp_path):
+    """`apical train` with run.device = "numpy" (float64, minibatches of 5 inside chunks of 20, two
+    hidden layers) ends with the weights of the same run on the Brian2 network (runtime, float64),
+    resumes exactly after losing its last checkpoint, and refuses the sleep phase."""
+    from models.encoders import sample_rng
+    from runs.config import ConfigError, config_from_dict
+    from runs.train import train
+    from tests.test_train import train_then_resume_without_last_checkpoint
+
+    tiny = {"model": {"hidden": [20, 12], "time_steps": 8, "error_start": 2},
+            "learning": {"learning_rate": 0.02, "batch_size": 5},
+            "data": {"dataset": "mnist", "train_samples": 60, "test_samples": 20},
+            "run": {"device": "numpy", "precision": "float64", "eval_every": 40, "checkpoint_every": 20,
+                    "chunk_samples": 20}}
+    reference, resumed, summary = train_then_resume_without_last_checkpoint(config_from_dict(tiny), tmp_path)
+    assert summary["device"] == "numpy"
+    path = "checkpoints/checkpoint-0000000060.npz"
+    brian = train(config_from_dict({**tiny, "run": {**tiny["run"], "device": "runtime"}}), tmp_path / "brian2")
+    assert brian["final_test_accuracy"] == summary["final_test_accuracy"]
+    config = config_from_dict(tiny)
+    initial = initial_state((784, 20, 12, 10), sample_rng(config.seeds.weights, "weights", 0),
+                            config.model.feedback_init)
+    with np.load(reference / path) as ours, np.load(resumed / path) as again, \
+            np.load(tmp_path / "brian2" / path) as expected:
+        assert np.abs(ours["weights_3"] - initial.weights[2]).max() > 1e-4, "the run did not learn"
+        for name in expected.files:
+            if name != "progress":
+                np.testing.assert_allclose(ours[name], expected[name], rtol=0, atol=1e-9, err_msg=name)
+                np.testing.assert_array_equal(again[name], ours[name], err_msg=name)
+    with pytest.raises(ConfigError, match="'learning.sleep'.*numpy"):
+        train(config_from_dict({**tiny, "learning": {**tiny["learning"], "sleep": True}}), tmp_path / "sleep")
