@@ -25,7 +25,8 @@ Schedule of one step (``when``/``order``, set in :meth:`SCMicroNetwork._schedule
            0–2   input spikes of the step read and emitted
            100·l layer l: bias jump, direct pathway W⁺ from layer l−1 (same-step spikes), PV relays of
                  layer l−1 driven and firing, relayed pathway W⁻, threshold, after-threshold
-                 bookkeeping (output: its error d − o), ``active`` event
+                 bookkeeping (output: its error d − o), ``active`` event; with the softmax error the
+                 output's PSP traces first, then the summed Σ_j exp(κ·o_j) (+10), then its error (+11)
            top-down, from the output down, one stage per hidden layer: the layer above's ``burst``
                  event; its bursts through the direct feedback R and into its SST relays; the SST
                  relays' bursts through the inhibitory feedback R
