@@ -363,8 +363,8 @@ class NumpyBioGradNetwork:
     """`BioGradNetwork`'s runs computed by :class:`BatchedBioGrad` with the exact kernel
     eligibility (``run.device = "numpy"`` of ``apical train``): samples in order, W and b moved by
     each minibatch's mean change — the same numbers as the Brian2 network (tests/test_train.py
-    holds the two to 1e-9 in float64), about 5–10× faster here, for sweeps. The wake phase only;
-    the sleep phase runs on the Brian2 devices."""
+    holds the two to 1e-9 in float64), about 5× faster here, for sweeps. The sleep phase on this
+    device is :class:`NumpyBioGradSleep`."""
 
     compile_seconds = 0.0
 
@@ -408,3 +408,22 @@ class NumpyBioGradNetwork:
 
 
 EVALUATION_BATCH = 500  # samples per forward pass without learning (bounds memory, not results)
+
+
+class NumpyBioGradSleep:
+    """`BioGradSleepNetwork`'s sleep phase for ``run.device = "numpy"``: the same noise draw and
+    :func:`circuits.biograd_oracle.sleep_update`, the numpy oracle the Brian2 sleep network is
+    tested against (tests/test_biograd_sleep.py)."""
+
+    def __init__(self, settings, sleep):
+        self.settings, self.sleep = settings, sleep
+
+    def draw_noise(self, seed_rng: np.random.Generator) -> list[np.ndarray]:
+        from circuits.biograd_oracle import sleep_noise
+
+        return [sleep_noise(seed_rng, self.sleep.batch_size, self.sleep.steps, n) for n in self.settings.sizes[1:-1]]
+
+    def run(self, weights, biases, feedback, noise: list[np.ndarray]) -> list[np.ndarray]:
+        from circuits.biograd_oracle import sleep_update
+
+        return sleep_update(weights, biases, feedback, noise, self.settings.discrete(0.0), self.sleep)

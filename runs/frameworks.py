@@ -16,7 +16,7 @@ from pathlib import Path
 from analysis.alignment import feedback_alignment
 from brian2 import ms
 
-from circuits.biograd_batched import NumpyBioGradNetwork
+from circuits.biograd_batched import NumpyBioGradNetwork, NumpyBioGradSleep
 from circuits.biograd import BioGradNetwork, BioGradSettings, BioGradState, initial_state, run_single_sample
 from circuits.biograd_oracle import SleepParameters, run_batch
 from circuits.biograd_sleep import BioGradSleepNetwork
@@ -50,10 +50,7 @@ class BioGradFramework:
             self.settings.sizes, sample_rng(config.seeds.weights, "weights", 0), config.model.feedback_init
         )
         started = time.perf_counter()
-        if config.run.device == "numpy":  # the same wake learning in batched numpy, for sweeps (no Brian2 build)
-            if config.learning.sleep:
-                raise ConfigError("config key 'learning.sleep': the sleep phase runs on the Brian2 devices "
-                                  "(\"cpp\", \"cuda\", \"runtime\"), not with run.device = \"numpy\"")
+        if config.run.device == "numpy":  # the same learning in batched numpy, for sweeps (no Brian2 build)
             self.network = NumpyBioGradNetwork(self.settings, chunk, precision=config.run.precision)
         else:
             self.network = BioGradNetwork(
@@ -67,8 +64,12 @@ class BioGradFramework:
             learning = config.learning
             sleep = SleepParameters(steps=learning.sleep_steps, batch_size=learning.sleep_batch,
                                     learning_rate=learning.sleep_learning_rate, decay_power=learning.sleep_decay)
-            self.sleep_network = BioGradSleepNetwork(self.settings, sleep, device_name=config.run.device,
-                                                     build_dir=Path(build_dir) / "sleep", threads=config.run.threads)
+            if config.run.device == "numpy":  # the numpy oracle of the sleep phase
+                self.sleep_network = NumpyBioGradSleep(self.settings, sleep)
+            else:
+                self.sleep_network = BioGradSleepNetwork(self.settings, sleep, device_name=config.run.device,
+                                                         build_dir=Path(build_dir) / "sleep",
+                                                         threads=config.run.threads)
         self.compile_seconds = time.perf_counter() - started
 
     def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray, chunk_index: int,
