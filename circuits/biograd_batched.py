@@ -359,11 +359,14 @@ class BatchedBioGrad:
         return np.concatenate(counts)
 
 
+EVALUATION_BATCH = 500  # samples per forward pass without learning (bounds memory, not results)
+
+
 class NumpyBioGradNetwork:
     """`BioGradNetwork`'s runs computed by :class:`BatchedBioGrad` with the exact kernel
     eligibility (``run.device = "numpy"`` of ``apical train``): samples in order, W and b moved by
-    each minibatch's mean change — the same numbers as the Brian2 network (tests/test_train.py
-    holds the two to 1e-9 in float64), about 5× faster here, for sweeps. The sleep phase on this
+    each minibatch's mean change — the same numbers as the Brian2 network (tests/test_biograd_batched.py
+    holds the two to 1e-9 in float64 through apical train), about 4× faster here, for sweeps. The sleep phase on this
     device is :class:`NumpyBioGradSleep`."""
 
     compile_seconds = 0.0
@@ -407,8 +410,6 @@ class NumpyBioGradNetwork:
         return RunResult(state=new, output_counts=counts)
 
 
-EVALUATION_BATCH = 500  # samples per forward pass without learning (bounds memory, not results)
-
 
 class NumpyBioGradSleep:
     """`BioGradSleepNetwork`'s sleep phase for ``run.device = "numpy"``: the same noise draw and
@@ -419,9 +420,9 @@ class NumpyBioGradSleep:
         self.settings, self.sleep = settings, sleep
 
     def draw_noise(self, seed_rng: np.random.Generator) -> list[np.ndarray]:
-        from circuits.biograd_oracle import sleep_noise
+        from circuits.biograd_oracle import sleep_noise_per_layer
 
-        return [sleep_noise(seed_rng, self.sleep.batch_size, self.sleep.steps, n) for n in self.settings.sizes[1:-1]]
+        return sleep_noise_per_layer(seed_rng, self.sleep, self.settings.sizes)
 
     def run(self, weights, biases, feedback, noise: list[np.ndarray]) -> list[np.ndarray]:
         from circuits.biograd_oracle import sleep_update

@@ -205,6 +205,11 @@ def sleep_noise(rng: np.random.Generator, batch: int, steps: int, n: int) -> np.
     return plus.astype(np.float64) - minus.astype(np.float64)
 
 
+def sleep_noise_per_layer(rng: np.random.Generator, sleep: SleepParameters, sizes) -> list[np.ndarray]:
+    """One sleep phase's noise: [B_s, T_s, n_l] per hidden layer of a network of ``sizes``."""
+    return [sleep_noise(rng, sleep.batch_size, sleep.steps, n) for n in sizes[1:-1]]
+
+
 def sleep_update(weights, biases, feedback, noise: list[np.ndarray], params: DiscreteParameters,
                  sleep: SleepParameters) -> list[np.ndarray]:
     """One sleep phase: for each hidden layer l, from the top down, layer l's output is

@@ -22,7 +22,7 @@ import numpy as np
 from brian2 import Network, TimedArray
 
 from circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
-from circuits.biograd_oracle import SleepParameters, sleep_noise
+from circuits.biograd_oracle import SleepParameters, sleep_noise_per_layer
 from models.eligibility import matrix_to_synapses
 from models.sleep import (
     NOISE_SOURCE_SAMPLE_END,
@@ -106,7 +106,7 @@ class BioGradSleepNetwork:
 
     def draw_noise(self, seed_rng: np.random.Generator) -> list[np.ndarray]:
         """Signed noise [B_s, T_s, n_l] per hidden layer (p drawn once per layer and sleep)."""
-        return [sleep_noise(seed_rng, self.sleep.batch_size, self.sleep.steps, n) for n in self.settings.sizes[1:-1]]
+        return sleep_noise_per_layer(seed_rng, self.sleep, self.settings.sizes)
 
     def _noise_values(self, noise: np.ndarray) -> np.ndarray:
         values = np.zeros((self.steps, noise.shape[-1]))
