@@ -65,7 +65,8 @@ def output_error(wanted, own, params: DiscreteParameters):
     if params.output_error == "softmax":
         logits = params.error_gain * own
         logits = logits - logits.max(axis=-1, keepdims=True)
-        probability = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+        probability = np.exp(logits)
+        probability /= probability.sum(axis=-1, keepdims=True)
         labelled = (wanted > 0).astype(own.dtype)
         loss = -(labelled * np.log(probability)).sum(axis=-1) / params.error_gain
         return labelled - probability, loss

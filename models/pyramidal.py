@@ -86,24 +86,20 @@ bias_trace += 1
 spike_count += spiked
 """
 
-#: The output cell's own spikes and the teacher's desired spikes enter the PSP traces; the
-#: apical compartment then holds the error of this step (Yang & Li's global spiking error).
-OUTPUT_ERROR = """
+#: The output cell's own spikes and the teacher's desired spikes enter the PSP traces.
+OUTPUT_PSP_TRACES = """
 psp_own += spiked
 psp_desired += desired_raster(t, i)
-apical = teaching * error_window * (psp_desired - psp_own)
 """
-
+#: Then the apical compartment holds the error of this step (Yang & Li's global spiking error, d − o).
+OUTPUT_ERROR = OUTPUT_PSP_TRACES + """apical = teaching * error_window * (psp_desired - psp_own)
+"""
 #: The softmax error (SC microcircuit, ``output_error = "softmax"``), in two steps around the
 #: summed ``partition`` = Σ_j exp(κ·o_j), which the output cells send each other through analog
 #: all-to-all couplings (``SOFTMAX_PARTITION_COUPLING``): first the PSP traces, then
 #:     A_k = [t ≥ t0]·(y_k − exp(κ·o_k) / Σ_j exp(κ·o_j)),  y_k = 1 once cell k's desired train has begun
 #: the gradient of E = −(1/κ)·Σ_t log softmax(κ·o[t])_y with respect to o_k[t]. Unlike d − o, it
 #: keeps pushing a wrongly firing cell down, and the labelled one up, as long as they compete.
-OUTPUT_PSP_TRACES = """
-psp_own += spiked
-psp_desired += desired_raster(t, i)
-"""
 OUTPUT_SOFTMAX_ERROR = """
 apical = teaching * error_window * (int(psp_desired > 0) - exp(error_gain * psp_own) / partition)
 """

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set learning.learning_rate=5e-4 (repeatable)")
     train.add_argument("--device", choices=["cpp", "cuda", "runtime", "numpy"],
-                       help="overrides run.device (numpy: BioGrad's wake phase or the SC microcircuit, batched, for sweeps)")
+                       help="overrides run.device (numpy: BioGrad or the SC microcircuit, batched, for sweeps)")
     train.add_argument("--out", help="results directory (default: results/<config name>)")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     train.set_defaults(handler=_train)

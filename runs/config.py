@@ -128,7 +128,7 @@ class RunConfig:
     """How the simulation is run: device, schedule, checkpoints."""
 
     device: str = "cpp"  # Brian2 device: "cpp" (cpp_standalone), "cuda" (brian2cuda), "runtime";
-    #   "numpy": BioGrad's wake phase (circuits/biograd_batched.py, exact kernel form) or the SC
+    #   "numpy": BioGrad, wake and sleep (circuits/biograd_batched.py, exact kernel form), or the SC
     #   microcircuit's learning (circuits/scmicro_numpy.py) in batched numpy, for sweeps
     epochs: int = 1  # passes over the training samples
     eval_every: int = 0  # evaluate every this many training samples, 0 = once per epoch
@@ -490,7 +490,7 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
         )
     if config.run.device == "numpy" and config.model.framework not in ("scmicro", "biograd"):
         raise ConfigError(
-            f"config key 'run.device': \"numpy\" runs only BioGrad's wake phase and the SC microcircuit "
+            f"config key 'run.device': \"numpy\" runs only BioGrad (wake and sleep) and the SC microcircuit "
             f"(model.framework = \"biograd\" or \"scmicro\"), not {config.model.framework!r}; "
             f"use \"cpp\", \"cuda\" or \"runtime\""
         )
