@@ -13,7 +13,9 @@ update into the weights (its own dynamics are discarded).
 Schedule of one step (``when``/``order``, set in :func:`_schedule` and nowhere else):
 
     start         sample boundary: ΔW += −η·δ·E, traces and apical potentials to zero;
-                  minibatch boundary: W += ΔW / M
+                  minibatch boundary: W += ΔW / M. Synapses take part through their
+                  presynaptic group's ``sample_end``/``minibatch_end`` events (order −2,
+                  before any counter is reset), so only those of neurons that spiked do work
     groups  −100  every soma leaks (exact integration of dv/dt = −v/τ_m)
             0, 1  input spikes of this step are read from the raster and emitted
             10·l  layer l: bias jump, pathway from layer l−1 (same-step spikes), threshold,
@@ -43,8 +45,6 @@ from brian2 import (
 from circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
 from circuits.biograd_oracle import DiscreteParameters, LayerRecord
 from models.eligibility import (
-    FORWARD_MINIBATCH_END,
-    FORWARD_SAMPLE_END,
     make_forward_pathway,
     matrix_to_synapses,
     synapses_to_matrix,
@@ -60,12 +60,12 @@ from models.error_neurons import (
     synapses_to_feedback,
 )
 from models.soma import (
-    ACTIVE_CONDITION,
     SOMA_AFTER_THRESHOLD,
     SOMA_BIAS_JUMP,
     SOMA_MINIBATCH_END,
     SOMA_SAMPLE_END,
     SomaParameters,
+    boundary_events,
     make_layer,
 )
 
@@ -216,15 +216,16 @@ class BioGradNetwork:
         target_raster = TimedArray(target_values, dt=dt, name="target_raster")
 
         inputs = NeuronGroup(
-            s.sizes[0], "spiked : 1\nspike_count : 1", threshold="spiked > 0.5", reset="",
-            events={"active": ACTIVE_CONDITION}, namespace={"input_raster": input_raster}, dt=dt, name="input",
+            s.sizes[0], "spiked : 1\nspike_count : 1\nminibatch_spike_count : 1", threshold="spiked > 0.5", reset="",
+            events=boundary_events(T, s.batch_size), namespace={"input_raster": input_raster}, dt=dt, name="input",
         )
-        read_input = inputs.run_regularly("spiked = input_raster(t, i)\nspike_count += spiked", name="input_read")
+        read_input = inputs.run_regularly(
+            "spiked = input_raster(t, i)\nspike_count += spiked\nminibatch_spike_count += spiked", name="input_read")
         layers, pathways = [], []
         pre = inputs
         for l, n in enumerate(s.sizes[1:]):
             name = "output" if l == len(s.sizes) - 2 else f"hidden_{l + 1}"
-            layer = make_layer(n, s.soma, T - s.error_start, s.batch_size, name=name)
+            layer = make_layer(n, s.soma, T - s.error_start, s.batch_size, name=name, time_steps=T)
             pathway = make_forward_pathway(pre, layer, s.batch_size, name=f"forward_{l + 1}")
             layers.append(layer)
             pathways.append(pathway)
@@ -272,6 +273,13 @@ class BioGradNetwork:
         o["inputs"].thresholder["active"].when, o["inputs"].thresholder["active"].order = "groups", 2
         runners.append(o["inputs"].run_regularly("spike_count = 0", dt=sample_clock_dt, when="start", order=1,
                                                  name="input_sample_end"))
+        runners.append(o["inputs"].run_regularly("minibatch_spike_count = 0", dt=minibatch_clock_dt, when="start",
+                                                 order=2, name="input_minibatch_end"))
+        # Boundary events of every group that feeds forward synapses, before anything is reset.
+        for group in [o["inputs"], *o["layers"]]:
+            for event in ("sample_end", "minibatch_end"):
+                if event in group.thresholder:
+                    group.thresholder[event].when, group.thresholder[event].order = "start", -2
         for l, (layer, pathway) in enumerate(zip(o["layers"], o["pathways"])):
             base = 10 * (l + 1)
             layer.state_updater.when, layer.state_updater.order = "groups", -100
@@ -282,12 +290,10 @@ class BioGradNetwork:
                                                name=f"{layer.name}_after_threshold"))
             layer.thresholder["active"].when, layer.thresholder["active"].order = "groups", base + 4
             pathway.trace.when, pathway.trace.order = "after_groups", l
-            runners.append(pathway.run_regularly(FORWARD_SAMPLE_END, dt=sample_clock_dt, when="start", order=0,
-                                                 name=f"{pathway.name}_sample_end"))
+            pathway.fold.when, pathway.fold.order = "start", 0  # ΔW += −η·δ·E (sample_end event)
             runners.append(layer.run_regularly(SOMA_SAMPLE_END, dt=sample_clock_dt, when="start", order=1,
                                                name=f"{layer.name}_sample_end"))
-            runners.append(pathway.run_regularly(FORWARD_MINIBATCH_END, dt=minibatch_clock_dt, when="start",
-                                                 order=2, name=f"{pathway.name}_minibatch_end"))
+            pathway.apply.when, pathway.apply.order = "start", 2  # W += ΔW / M (minibatch_end event)
             runners.append(layer.run_regularly(SOMA_MINIBATCH_END, dt=minibatch_clock_dt, when="start", order=2,
                                                name=f"{layer.name}_minibatch_end"))
         base = 10 * (len(o["layers"]) + 1)

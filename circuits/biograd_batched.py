@@ -32,6 +32,10 @@ In float64 it equals the oracle to 1e-9 (tests/test_biograd_batched.py). What is
   are fewer than a block's union, and 500 × ~150 float32 traces fit in L2; the matrix
   products of the soma pass still see the whole minibatch.
 
+``eligibility="forward_every_input"`` is the same trace pass without the column skip (every
+presynaptic neuron's traces are swept, silent or not): the peer exactly as issue 3 describes it
+(float32, in place, E only where g ≠ 0), for the speed comparison.
+
 ``eligibility="kernel"`` offers an exact reordering of the same sums, for comparison. Unrolling
 the trace recursion, E_ij = Σ_τ s_j[τ]·K_i[τ] with a per-neuron kernel
 K_i[τ] = Σ_{t ≥ τ} g_i[t]·Π_{τ < u ≤ t} λρ_i[u-1], obtained backwards in time by
@@ -51,7 +55,7 @@ import numpy as np
 
 from circuits.biograd_oracle import DiscreteParameters
 
-ELIGIBILITY_METHODS = ("forward", "kernel")
+ELIGIBILITY_METHODS = ("forward", "forward_every_input", "kernel")
 
 
 @dataclass
@@ -181,7 +185,7 @@ class BatchedBioGrad:
         u_plus, u_minus = np.zeros((batch, n_out)), np.zeros((batch, n_out))
         s_plus, s_minus = np.zeros((batch, n_out)), np.zeros((batch, n_out))
         error_spike_sum = np.zeros((batch, n_out))
-        forward_bias = learn and self.eligibility == "forward"
+        forward_bias = learn and self.eligibility != "kernel"
         for t in range(T):
             presynaptic = self._input[t, :batch]
             for l in range(L):
@@ -248,7 +252,8 @@ class BatchedBioGrad:
             block_delta = delta[b0:b1]
             # Rows that can change: δ ≠ 0 and g ≠ 0 at some step; columns: pre spiked at some step.
             rows = np.flatnonzero(((block_delta != 0) & in_window.any(axis=0)).any(axis=0))
-            columns = np.flatnonzero(presynaptic.any(axis=(0, 1)))
+            columns = (np.arange(presynaptic.shape[2]) if self.eligibility == "forward_every_input"
+                       else np.flatnonzero(presynaptic.any(axis=(0, 1))))
             if rows.size == 0 or columns.size == 0:
                 continue
             n_block, n_rows, n_columns = b1 - b0, rows.size, columns.size
@@ -321,7 +326,7 @@ class BatchedBioGrad:
         for l, delta in enumerate(deltas):
             self._weight_change[l].fill(0)
             self._bias_change[l].fill(0)
-            if self.eligibility == "forward":
+            if self.eligibility != "kernel":
                 self._forward_eligibility(l, batch, delta)
                 np.einsum("bi,bi->i", delta, self._bias_eligibility[l][:batch], out=self._bias_change[l])
                 self._weight_change[l] *= self.params.gamma

@@ -17,7 +17,9 @@ presynaptic spike, or its postsynaptic neuron's state: the rule is local.
 The per-step trace update runs as a second synaptic pathway, triggered by the presynaptic
 neuron's ``active`` event (it has spiked at least once in the current sample); a synapse whose
 presynaptic neuron has been silent holds ε = E = 0 and needs no work. On MNIST about 18 % of
-the input pixels ever spike in a sample.
+the input pixels ever spike in a sample. The sample-end fold and the minibatch-end weight
+update are pathways of the same kind, on the presynaptic group's ``sample_end`` and
+``minibatch_end`` events (models/soma.py, ``boundary_events``), for the same reason.
 """
 
 from __future__ import annotations
@@ -47,13 +49,15 @@ eligibility_trace *= trace_survival_post
 """
 
 #: At each sample boundary: ΔW_ij = −η·δ_i·E_ij into the minibatch sum; traces restart at 0.
+#: Run only for synapses whose presynaptic neuron spiked in the sample (``sample_end`` event).
 FORWARD_SAMPLE_END = """
 weight_change += -learning_rate_post * apical_error_post * eligibility
 eligibility = 0
 eligibility_trace = 0
 """
 
-#: At each minibatch boundary: apply the mean weight change.
+#: At each minibatch boundary: apply the mean weight change. Run only for synapses whose
+#: presynaptic neuron spiked in the minibatch (``minibatch_end`` event): all others have ΔW = 0.
 FORWARD_MINIBATCH_END = """
 w += weight_change / batch_size
 weight_change = 0
@@ -74,13 +78,16 @@ def all_to_all_indices(n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]
 def make_forward_pathway(
     pre: NeuronGroup, post: NeuronGroup, batch_size: int, name: str
 ) -> Synapses:
-    """Dense plastic projection ``pre → post`` with eligibility traces (weights set later)."""
+    """Dense plastic projection ``pre → post`` with eligibility traces (weights set later).
+
+    ``pre`` must emit the events of ``models.soma.boundary_events``."""
     synapses = Synapses(
         pre,
         post,
         model=FORWARD_SYNAPSE_MODEL,
-        on_pre={"pre": FORWARD_ON_PRE, "trace": FORWARD_TRACE_STEP},
-        on_event={"pre": "spike", "trace": "active"},
+        on_pre={"pre": FORWARD_ON_PRE, "trace": FORWARD_TRACE_STEP, "fold": FORWARD_SAMPLE_END,
+                "apply": FORWARD_MINIBATCH_END},
+        on_event={"pre": "spike", "trace": "active", "fold": "sample_end", "apply": "minibatch_end"},
         namespace={"batch_size": float(batch_size)},
         dt=pre.clock.dt,
         name=name,

@@ -40,6 +40,7 @@ bias_eligibility : 1                        # E^b_i
 apical : 1                                  # a_i, apical compartment, integrates error spikes
 apical_error = apical / error_steps : 1     # delta_i, time-averaged apical error
 spike_count : 1                             # spikes in the current sample
+minibatch_spike_count : 1                   # spikes in the current minibatch
 bias_change : 1                             # Delta b_i, accumulated over the minibatch
 learning_rate : 1 (shared)                  # eta, 0 during evaluation
 error_steps : 1 (shared, constant)          # T - t0, steps on which the error neurons integrate
@@ -54,11 +55,26 @@ bias_trace += 1
 bias_eligibility += pseudo_derivative * bias_trace
 bias_trace *= trace_survival
 spike_count += spiked
+minibatch_spike_count += spiked
 """
 
 #: The ``active`` event: the neuron has spiked in the current sample, so its outgoing
 #: synapses carry eligibility traces that need updating (models/eligibility.py).
 ACTIVE_CONDITION = "spike_count > 0"
+
+
+def boundary_events(time_steps: int, batch_size: int) -> dict[str, str]:
+    """The events by which a presynaptic group drives its outgoing forward synapses
+    (models/eligibility.py): ``active`` on every step once it has spiked in the sample, and,
+    on the boundary step that closes a sample (a minibatch), ``sample_end`` (``minibatch_end``)
+    if it has spiked in that sample (minibatch). Synapses of a silent neuron hold E = ΔW = 0,
+    so the boundary updates skip them without changing a number. A sample spans ``time_steps``
+    steps from step 0; the boundary steps are the multiples of T (of M·T)."""
+    return {
+        "active": ACTIVE_CONDITION,
+        "sample_end": f"spike_count > 0 and t_in_timesteps % {int(time_steps)} == 0",
+        "minibatch_end": f"minibatch_spike_count > 0 and t_in_timesteps % {int(time_steps) * int(batch_size)} == 0",
+    }
 
 #: Once per step, before the threshold: the bias jump.
 SOMA_BIAS_JUMP = "v += bias"
@@ -77,6 +93,7 @@ v = 0
 SOMA_MINIBATCH_END = """
 bias += bias_change / batch_size
 bias_change = 0
+minibatch_spike_count = 0
 """
 
 
@@ -104,18 +121,20 @@ class SomaParameters:
 
 
 def make_layer(
-    n: int, params: SomaParameters, error_steps: int, batch_size: int, name: str
+    n: int, params: SomaParameters, error_steps: int, batch_size: int, name: str, time_steps: int | None = None
 ) -> NeuronGroup:
     """A layer of BioGrad somata with apical compartments; scheduling is set by the circuit.
 
-    ``error_steps`` is T − t0 (the apical average's denominator), ``batch_size`` M.
+    ``error_steps`` is T − t0 (the apical average's denominator), ``batch_size`` M; with
+    ``time_steps`` (T) the layer also emits the sample and minibatch boundary events of
+    :func:`boundary_events`, which a layer feeding forward synapses needs.
     """
     layer = NeuronGroup(
         n,
         SOMA_EQUATIONS,
         threshold="v > theta",
         reset="v = 0",
-        events={"active": ACTIVE_CONDITION},
+        events=boundary_events(time_steps, batch_size) if time_steps else {"active": ACTIVE_CONDITION},
         method="exact",
         namespace={
             "tau_m": params.tau_m,

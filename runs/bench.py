@@ -42,7 +42,7 @@ import numpy as np
 SIZES = (784, 500, 100, 10)
 TIME_STEPS, ERROR_START, LEARNING_RATE = 20, 5, 1e-3
 NUMPY_BATCHES = (16, 128)
-NUMPY_METHODS = ("forward", "kernel")
+NUMPY_METHODS = ("forward", "forward_every_input", "kernel")
 SCALING_WIDTHS = (1000, 2000)  # besides 500, measured with the main configuration
 DEVICE_WIDTHS = (500, 2000, 8000)  # first hidden layer widths of the CPU-vs-GPU comparison
 EPOCH_SAMPLES = 60000  # one MNIST epoch
@@ -230,18 +230,31 @@ def print_scaling(scaling: list[dict]):
 
 
 def targets(brians: list[dict], numpy_results: list[dict]) -> dict:
-    """Issue 3's speed targets: ≤ 5 ms/sample on cpp_standalone and ≥ 2× the fast numpy peer."""
+    """Issue 3's speed targets: ≤ 5 ms/sample on cpp_standalone and ≥ 2× the fast numpy peer.
+
+    The ratio is printed against two peers: ``forward_every_input``, the peer as the issue
+    describes it (float32, in place, E only where g ≠ 0), and ``forward``, which also skips the
+    traces of inputs that never spike in the sample (faster on MNIST, where most pixels are
+    silent). The second is the stricter reference; both are reported, neither is hidden."""
     fastest_brian = min(brians, key=lambda b: b["ms_per_sample"])
-    peer = min((r for r in numpy_results if r["method"] == "forward"), key=lambda r: r["ms_per_sample"])
-    ratio = fastest_brian["samples_per_second"] / peer["samples_per_second"]
-    lines = [
+    result = {"brian_ms_per_sample": fastest_brian["ms_per_sample"], "lines": [
         f"target ≤ 5 ms/sample: Brian2 ({fastest_brian['precision']}) {fastest_brian['ms_per_sample']:.2f} ms/sample "
-        f"-> {'met' if fastest_brian['ms_per_sample'] <= 5 else 'not met'}",
-        f"target ≥ 2× the numpy peer (forward, batch {peer['batch_size']}, {peer['ms_per_sample']:.2f} ms/sample): "
-        f"ratio {ratio:.3g} -> {'met' if ratio >= 2 else 'not met'}",
-    ]
-    return {"brian_ms_per_sample": fastest_brian["ms_per_sample"], "peer_ms_per_sample": peer["ms_per_sample"],
-            "ratio": ratio, "lines": lines}
+        f"-> {'met' if fastest_brian['ms_per_sample'] <= 5 else 'not met'}"]}
+    descriptions = {"forward_every_input": "the peer as issue 3 describes it",
+                    "forward": "the same peer also skipping silent inputs"}
+    for method, description in descriptions.items():
+        candidates = [r for r in numpy_results if r["method"] == method]
+        if not candidates:
+            continue
+        peer = min(candidates, key=lambda r: r["ms_per_sample"])
+        ratio = fastest_brian["samples_per_second"] / peer["samples_per_second"]
+        result["lines"].append(
+            f"target ≥ 2× {description} ({method}, batch {peer['batch_size']}, {peer['ms_per_sample']:.2f} "
+            f"ms/sample): ratio {ratio:.3g} -> {'met' if ratio >= 2 else 'not met'}")
+        result[method] = {"peer_ms_per_sample": peer["ms_per_sample"], "ratio": ratio}
+    strict = result.get("forward", result.get("forward_every_input", {}))
+    result["peer_ms_per_sample"], result["ratio"] = strict.get("peer_ms_per_sample"), strict.get("ratio")
+    return result
 
 
 def compare_devices(args, build_root: Path, report: dict) -> None:

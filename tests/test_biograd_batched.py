@@ -11,7 +11,7 @@ from circuits.biograd_oracle import DiscreteParameters, run_batch, train_sequent
 
 TOLERANCE = 1e-9
 SHAPES = [(20, 15, 12, 5), (25, 14, 10, 8, 3)]  # two and three hidden layers
-METHODS = ["forward", "kernel"]
+METHODS = ["forward", "forward_every_input", "kernel"]
 
 
 def random_case(sizes, samples, seed, time_steps=12, rate=0.35, gain=3.0):
