@@ -104,6 +104,33 @@ def test_training_run_equals_sequential_oracle_runtime(batch_size):
         np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
 
 
+def test_boundary_updates_of_neurons_silent_in_part_of_a_minibatch():
+    """The sample-end fold and the minibatch-end update reach only synapses whose presynaptic
+    neuron spiked (models/soma.py, boundary_events). Inputs that spike in one sample of a
+    minibatch and stay silent in the next must still have that sample's change applied, and
+    inputs silent throughout must keep their weights: sparse inputs, M = 3, against the oracle."""
+    sizes, time_steps, error_start, n, batch_size = (16, 10, 4), 8, 2, 6, 3
+    settings = BioGradSettings(sizes=sizes, time_steps=time_steps, error_start=error_start, batch_size=batch_size)
+    rng = np.random.default_rng(23)
+    state = initial_state(sizes, rng, "random")
+    state.weights = [4.0 * w for w in state.weights]
+    spikes = np.zeros((n, time_steps, sizes[0]))
+    spikes[:, :, :12] = rng.random((n, time_steps, 12)) < 0.3  # inputs 12–15 never spike
+    spikes[1:, :, 0] = 0  # input 0 spikes in the first sample of the first minibatch only
+    spikes[[0, 2, 3, 4, 5], :, 1] = 0  # input 1 only in the middle sample
+    assert spikes[0, :, 0].any() and spikes[1, :, 1].any()
+    labels = rng.integers(sizes[-1], size=n)
+    result = BioGradNetwork(settings, n).run(state, spikes, labels, learning_rate=0.2)
+    weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback, spikes, labels,
+                                               settings.discrete(0.2), batch_size=batch_size)
+    np.testing.assert_array_equal(result.output_counts, counts)
+    moved = np.abs(weights[0] - state.weights[0]).max(axis=0)
+    assert moved[0] > 1e-4 and moved[1] > 1e-4, "inputs 0 and 1 must have learned: vacuous comparison"
+    np.testing.assert_array_equal(result.state.weights[0][:, 12:], state.weights[0][:, 12:])
+    for ours, reference in zip(result.state.weights + result.state.biases, weights + biases):
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
+
+
 def test_learning_rate_zero_changes_nothing():
     sizes = (10, 6, 3)
     settings = BioGradSettings(sizes=sizes, time_steps=6, error_start=1)
