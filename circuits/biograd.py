@@ -191,11 +191,20 @@ class BioGradNetwork:
             self.device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
 
     # ----------------------------------------------------------------- construction
-    def _input_values(self, input_spikes):
+    def _input_values(self, input_spikes, reuse: bool = False):
+        """The input raster as TimedArray values, (N·T + 1) × n_in float64. With ``reuse`` (run
+        arguments of the standalone project, written to a file before the run returns) one buffer
+        is refilled, which spares allocating and zeroing ~125 MB per chunk of 1000 MNIST samples;
+        a TimedArray built on runtime keeps its values, so it gets a fresh array."""
         n = self.settings.sizes[0]
-        values = np.zeros((self.steps, n))
+        if reuse and getattr(self, "_input_buffer", None) is not None:
+            values = self._input_buffer
+        else:
+            values = np.zeros((self.steps, n))
+            if reuse:
+                self._input_buffer = values
         if input_spikes is not None:
-            values[: self.steps - 1] = np.asarray(input_spikes, dtype=np.float64).reshape(-1, n)
+            np.copyto(values[: self.steps - 1], np.asarray(input_spikes).reshape(-1, n), casting="unsafe")
         return values
 
     def _target_values(self, labels):
@@ -344,7 +353,7 @@ class BioGradNetwork:
         if self.standalone:
             o = self._objects
             run_args = self._variable_values(o, state, learning_rate)
-            run_args[o["input_raster"]] = self._input_values(input_spikes)
+            run_args[o["input_raster"]] = self._input_values(input_spikes, reuse=True)
             run_args[o["target_raster"]] = self._target_values(labels)
             self.device.run(directory=str(self.project_dir), with_output=False, run_args=run_args)
             forget_run_arg_files(self.device, self.project_dir)
