@@ -156,11 +156,14 @@ class SCMicroState:
 
 
 def initial_state(sizes, rng: np.random.Generator, feedback_rng: np.random.Generator,
-                  feedback_scale: float = 1.0) -> SCMicroState:
+                  feedback_scale: float = 1.0, feedback_floor: float = 0.0) -> SCMicroState:
     """W, b ~ U(±1/√fan_in) (drawn as BioGrad's and BioLeaF's, so the networks start alike); each
-    connection's type is the sign of its initial weight; feedback magnitudes R^m ~ U(0, s/√n_m]
-    (s = ``feedback_scale``; the distribution of |W^{m+1}| at the start when s = 1), independent
-    of W: B^m = sign(W^{m+1})ᵀ·R^m."""
+    connection's type is the sign of its initial weight; feedback magnitudes R^m ~ U(f·s/√n_m, s/√n_m]
+    (s = ``feedback_scale``, f = ``feedback_floor``; with f = 0 the distribution of |W^{m+1}| at the
+    start when s = 1), independent of W: B^m = sign(W^{m+1})ᵀ·R^m. A floor f > 0 keeps every
+    feedback synapse at some minimal efficacy; the magnitudes stay random."""
+    if not 0.0 <= feedback_floor < 1.0:
+        raise ValueError(f"feedback_floor must lie in [0, 1), got {feedback_floor}")
     weights, biases = [], []
     for n_pre, n_post in zip(sizes[:-1], sizes[1:]):
         bound = 1.0 / np.sqrt(n_pre)
@@ -169,7 +172,8 @@ def initial_state(sizes, rng: np.random.Generator, feedback_rng: np.random.Gener
     types = [np.where(W >= 0, 1.0, -1.0) for W in weights]
     feedback = []
     for m, (n, n_up) in enumerate(zip(sizes[1:-1], sizes[2:])):
-        magnitude = feedback_scale * (1.0 - feedback_rng.random((n, n_up))) / np.sqrt(n)  # in (0, s/√n]
+        unit = 1.0 - feedback_rng.random((n, n_up))  # in (0, 1]
+        magnitude = feedback_scale * (feedback_floor + (1.0 - feedback_floor) * unit) / np.sqrt(n)  # (f·s, s]/√n
         feedback.append(types[m + 1].T * magnitude)
     return SCMicroState(weights, biases, feedback, types)
 

@@ -175,7 +175,8 @@ class SCMicroConfig:
     tau_psp: Quantity = field(default_factory=lambda: 5 * ms)  # τ_psp, PSP kernel of the spiking error
     burst_gain: float = 1.0  # c, burst size per unit of (window × apical potential)
     desired_interval: int = 1  # the labelled output should fire every this many steps from t0
-    feedback_scale: float = 1.0  # s: feedback magnitudes R ~ U(0, s/√n] (seeds.feedback), n the fan-in of the layer above
+    feedback_scale: float = 1.0  # s: feedback magnitudes R ~ U(f·s/√n, s/√n] (seeds.feedback), n the fan-in of the layer above
+    feedback_floor: float = 0.0  # f: the smallest feedback magnitude, as a fraction of the largest (0: U(0, s/√n])
     nudging: float = 0.0  # β, the target's somatic drive of the output cells (β·A; 0 = none: the apical error never moves a spike)
     feedback: str = "sign_concordant"  # B = sign(Wᵀ)·R, fixed random magnitudes (the circuit); "transposed":
     #   B = Wᵀ before every minibatch — spatial backprop of the same spiking error, a reference
@@ -315,12 +316,12 @@ BOUNDS.update({
 # The [scmicro] section (issue 6), kept together.
 KINDS.update({
     "scmicro.tau_apical": "time", "scmicro.tau_psp": "time", "scmicro.burst_gain": "float",
-    "scmicro.desired_interval": "int", "scmicro.feedback_scale": "float", "scmicro.nudging": "float",
+    "scmicro.desired_interval": "int", "scmicro.feedback_scale": "float", "scmicro.feedback_floor": "float", "scmicro.nudging": "float",
     "scmicro.feedback": "str", "scmicro.error": "str", "scmicro.error_gain": "float",
 })
 BOUNDS.update({
     "scmicro.tau_apical": [(">", 0)], "scmicro.tau_psp": [(">", 0)], "scmicro.burst_gain": [(">", 0)],
-    "scmicro.desired_interval": [(">=", 1)], "scmicro.feedback_scale": [(">", 0)], "scmicro.nudging": [(">=", 0)],
+    "scmicro.desired_interval": [(">=", 1)], "scmicro.feedback_scale": [(">", 0)], "scmicro.feedback_floor": [(">=", 0), ("<", 1)], "scmicro.nudging": [(">=", 0)],
     "scmicro.error_gain": [(">", 0)],
 })
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}

@@ -37,7 +37,8 @@ def scmicro_settings(config: Config, n_in: int, n_out: int) -> SCMicroSettings:
 
 def scmicro_initial_state(config: Config, sizes) -> SCMicroState:
     return initial_state(sizes, sample_rng(config.seeds.weights, "weights", 0),
-                         sample_rng(config.seeds.feedback, "feedback", 0), config.scmicro.feedback_scale)
+                         sample_rng(config.seeds.feedback, "feedback", 0), config.scmicro.feedback_scale,
+                         config.scmicro.feedback_floor)
 
 
 class SCMicroFramework:

@@ -406,3 +406,24 @@ def test_softmax_error_is_local_but_for_its_declared_coupling_among_output_cells
     assert all("partition_post" in coupling.code for coupling in report.analog_couplings)
     assert objects["softmax_partition"][0].source is objects["layers"][-1]
     assert objects["softmax_partition"][0].target is objects["layers"][-1]
+
+
+def test_feedback_floor_bounds_the_random_magnitudes_and_reaches_the_state():
+    """scmicro.feedback_floor f: R ~ U(f·s/√n, s/√n], signs still those of Wᵀ; f = 0 is the old draw."""
+    sizes = (30, 40, 10)
+    state0 = initial_state(sizes, np.random.default_rng(3), np.random.default_rng(4), 2.0)
+    state = initial_state(sizes, np.random.default_rng(3), np.random.default_rng(4), 2.0, feedback_floor=0.5)
+    ceiling = 2.0 / np.sqrt(sizes[1])
+    magnitude, magnitude0 = np.abs(state.feedback[0]), np.abs(state0.feedback[0])
+    assert magnitude.min() > 0.5 * ceiling and magnitude.max() <= ceiling * (1 + 1e-12)
+    assert magnitude0.min() < 0.2 * ceiling, "f = 0 must keep magnitudes near 0: vacuous comparison"
+    np.testing.assert_allclose(magnitude, ceiling * (0.5 + 0.5 * magnitude0 / ceiling), rtol=1e-12)
+    assert sign_concordance(state.feedback[0], state.weights[1].T) == 1.0
+    np.testing.assert_array_equal(state.weights[0], state0.weights[0])
+    config = config_from_dict({**TINY, "scmicro": {"feedback_floor": 0.5}})
+    drawn = scmicro_initial_state(config, (784, 10, 10))
+    ceiling = config.scmicro.feedback_scale / np.sqrt(10)
+    assert np.abs(drawn.feedback[0]).min() > 0.5 * ceiling
+    for bad in (1.0, -0.1):
+        with pytest.raises(ConfigError, match="scmicro.feedback_floor"):
+            config_from_dict({**TINY, "scmicro": {"feedback_floor": bad}})
