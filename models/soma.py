@@ -76,6 +76,7 @@ def boundary_events(time_steps: int, batch_size: int) -> dict[str, str]:
         "minibatch_end": f"minibatch_spike_count > 0 and t_in_timesteps % {int(time_steps) * int(batch_size)} == 0",
     }
 
+
 #: Once per step, before the threshold: the bias jump.
 SOMA_BIAS_JUMP = "v += bias"
 
