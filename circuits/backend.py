@@ -75,9 +75,54 @@ def prepare_device(name: str, build_dir: str | os.PathLike | None = None, thread
         return cuda, project
     # One thread means serial code without OpenMP at all (Brian2: openmp_threads = 0).
     prefs.devices.cpp_standalone.openmp_threads = 0 if threads == 1 else (threads or os.cpu_count() or 1)
-    standalone = CPPStandaloneDevice()
+    standalone = with_relative_clock_match(CPPStandaloneDevice)()
     set_device(standalone, directory=str(project), build_on_run=False)
     return standalone, project
+
+
+# ------------------------------------------------------------------------------ clocks of long runs
+# The circuits run their sample and minibatch boundaries on clocks of dt = T·dt and M·T·dt beside
+# the step clock. Brian2 2.10.1's standalone scheduler (templates/network.cpp, and brian2cuda's
+# network.cu, Network::next_clocks) lets two clocks tick together when their times differ by at
+# most an absolute 1e-14 s. The step clock computes t = (k·T)·dt and the sample clock t = k·(T·dt);
+# the two roundings can differ by one ulp, which exceeds 1e-14 s from t = 64 s on (sample 641 of
+# a run at T = 20, dt = 5 ms). The sample clock then ticks on its own, after the step it should
+# open, and the boundary updates land one step late. A tolerance relative to t removes that; it
+# is the same test as before for t ≤ 1 s.
+ABSOLUTE_CLOCK_MATCH = "fabs(s-t)<=Clock_epsilon)"
+RELATIVE_CLOCK_MATCH = "fabs(s-t)<=Clock_epsilon*fmax(1.0, fabs(t)))"
+NETWORK_SOURCES = ("network.cpp", "network.cu")
+
+
+def relative_clock_match(source: str) -> str:
+    """The network source with the relative tolerance between clocks (see above)."""
+    if ABSOLUTE_CLOCK_MATCH not in source:
+        raise DeviceError("Brian2's network source no longer has the clock comparison Apical corrects "
+                          f"({ABSOLUTE_CLOCK_MATCH!r}); check circuits/backend.py against this Brian2 version")
+    return source.replace(ABSOLUTE_CLOCK_MATCH, RELATIVE_CLOCK_MATCH)
+
+
+def with_relative_clock_match(device_class):
+    """A subclass of a standalone device class whose generated network source compares clock times
+    with :func:`relative_clock_match`."""
+
+    class RelativeClockMatch(device_class):
+        def generate_network_source(self, writer, *args, **kwargs):
+            write = writer.write
+
+            def patched(filename, contents):
+                if filename in NETWORK_SOURCES:
+                    contents = relative_clock_match(contents)
+                write(filename, contents)
+
+            writer.write = patched  # CPPWriter.write("network.*") writes the .cpp through self.write
+            try:
+                super().generate_network_source(writer, *args, **kwargs)
+            finally:
+                writer.write = write
+
+    RelativeClockMatch.__name__ = RelativeClockMatch.__qualname__ = f"{device_class.__name__}WithRelativeClockMatch"
+    return RelativeClockMatch
 
 
 # ------------------------------------------------------------------------------ CUDA (brian2cuda)
@@ -176,7 +221,7 @@ def prepare_cuda(project: Path, capability: float):
     prefs.codegen.cpp.include_dirs = [*prefs.codegen.cpp.include_dirs, str(include)]
     prefs.codegen.cpp.library_dirs = [*prefs.codegen.cpp.library_dirs, str(link_dir)]
     prefs.codegen.cpp.runtime_library_dirs = [*prefs.codegen.cpp.runtime_library_dirs, str(library.parent)]
-    return CUDAStandaloneDevice()
+    return with_relative_clock_match(CUDAStandaloneDevice)()
 
 
 def device_workarounds(device_name: str, dt) -> list:

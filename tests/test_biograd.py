@@ -193,6 +193,29 @@ def test_cpp_standalone_training_equals_oracle(tmp_path):
         state = BioGradState(weights, biases, state.feedback)
 
 
+@pytest.mark.standalone
+def test_cpp_standalone_stays_exact_past_64_seconds_of_simulated_time(tmp_path):
+    """A chunk of 660 samples of T = 20 steps of 5 ms lasts 66 s. From 64 s on, Brian2's standalone
+    scheduler compared the sample clock with the step clock to an absolute 1e-14 s and let the
+    boundary updates of sample 641 run one step late (circuits/backend.py, relative_clock_match);
+    the run must still equal the oracle."""
+    sizes, time_steps, error_start, n = (10, 6, 3), 20, 5, 660
+    settings = BioGradSettings(sizes=sizes, time_steps=time_steps, error_start=error_start, batch_size=1)
+    assert abs(641 * (time_steps * 0.005) - (641 * time_steps) * 0.005) > 1e-14  # the clocks' t differ here
+    rng = np.random.default_rng(41)
+    state = initial_state(sizes, rng, "random")
+    state.weights = [3.0 * w for w in state.weights]
+    spikes = (rng.random((n, time_steps, sizes[0])) < 0.3).astype(float)
+    labels = rng.integers(sizes[-1], size=n)
+    network = BioGradNetwork(settings, n, device_name="cpp", build_dir=tmp_path / "long", threads=1)
+    result = network.run(state, spikes, labels, learning_rate=0.05)
+    weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback, spikes, labels,
+                                               settings.discrete(0.05), batch_size=1)
+    np.testing.assert_array_equal(result.output_counts, counts)
+    for ours, reference in zip(result.state.weights + result.state.biases, weights + biases):
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
+
+
 def test_float32_simulation_stays_close_to_the_oracle():
     """run.precision = float32 (for speed): same decisions, weights within float32 rounding."""
     sizes, time_steps, n = (14, 10, 4), 8, 4
