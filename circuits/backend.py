@@ -7,6 +7,7 @@ and to run what it built.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -102,9 +103,10 @@ def relative_clock_match(source: str) -> str:
     return source.replace(ABSOLUTE_CLOCK_MATCH, RELATIVE_CLOCK_MATCH)
 
 
+@functools.cache
 def with_relative_clock_match(device_class):
     """A subclass of a standalone device class whose generated network source compares clock times
-    with :func:`relative_clock_match`."""
+    with :func:`relative_clock_match` (one per device class)."""
 
     class RelativeClockMatch(device_class):
         def generate_network_source(self, writer, *args, **kwargs):
