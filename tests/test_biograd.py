@@ -48,6 +48,17 @@ def assert_nontrivial(oracle_records):
     assert np.abs(oracle_records[-1].apical).max() > 0, "no error spikes reached the output layer"
 
 
+def assert_run_equals_sequential_oracle(result, state, spikes, labels, settings, learning_rate, batch_size):
+    """A training run's output counts, weights and biases equal the sequential oracle's (1e-9);
+    returns the oracle's weights and biases."""
+    weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback, spikes, labels,
+                                               settings.discrete(learning_rate), batch_size=batch_size)
+    np.testing.assert_array_equal(result.output_counts, counts)
+    for ours, reference in zip(result.state.weights + result.state.biases, weights + biases):
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
+    return weights, biases
+
+
 SHAPES = [(12, 9, 4), (20, 15, 12, 5), (25, 14, 10, 8, 3)]
 TIMINGS = [(8, 2), (12, 5), (10, 0)]
 
@@ -94,14 +105,9 @@ def test_training_run_equals_sequential_oracle_runtime(batch_size):
     spikes = (rng.random((n, time_steps, sizes[0])) < 0.35).astype(float)
     labels = rng.integers(sizes[-1], size=n)
     result = BioGradNetwork(settings, n).run(state, spikes, labels, learning_rate=0.2)
-    weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback, spikes, labels,
-                                               settings.discrete(0.2), batch_size=batch_size)
-    np.testing.assert_array_equal(result.output_counts, counts)
-    for ours, reference, before in zip(result.state.weights, weights, state.weights):
+    weights, _ = assert_run_equals_sequential_oracle(result, state, spikes, labels, settings, 0.2, batch_size)
+    for reference, before in zip(weights, state.weights):
         assert np.abs(reference - before).max() > 1e-3, "weights did not move: vacuous comparison"
-        np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
-    for ours, reference in zip(result.state.biases, biases):
-        np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
 
 
 def test_boundary_updates_of_neurons_silent_in_part_of_a_minibatch():
@@ -121,14 +127,10 @@ def test_boundary_updates_of_neurons_silent_in_part_of_a_minibatch():
     assert spikes[0, :, 0].any() and spikes[1, :, 1].any()
     labels = rng.integers(sizes[-1], size=n)
     result = BioGradNetwork(settings, n).run(state, spikes, labels, learning_rate=0.2)
-    weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback, spikes, labels,
-                                               settings.discrete(0.2), batch_size=batch_size)
-    np.testing.assert_array_equal(result.output_counts, counts)
+    weights, _ = assert_run_equals_sequential_oracle(result, state, spikes, labels, settings, 0.2, batch_size)
     moved = np.abs(weights[0] - state.weights[0]).max(axis=0)
     assert moved[0] > 1e-4 and moved[1] > 1e-4, "inputs 0 and 1 must have learned: vacuous comparison"
     np.testing.assert_array_equal(result.state.weights[0][:, 12:], state.weights[0][:, 12:])
-    for ours, reference in zip(result.state.weights + result.state.biases, weights + biases):
-        np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
 
 
 def test_learning_rate_zero_changes_nothing():
@@ -185,11 +187,7 @@ def test_cpp_standalone_training_equals_oracle(tmp_path):
         spikes = (rng.random((n, time_steps, sizes[0])) < 0.35).astype(float)
         labels = rng.integers(sizes[-1], size=n)
         result = network.run(state, spikes, labels, learning_rate=0.2)
-        weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback, spikes, labels,
-                                                   settings.discrete(0.2), batch_size=2)
-        np.testing.assert_array_equal(result.output_counts, counts)
-        for ours, reference in zip(result.state.weights + result.state.biases, weights + biases):
-            np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
+        weights, biases = assert_run_equals_sequential_oracle(result, state, spikes, labels, settings, 0.2, 2)
         state = BioGradState(weights, biases, state.feedback)
 
 
@@ -209,11 +207,7 @@ def test_cpp_standalone_stays_exact_past_64_seconds_of_simulated_time(tmp_path):
     labels = rng.integers(sizes[-1], size=n)
     network = BioGradNetwork(settings, n, device_name="cpp", build_dir=tmp_path / "long", threads=1)
     result = network.run(state, spikes, labels, learning_rate=0.05)
-    weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback, spikes, labels,
-                                               settings.discrete(0.05), batch_size=1)
-    np.testing.assert_array_equal(result.output_counts, counts)
-    for ours, reference in zip(result.state.weights + result.state.biases, weights + biases):
-        np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
+    assert_run_equals_sequential_oracle(result, state, spikes, labels, settings, 0.05, batch_size=1)
 
 
 def test_float32_simulation_stays_close_to_the_oracle():
