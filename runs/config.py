@@ -94,6 +94,7 @@ class LearningConfig:
     batch_size: int = 1  # M, samples per weight update (1 = online)
     decay: float = 1.0  # learning-rate factor applied every decay_every epochs (1 = constant rate)
     decay_every: float = 1.0  # epochs between two learning-rate decays (0.5: every half epoch)
+    warmup_epochs: float = 0.0  # η ramps linearly from 0 to its full value over these first epochs (0 = none)
     sleep: bool = False  # run the sleep phase after every chunk of run.chunk_samples samples
     sleep_steps: int = 50  # T_s, steps of noise per sleep phase per hidden layer
     sleep_learning_rate: float = 1e-4 / 3  # η_s, sleep learning rate for the feedback weights B
@@ -102,10 +103,16 @@ class LearningConfig:
     optimizer: str = "sgd"  # "sgd" or "adam" (adam is what the bp framework uses)
     bp_learning_rate: float = 1e-4  # learning rate of the BP (BPTT) baseline
 
-    def rate_scale(self, epochs_done: float) -> float:
-        """Step decay: the factor on every learning rate once ``epochs_done`` epochs (a fraction
-        counts: 2.5 = half-way through the third) have been trained; decay_every may be a fraction."""
-        return self.decay ** math.floor(epochs_done / self.decay_every + 1e-9)
+    def rate_scale(self, epochs_done: float, chunk_epochs: float = 0.0) -> float:
+        """The factor on every learning rate for a chunk of ``chunk_epochs`` epochs that starts once
+        ``epochs_done`` epochs (a fraction counts: 2.5 = half-way through the third) have been trained.
+        Step decay: × decay every decay_every epochs (a fraction allowed). Warm-up: during the first
+        warmup_epochs the factor is also × (epochs_done + chunk_epochs) / warmup_epochs, the ramp's
+        value at the chunk's end, so no chunk learns at rate 0."""
+        scale = self.decay ** math.floor(epochs_done / self.decay_every + 1e-9)
+        if self.warmup_epochs > 0:
+            scale *= min(1.0, (epochs_done + chunk_epochs) / self.warmup_epochs)
+        return scale
 
 
 @dataclass(frozen=True)
@@ -243,6 +250,7 @@ KINDS = {
     "learning.batch_size": "int",
     "learning.decay": "float",
     "learning.decay_every": "float",
+    "learning.warmup_epochs": "float",
     "learning.sleep": "bool",
     "learning.sleep_steps": "int",
     "learning.sleep_learning_rate": "float",
@@ -284,6 +292,7 @@ BOUNDS = {
     "learning.batch_size": [(">=", 1)],
     "learning.decay": [(">", 0), ("<=", 1)],
     "learning.decay_every": [(">", 0)],
+    "learning.warmup_epochs": [(">=", 0)],
     "learning.sleep_steps": [(">=", 1)],
     "learning.sleep_learning_rate": [(">", 0)],
     "learning.sleep_decay": [(">", 0)],

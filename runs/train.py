@@ -360,7 +360,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
         chunk_started = time.perf_counter()
         spikes = encode(dataset.train_inputs[indices], config.model.time_steps, config.seeds.input, "train", seen)
         counts = framework.train_chunk(spikes, dataset.train_labels[indices], chunk_index=seen // chunk,
-                                       rate_scale=config.learning.rate_scale(seen / n_train))
+                                       rate_scale=config.learning.rate_scale(seen / n_train, len(indices) / n_train))
         elapsed = time.perf_counter() - chunk_started
         if not all(np.all(np.isfinite(a)) for a in framework.state_arrays().values()):
             raise TrainingError(

@@ -192,3 +192,14 @@ def test_step_decay_of_the_learning_rate(tmp_path):
     assert [half.rate_scale(e) for e in (0.0, 0.49, 0.5, 0.99, 1.0, 1.5, 2.75)] == [1, 1, 0.5, 0.5, 0.25, 0.125, 1 / 32]
     thirds = load_config(write(tmp_path, "[learning]\ndecay = 0.5\ndecay_every = 0.3333333333333333")).learning
     assert thirds.rate_scale(1.0) == 0.125  # 3 decays by the end of the first epoch, not 2 (rounding)
+
+
+def test_learning_rate_warm_up_ramps_linearly_then_hands_over_to_the_decay(tmp_path):
+    learning = load_config(write(tmp_path, "[learning]\nwarmup_epochs = 1\ndecay = 0.5")).learning
+    tenth = 0.1  # chunks of a tenth of an epoch: each runs at the ramp's value at its end
+    assert [learning.rate_scale(k * tenth, tenth) for k in range(10)] == pytest.approx([0.1 * (k + 1) for k in range(10)])
+    assert learning.rate_scale(1.0, tenth) == 0.5  # ramp done: only the step decay from here on
+    assert learning.rate_scale(2.0, tenth) == 0.25
+    assert load_config(write(tmp_path, "")).learning.rate_scale(0.0, tenth) == 1.0  # no warm-up by default
+    with pytest.raises(ConfigError, match="learning.warmup_epochs"):
+        load_config(write(tmp_path, "[learning]\nwarmup_epochs = -1"))
