@@ -1,4 +1,4 @@
-"""The ``apical`` command line: train, evaluate, analyze, bench, sweep, report."""
+"""The ``apical`` command line: train, evaluate, analyze, bench, compare-forms, sweep, report."""
 
 from __future__ import annotations
 
@@ -83,6 +83,18 @@ def main(argv=None) -> int:
                        help="bioleaf, scmicro: that microcircuit's cost per sample and what dominates it (cpp)")
     bench.set_defaults(handler=lambda args: _delegate({"bioleaf": "runs.bench_bioleaf", "scmicro": "runs.bench_scmicro"}
                                                       .get(args.framework, "runs.bench"), args))
+
+    compare = commands.add_parser("compare-forms", help="replay chunks of a run from a checkpoint on Brian2 and on "
+                                                        "the numpy form side by side (BioGrad, SC microcircuit)")
+    compare.add_argument("directory", help="a results directory (apical train --out)")
+    compare.add_argument("--chunks", type=int, default=3, help="training chunks to replay (default 3)")
+    compare.add_argument("--checkpoint", default="latest", help="latest (default), selected or a checkpoint file")
+    compare.add_argument("--device", choices=["cpp", "cuda", "runtime"],
+                         help="the Brian2 side's device (default: the run's; cpp if the run used numpy)")
+    compare.add_argument("--precision", choices=["float32", "float64"], help="both sides (default: the run's)")
+    compare.add_argument("--build-dir", help="where the Brian2 side is compiled (default: a temporary folder)")
+    compare.add_argument("--json", help="also write the rows to this JSON file")
+    compare.set_defaults(handler=lambda args: _delegate("runs.compare_forms", args))
 
     sweep = commands.add_parser("sweep", help="train a grid of config values x seeds as jobs on a Dask cluster")
     sweep.add_argument("config", help="a TOML file, e.g. runs/configs/mnist-quick.toml")

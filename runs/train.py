@@ -293,6 +293,22 @@ def output_silence(counts: np.ndarray) -> dict:
             "samples_without_output": round(float((counts.sum(axis=1) == 0).mean()), 6)}
 
 
+def training_chunk(config: Config, dataset: Dataset, chunk: int, seen: int):
+    """The chunk of training that starts after ``seen`` samples: the training-set indices, their
+    spike rasters and the arguments of ``framework.train_chunk`` (its index, which keys the sleep
+    noise, and the learning-rate schedule's factor). Every seed is keyed by position, so a
+    resumed run, or a replay of a checkpoint (runs/compare_forms.py), sees the same chunk."""
+    n_train = len(dataset.train_labels)
+    epoch, position = divmod(seen, n_train)
+    order = sample_rng(config.seeds.shuffle, "shuffle", epoch).permutation(n_train) if config.run.shuffle \
+        else np.arange(n_train)
+    indices = order[position : position + chunk]
+    spikes = encode(dataset.train_inputs[indices], config.model.time_steps, config.seeds.input, "train", seen)
+    arguments = {"chunk_index": seen // chunk,
+                 "rate_scale": config.learning.rate_scale(seen / n_train, len(indices) / n_train)}
+    return indices, spikes, arguments
+
+
 def train(config: Config, out_dir, resume: bool = False, config_path: str | None = None, build_dir=None) -> dict:
     """Train as the config says and write the results directory; returns the summary.
 
@@ -353,14 +369,10 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
     interval_samples, interval_seconds = 0, 0.0
     last_good = checkpoint
     while seen < total:
-        epoch, position = divmod(seen, n_train)
-        order = sample_rng(config.seeds.shuffle, "shuffle", epoch).permutation(n_train) if config.run.shuffle \
-            else np.arange(n_train)
-        indices = order[position : position + chunk]
+        epoch = seen // n_train
         chunk_started = time.perf_counter()
-        spikes = encode(dataset.train_inputs[indices], config.model.time_steps, config.seeds.input, "train", seen)
-        counts = framework.train_chunk(spikes, dataset.train_labels[indices], chunk_index=seen // chunk,
-                                       rate_scale=config.learning.rate_scale(seen / n_train, len(indices) / n_train))
+        indices, spikes, chunk_arguments = training_chunk(config, dataset, chunk, seen)
+        counts = framework.train_chunk(spikes, dataset.train_labels[indices], **chunk_arguments)
         elapsed = time.perf_counter() - chunk_started
         if not all(np.all(np.isfinite(a)) for a in framework.state_arrays().values()):
             raise TrainingError(
