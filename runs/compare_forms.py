@@ -27,22 +27,10 @@ import numpy as np
 
 from runs.config import ConfigError, load_config
 from runs.frameworks import make_framework
-from runs.train import TrainingError, chunk_size, load_dataset, training_chunk
+from runs.train import TrainingError, chunk_size, find_checkpoint, load_dataset, training_chunk
 
 #: Frameworks with a numpy form to compare against.
 NUMPY_FORMS = ("biograd", "scmicro")
-
-
-def _checkpoint_path(directory: Path, checkpoint: str) -> Path:
-    if checkpoint == "latest":
-        found = sorted((directory / "checkpoints").glob("checkpoint-*.npz"))
-        if not found:
-            raise TrainingError(f"{directory} holds no checkpoint to start from")
-        return found[-1]
-    path = directory / "checkpoints" / "selected.npz" if checkpoint == "selected" else Path(checkpoint)
-    if not path.exists():
-        raise TrainingError(f"no checkpoint {path} to start from")
-    return path
 
 
 def compare_forms(directory, chunks: int = 3, checkpoint: str = "latest", device: str | None = None,
@@ -64,7 +52,7 @@ def compare_forms(directory, chunks: int = 3, checkpoint: str = "latest", device
     brian_config = load_config(directory / "config.toml", [*shared, f"run.device={json.dumps(brian_device)}"])
     numpy_config = load_config(directory / "config.toml", [*shared, 'run.device="numpy"'])
 
-    path = _checkpoint_path(directory, checkpoint)
+    path = find_checkpoint(directory, checkpoint, "start from")
     with np.load(path) as stored:
         state = {k: stored[k] for k in stored.files if k != "progress"}
         seen = int(json.loads(str(stored["progress"]))["samples_seen"]) if "progress" in stored.files else None

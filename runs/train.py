@@ -478,6 +478,21 @@ def load_and_train(path, overrides=(), out_dir=None, resume=False, device=None, 
     return train(config, out_dir, resume=resume, config_path=str(path), build_dir=build_dir)
 
 
+def find_checkpoint(directory: Path, checkpoint: str, purpose: str) -> Path:
+    """A results directory's checkpoint file: "latest" (the newest periodic one), "selected" (the
+    one chosen on validation) or a file's path; ``purpose`` words the error."""
+    if checkpoint == "latest":
+        checkpoints = sorted((directory / "checkpoints").glob("checkpoint-*.npz"))
+        if not checkpoints:
+            raise TrainingError(f"{directory} holds no checkpoint to {purpose}")
+        return checkpoints[-1]
+    path = directory / "checkpoints" / "selected.npz" if checkpoint == "selected" else Path(checkpoint)
+    if not path.exists():
+        raise TrainingError(f"no checkpoint {path} to {purpose}"
+                            + (" (the run holds out no validation samples)" if checkpoint == "selected" else ""))
+    return path
+
+
 def directory_counts(directory, device: str | None = None, checkpoint: str = "latest"):
     """Output spike counts [N, n_out] of a results directory's checkpoint on its test set, with
     the labels, config and checkpoint used. ``checkpoint``: "latest" (the newest periodic one),
@@ -485,16 +500,7 @@ def directory_counts(directory, device: str | None = None, checkpoint: str = "la
     directory = Path(directory)
     overrides = [f"run.device={json.dumps(device)}"] if device else []
     config = load_config(directory / "config.toml", overrides)
-    if checkpoint == "latest":
-        checkpoints = sorted((directory / "checkpoints").glob("checkpoint-*.npz"))
-        if not checkpoints:
-            raise TrainingError(f"{directory} holds no checkpoint to evaluate")
-        path = checkpoints[-1]
-    else:
-        path = directory / "checkpoints" / "selected.npz" if checkpoint == "selected" else Path(checkpoint)
-        if not path.exists():
-            raise TrainingError(f"no checkpoint {path} to evaluate"
-                                + (" (the run holds out no validation samples)" if checkpoint == "selected" else ""))
+    path = find_checkpoint(directory, checkpoint, "evaluate")
     dataset = load_dataset(config)
     chunk = chunk_size(len(dataset.train_labels), config.run.chunk_samples, config.learning.batch_size)
     framework = make_framework(config, dataset.n_inputs, dataset.n_classes, chunk, directory / "build")
