@@ -54,10 +54,10 @@ def compare_forms(directory, chunks: int = 3, checkpoint: str = "latest", device
 
     path = find_checkpoint(directory, checkpoint, "start from")
     with np.load(path) as stored:
+        if "progress" not in stored.files:
+            raise TrainingError(f"{path} records no training position (progress); use a periodic checkpoint")
         state = {k: stored[k] for k in stored.files if k != "progress"}
-        seen = int(json.loads(str(stored["progress"]))["samples_seen"]) if "progress" in stored.files else None
-    if seen is None:
-        raise TrainingError(f"{path} records no training position (progress); use a periodic checkpoint")
+        seen = int(json.loads(str(stored["progress"]))["samples_seen"])
 
     dataset = load_dataset(brian_config)
     n_train = len(dataset.train_labels)
