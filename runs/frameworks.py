@@ -105,8 +105,12 @@ class BioGradFramework:
         caption = f"test digit #{n}: label {int(labels[n])}, decoded {predicted}"
         spike_raster(input_spikes[n], [r.spikes[0] for r in layers], names, dt_ms, directory / "spike_raster",
                      title=caption)
-        update_statistics([r.weight_change[0] for r in layers], self.state.weights, directory / "update_statistics",
-                          title=f"weight update asked for by {caption}")
+        # The network sums a minibatch's changes and applies ΔW / M; show this sample's share.
+        batch = self.settings.batch_size
+        update_statistics([r.weight_change[0] / batch for r in layers], self.state.weights,
+                          directory / "update_statistics",
+                          title=f"weight update asked for by {caption}\n(η = {learning_rate:g}"
+                          + (f", its share ΔW / M of the minibatch step, M = {batch})" if batch > 1 else ")"))
 
     def metrics(self) -> dict[str, float]:
         """Feedback alignment per hidden layer: angle (degrees) and norm ratio of B^l against

@@ -310,3 +310,32 @@ def test_intensity_scale_multiplies_every_split_and_rejects_what_it_cannot_mean(
             load_config(write_config(tmp_path), [f"data.intensity_scale={bad}"])
     with pytest.raises(ConfigError, match="data.intensity_scale"):
         load_dataset(load_config(write_config(tmp_path), ["data.dataset=nmnist", "data.intensity_scale=0.5"]))
+
+
+def test_update_figure_shows_one_samples_share_of_a_minibatch_step(tmp_path, monkeypatch):
+    """With minibatches of M the network applies ΔW / M for each sample; the figure of the update a
+    test digit asks for shows that share, not the M-times larger sum it reads from the open minibatch."""
+    import analysis.figures
+    import runs.frameworks
+
+    records, shown = [], {}
+    original_single = runs.frameworks.run_single_sample
+
+    def recording_single(*args, **kwargs):
+        layers = original_single(*args, **kwargs)
+        records.append([np.array(r.weight_change[0]) for r in layers])
+        return layers
+
+    def recording_figure(changes, weights, path, title=""):
+        shown.update(changes=[np.array(c) for c in changes], title=title)
+        return []
+
+    monkeypatch.setattr(runs.frameworks, "run_single_sample", recording_single)
+    monkeypatch.setattr(analysis.figures, "update_statistics", recording_figure)
+    train(load_config(write_config(tmp_path), ["data.train_samples=100", "data.test_samples=20",
+                                               "learning.batch_size=4", "run.eval_every=0"]), tmp_path / "run")
+    (asked,) = records
+    assert any(np.abs(change).max() > 0 for change in asked)
+    for change, share in zip(asked, shown["changes"]):
+        np.testing.assert_allclose(share, change / 4, rtol=0, atol=0)
+    assert "M = 4" in shown["title"]
