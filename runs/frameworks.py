@@ -102,7 +102,8 @@ class BioGradFramework:
         predicted = int(layers[-1].spikes[0].sum(axis=0).argmax())
         names = [f"hidden {l + 1}" for l in range(len(layers) - 1)] + ["output"]
         dt_ms = float(self.settings.soma.dt / ms)
-        caption = f"test digit #{n}: label {int(labels[n])}, decoded {predicted}"
+        what = "image" if self.config.data.dataset in ("fashion-mnist", "cifar10") else "digit"
+        caption = f"test {what} #{n}: label {int(labels[n])}, decoded {predicted}"
         spike_raster(input_spikes[n], [r.spikes[0] for r in layers], names, dt_ms, directory / "spike_raster",
                      title=caption)
         # The network sums a minibatch's changes and applies ΔW / M; show this sample's share.
