@@ -18,6 +18,7 @@ Writes ``analysis.json``, ``plausibility.md`` and figures, as for BioGrad (runs/
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +64,12 @@ def summed(function, state, rasters, desired, settings):
     return totals
 
 
-def locality_of_scmicro(n_hidden_layers: int):
+def locality_of_scmicro(settings: SCMicroSettings):
+    """Audit the run's own circuit (its error function, relays and constants) built small, same depth."""
+    n_hidden_layers = len(settings.sizes) - 2
     sizes = (TINY_INPUTS, *[TINY_HIDDEN] * n_hidden_layers, TINY_OUTPUTS)
     types = [np.where(np.random.default_rng(0).random((b, a)) < 0.5, 1.0, -1.0) for a, b in zip(sizes[:-1], sizes[1:])]
-    circuit = SCMicroNetwork(SCMicroSettings(sizes=sizes), types, 1, device_name="runtime")
+    circuit = SCMicroNetwork(replace(settings, sizes=sizes), types, 1, device_name="runtime")
     prefs.logging.warn_for_unused_objects = False  # built to be read, never run
     return audit_locality(circuit.brian_objects()["network"], global_signals=GLOBAL_SIGNALS, namespace={}), sizes
 
@@ -114,7 +117,7 @@ def analyze_scmicro(directory: Path, config, checkpoint: Path, n_samples: int) -
 
     pathways = dale_matrices(state)
     dale = [(name, dale_violations(matrix, types)) for name, matrix, types in pathways]
-    locality, tiny = locality_of_scmicro(n_layers - 1)
+    locality, tiny = locality_of_scmicro(settings)
 
     figures = figure_update_cosine(names, cos_sc, cos_bp, n, figures_dir / "update_gradient_cosine",
                                    ylabel="cosine of SC-microcircuit ΔW with −∇E", legend=("SC-FA (same B)", "backprop"))
@@ -152,7 +155,9 @@ def analyze_scmicro(directory: Path, config, checkpoint: Path, n_samples: int) -
         notes.append(f"Final test accuracy of this run: {100 * summary['final_test_accuracy']:.2f}%.")
     notes += [
         f"Updates: the circuit's ΔW summed over the first {n} test samples with their labels' desired spike trains, "
-        "against −∇E of E = ½Σ_{t≥t0}(d − o)² by SC-FA, spatial backprop and BPTT (docs/models/scmicro.md).",
+        "against −∇E of " + ("the softmax error E = −(1/κ)·Σ_{t≥t0} log softmax(κ·o[t])_y"
+                             if settings.pyramidal.output_error == "softmax" else "E = ½Σ_{t≥t0}(d − o)²")
+        + " by SC-FA, spatial backprop and BPTT (docs/models/scmicro.md).",
         "Effective feedback: the Brian2 network (runtime) with a burst injected into one upper cell at a time, "
         "first test sample; measured vs B cosine: " + ", ".join(f"{c:.5f}" for c in measured_vs_B) + ".",
         f"The locality audit reads the Brian2 code: the same circuit built on the runtime device at sizes {tuple(tiny)}.",

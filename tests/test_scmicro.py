@@ -427,3 +427,20 @@ def test_feedback_floor_bounds_the_random_magnitudes_and_reaches_the_state():
     for bad in (1.0, -0.1):
         with pytest.raises(ConfigError, match="scmicro.feedback_floor"):
             config_from_dict({**TINY, "scmicro": {"feedback_floor": bad}})
+
+
+@pytest.mark.parametrize("error", ["kernel_mse", "softmax"])
+def test_analyze_audits_the_runs_own_error_function(error):
+    """`apical analyze` builds a small copy of the run's circuit for the locality audit; with the
+    softmax error that copy must carry the output cells' analog normalisation, so the report's
+    "interact only through spikes" check can fail where it should."""
+    from runs.analyze import _spike_only_check
+    from runs.analyze_scmicro import locality_of_scmicro
+
+    settings = SCMicroSettings(sizes=(30, 20, 5), pyramidal=PyramidalParameters(output_error=error))
+    report, tiny = locality_of_scmicro(settings)
+    assert len(tiny) == 3
+    assert not report.findings
+    # The softmax normalisation is the circuit's only analog coupling (read every step, summed).
+    assert {c.object for c in report.analog_couplings} == ({"softmax_partition"} if error == "softmax" else set())
+    assert _spike_only_check(report).passed is (error != "softmax")
