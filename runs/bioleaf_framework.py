@@ -88,7 +88,7 @@ class BioLeaFFramework:
         of every layer with its label's target presented, and the weight update it asks for."""
         result = run_single_sample(self.state, input_spikes[0], int(labels[0]), self.settings, self.rates())
         single_sample_figures(result.layers, input_spikes[0], int(labels[0]), self.settings.pyramidal.dt,
-                              self.state.weights, directory)
+                              self.state.weights, directory, batch_size=self.settings.batch_size)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {}
@@ -101,9 +101,11 @@ class BioLeaFFramework:
         self.state = state_from_arrays(arrays, len(self.settings.sizes) - 1)
 
 
-def single_sample_figures(layers, input_spikes, label: int, dt, weights, directory, what: str = "digit") -> None:
+def single_sample_figures(layers, input_spikes, label: int, dt, weights, directory, what: str = "digit",
+                          batch_size: int = 1) -> None:
     """Figures of one test sample through a microcircuit with its label's target presented: a spike
-    raster of every layer (``layers``: per-layer records of one sample) and the weight update it asks for."""
+    raster of every layer (``layers``: per-layer records of one sample) and the weight update it asks
+    for — its share ΔW / M of the minibatch step (the records hold the open minibatch's sum)."""
     from brian2 import ms
 
     from analysis.figures import spike_raster, update_statistics
@@ -113,8 +115,9 @@ def single_sample_figures(layers, input_spikes, label: int, dt, weights, directo
     caption = f"test {what} #0: label {label}, decoded {predicted} (target presented)"
     spike_raster(input_spikes, [r.spikes[0] for r in layers], names, float(dt / ms), directory / "spike_raster",
                  title=caption)
-    update_statistics([r.weight_change[0] for r in layers], weights, directory / "update_statistics",
-                      title=f"weight update asked for by {caption}")
+    update_statistics([r.weight_change[0] / batch_size for r in layers], weights, directory / "update_statistics",
+                      title=f"weight update asked for by {caption}"
+                      + (f"\n(its share ΔW / M of the minibatch step, M = {batch_size})" if batch_size > 1 else ""))
 
 
 def state_from_arrays(arrays, n_layers: int) -> BioLeaFState:

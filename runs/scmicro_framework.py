@@ -97,7 +97,7 @@ class SCMicroFramework:
         result = run_single_sample(self.state, input_spikes[0], int(labels[0]), self.settings,
                                    self.config.learning.learning_rate)
         single_sample_figures(result.layers, input_spikes[0], int(labels[0]), self.settings.pyramidal.dt,
-                              self.state.weights, directory, what="sample")
+                              self.state.weights, directory, what="sample", batch_size=self.settings.batch_size)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {}

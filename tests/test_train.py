@@ -339,3 +339,27 @@ def test_update_figure_shows_one_samples_share_of_a_minibatch_step(tmp_path, mon
     for change, share in zip(asked, shown["changes"]):
         np.testing.assert_allclose(share, change / 4, rtol=0, atol=0)
     assert "M = 4" in shown["title"]
+
+
+def test_microcircuit_update_figure_divides_the_open_minibatch_by_m(tmp_path, monkeypatch):
+    """BioLeaF and the SC microcircuit apply their summed minibatch change / M, so the figure of one
+    sample's update shows ΔW / M (runs/bioleaf_framework.single_sample_figures, used by both)."""
+    from types import SimpleNamespace
+
+    import analysis.figures
+    from brian2 import ms
+
+    from runs.bioleaf_framework import single_sample_figures
+
+    shown = {}
+    monkeypatch.setattr(analysis.figures, "spike_raster", lambda *a, **k: [])
+    monkeypatch.setattr(analysis.figures, "update_statistics",
+                        lambda changes, weights, path, title="": shown.update(changes=changes, title=title))
+    rng = np.random.default_rng(0)
+    layers = [SimpleNamespace(spikes=rng.random((1, 4, n)) < 0.5, weight_change=rng.normal(size=(1, n, m)))
+              for n, m in ((6, 8), (3, 6))]
+    single_sample_figures(layers, np.zeros((4, 8)), 1, 1 * ms, [np.ones((6, 8)), np.ones((3, 6))], tmp_path,
+                          batch_size=5)
+    for layer, change in zip(layers, shown["changes"]):
+        np.testing.assert_array_equal(change, layer.weight_change[0] / 5)
+    assert "M = 5" in shown["title"]
