@@ -100,7 +100,7 @@ def readout_markdown(report: dict, class_names: list[str], title: str) -> str:
 
 def figure_confusion(report: dict, class_names: list[str], title: str, path) -> list:
     """The confusion matrix as row fractions (each true class sums to 1), with per-class accuracy."""
-    from analysis.figures import plt, save
+    from apical.analysis.figures import plt, save
 
     confusion = np.asarray(report["confusion"], dtype=float)
     fractions = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.alignment import (
+from apical.analysis.alignment import (
     dale_violations,
     feedback_alignment,
     forward_pathway,

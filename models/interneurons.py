@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from brian2 import NeuronGroup
 
-from models.pyramidal import ACTIVE_CONDITION, PyramidalParameters
+from apical.models.pyramidal import ACTIVE_CONDITION, PyramidalParameters
 
 INTERNEURON_EQUATIONS = """
 dv/dt = -v / tau_m : 1                      # soma potential

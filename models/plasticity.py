@@ -40,8 +40,8 @@ from __future__ import annotations
 import numpy as np
 from brian2 import NeuronGroup, Synapses
 
-from models.eligibility import FORWARD_MINIBATCH_END, FORWARD_ON_PRE, all_to_all_indices
-from models.interneurons import TEACHING_ON_BURST, TEACHING_ON_SPIKE
+from apical.models.eligibility import FORWARD_MINIBATCH_END, FORWARD_ON_PRE, all_to_all_indices
+from apical.models.interneurons import TEACHING_ON_BURST, TEACHING_ON_SPIKE
 
 # ------------------------------------------------------------------ forward STDP (W_PP, W_IP)
 FORWARD_STDP_MODEL = """

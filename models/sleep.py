@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from brian2 import NeuronGroup, Synapses
 
-from models.eligibility import all_to_all_indices
+from apical.models.eligibility import all_to_all_indices
 
 NOISE_SOURCE_EQUATIONS = """
 spike_sign : 1          # x+ - x- of this step: +1, -1 or 0

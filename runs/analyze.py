@@ -39,11 +39,11 @@ import numpy as np
 from brian2 import prefs
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from analysis.alignment import dale_violations, feedback_alignment, forward_pathway, sign_concordance
-from analysis.bptt import LIFParams, bptt_gradients
-from analysis.figures import STYLE, plt, save
-from analysis.locality import audit_locality
-from analysis.report import (
+from apical.analysis.alignment import dale_violations, feedback_alignment, forward_pathway, sign_concordance
+from apical.analysis.bptt import LIFParams, bptt_gradients
+from apical.analysis.figures import STYLE, plt, save
+from apical.analysis.locality import audit_locality
+from apical.analysis.report import (
     Check,
     alignment_check,
     alignment_entries,
@@ -57,11 +57,11 @@ from analysis.report import (
     update_cosine_check,
     write_analysis_json,
 )
-from circuits.biograd import BioGradNetwork, BioGradSettings, initial_state
-from circuits.biograd_oracle import DiscreteParameters, run_batch
-from models.encoders import sample_rng
-from runs.config import load_config
-from runs.train import encode, load_dataset
+from apical.circuits.biograd.network import BioGradNetwork, BioGradSettings, initial_state
+from apical.circuits.biograd.oracle import DiscreteParameters, run_batch
+from apical.models.encoders import sample_rng
+from apical.runs.config import load_config
+from apical.runs.train import encode, load_dataset
 
 UPDATE_SAMPLES = 32  # test samples on which updates are compared with the BPTT gradient
 ORACLE_BATCH = 8  # samples per oracle pass (its per-synapse traces are [batch, post, pre])
@@ -303,11 +303,11 @@ def analyze(directory: Path, n_samples: int = UPDATE_SAMPLES) -> dict:
     weights, biases, feedback = (layer_arrays(arrays, name) for name in ("weights", "biases", "feedback"))
     framework = config.model.framework
     if framework == "bioleaf":  # its own claims and checks (issue 5)
-        from runs.analyze_bioleaf import analyze_bioleaf
+        from apical.circuits.bioleaf.claims import analyze_bioleaf
 
         return analyze_bioleaf(directory, config, checkpoints[-1], n_samples)
     if framework == "scmicro":  # its own claims and checks (issue 6)
-        from runs.analyze_scmicro import analyze_scmicro
+        from apical.circuits.scmicro.claims import analyze_scmicro
 
         return analyze_scmicro(directory, config, checkpoints[-1], n_samples)
     if framework not in ("biograd", "bp"):

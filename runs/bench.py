@@ -85,8 +85,8 @@ def machine_load() -> str:
 
 
 def mnist_rasters(samples: int):
-    from models.encoders import encode_batch
-    from runs.datasets import images_to_intensity, load_mnist
+    from apical.models.encoders import encode_batch
+    from apical.runs.datasets import images_to_intensity, load_mnist
 
     images, labels = load_mnist("train")
     if not 1 <= samples <= len(images):
@@ -96,7 +96,7 @@ def mnist_rasters(samples: int):
 
 
 def initial(sizes):
-    from circuits.biograd import initial_state
+    from apical.circuits.biograd.network import initial_state
 
     return initial_state(sizes, np.random.default_rng(WEIGHT_SEED), "forward_product")
 
@@ -109,7 +109,7 @@ def _children_cpu_seconds() -> float:
 
 def brian_precisions() -> tuple[str, ...]:
     """float64 always; float32 too where BioGradNetwork offers a ``precision`` option."""
-    from circuits.biograd import BioGradNetwork
+    from apical.circuits.biograd.network import BioGradNetwork
 
     return ("float64", "float32") if "precision" in inspect.signature(BioGradNetwork).parameters else ("float64",)
 
@@ -123,7 +123,7 @@ def time_brian(sizes, rasters, labels, device_name: str, threads: int, runs: int
     """
     import brian2
 
-    from circuits.biograd import BioGradNetwork, BioGradSettings
+    from apical.circuits.biograd.network import BioGradNetwork, BioGradSettings
 
     settings = BioGradSettings(sizes=sizes, time_steps=TIME_STEPS, error_start=ERROR_START, batch_size=1)
     state = initial(sizes)
@@ -157,8 +157,8 @@ def time_brian(sizes, rasters, labels, device_name: str, threads: int, runs: int
 
 
 def time_numpy(sizes, rasters, labels, batch_size: int, method: str, blas: int, runs: int) -> dict:
-    from circuits.biograd_batched import BatchedBioGrad
-    from circuits.biograd_oracle import DiscreteParameters
+    from apical.circuits.biograd.numpy_form import BatchedBioGrad
+    from apical.circuits.biograd.oracle import DiscreteParameters
 
     params = DiscreteParameters(time_steps=TIME_STEPS, error_start=ERROR_START, learning_rate=LEARNING_RATE)
     state = initial(sizes)

@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 
-from runs.config import ConfigError
-from runs.datasets import DatasetError
+from apical.runs.config import ConfigError
+from apical.runs.datasets import DatasetError
 
 
 def _train(args) -> int:
-    from runs.train import load_and_train
+    from apical.runs.train import load_and_train
 
     summary = load_and_train(args.config, args.set, args.out, args.resume, args.device)
     print(f"final test accuracy: {100 * summary['final_test_accuracy']:.2f}%  "
@@ -25,13 +25,13 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from runs.train import directory_counts
+    from apical.runs.train import directory_counts
 
     counts, labels, config, checkpoint = directory_counts(args.directory, device=args.device,
                                                           checkpoint=args.checkpoint)
     print(f"test accuracy: {100 * float((counts.argmax(axis=1) == labels).mean()):.2f}%  ({checkpoint.name})")
     if args.report:
-        from analysis.readout import write_readout_report
+        from apical.analysis.readout import write_readout_report
 
         for line in write_readout_report(args.directory, counts, labels, config, checkpoint):
             print(line)
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
 
     analyze = commands.add_parser("analyze", help="plausibility audits and alignment of a results directory")
     analyze.add_argument("directory")
-    analyze.set_defaults(handler=lambda args: _delegate("runs.analyze", args))
+    analyze.set_defaults(handler=lambda args: _delegate("apical.runs.analyze", args))
 
     bench = commands.add_parser("bench", help="training speed of the Brian2 network beside batched numpy")
     bench.add_argument("--device", choices=["cpp", "cuda", "runtime"], default="cpp")
@@ -81,8 +81,8 @@ def main(argv=None) -> int:
     bench.add_argument("--widths", help="with --device cuda: first hidden layer widths, e.g. 500,2000,8000")
     bench.add_argument("--framework", choices=["biograd", "bioleaf", "scmicro"], default="biograd",
                        help="bioleaf, scmicro: that microcircuit's cost per sample and what dominates it (cpp)")
-    bench.set_defaults(handler=lambda args: _delegate({"bioleaf": "runs.bench_bioleaf", "scmicro": "runs.bench_scmicro"}
-                                                      .get(args.framework, "runs.bench"), args))
+    bench.set_defaults(handler=lambda args: _delegate({"bioleaf": "apical.circuits.bioleaf.bench", "scmicro": "apical.circuits.scmicro.bench"}
+                                                      .get(args.framework, "apical.runs.bench"), args))
 
     compare = commands.add_parser("compare-forms", help="replay chunks of a run from a checkpoint on Brian2 and on "
                                                         "the numpy form side by side (BioGrad, SC microcircuit)")
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     compare.add_argument("--precision", choices=["float32", "float64"], help="both sides (default: the run's)")
     compare.add_argument("--build-dir", help="where the Brian2 side is compiled (default: a temporary folder)")
     compare.add_argument("--json", help="also write the rows to this JSON file")
-    compare.set_defaults(handler=lambda args: _delegate("runs.compare_forms", args))
+    compare.set_defaults(handler=lambda args: _delegate("apical.runs.compare_forms", args))
 
     sweep = commands.add_parser("sweep", help="train a grid of config values x seeds as jobs on a Dask cluster")
     sweep.add_argument("config", help="a TOML file, e.g. runs/configs/mnist-quick.toml")
@@ -106,14 +106,14 @@ def main(argv=None) -> int:
                        "(default: a local cluster)")
     sweep.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
     sweep.add_argument("--out", required=True, help="sweep directory: one results directory per job")
-    sweep.set_defaults(handler=lambda args: _delegate("runs.sweep", args))
+    sweep.set_defaults(handler=lambda args: _delegate("apical.runs.sweep", args))
 
     report = commands.add_parser("report", help="tables (mean ± s.d. over seeds) and figures across a sweep's jobs")
     report.add_argument("directory", help="a sweep directory (apical sweep --out)")
     report.add_argument("--into", metavar="MARKDOWN", help="also put the table into this file, e.g. docs/results.md")
     report.add_argument("--section", help="with --into: the text between <!-- report:SECTION --> and "
                         "<!-- /report:SECTION --> is replaced, or the block appended (default: the directory's name)")
-    report.set_defaults(handler=lambda args: _delegate("runs.report", args))
+    report.set_defaults(handler=lambda args: _delegate("apical.runs.report", args))
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runs.config import ConfigError, load_config
-from runs.frameworks import make_framework
-from runs.train import TrainingError, chunk_size, find_checkpoint, load_dataset, training_chunk
+from apical.runs.config import ConfigError, load_config
+from apical.runs.frameworks import make_framework
+from apical.runs.train import TrainingError, chunk_size, find_checkpoint, load_dataset, training_chunk
 
 #: Frameworks with a numpy form to compare against.
 NUMPY_FORMS = ("biograd", "scmicro")

@@ -13,16 +13,16 @@ import numpy as np
 
 from pathlib import Path
 
-from analysis.alignment import feedback_alignment
+from apical.analysis.alignment import feedback_alignment
 from brian2 import ms
 
-from circuits.biograd_batched import NumpyBioGradNetwork, NumpyBioGradSleep
-from circuits.biograd import BioGradNetwork, BioGradSettings, BioGradState, initial_state, run_single_sample
-from circuits.biograd_oracle import SleepParameters, run_batch
-from circuits.biograd_sleep import BioGradSleepNetwork
-from models.encoders import sample_rng
-from models.soma import SomaParameters
-from runs.config import Config, ConfigError
+from apical.circuits.biograd.numpy_form import NumpyBioGradNetwork, NumpyBioGradSleep
+from apical.circuits.biograd.network import BioGradNetwork, BioGradSettings, BioGradState, initial_state, run_single_sample
+from apical.circuits.biograd.oracle import SleepParameters, run_batch
+from apical.circuits.biograd.sleep import BioGradSleepNetwork
+from apical.models.encoders import sample_rng
+from apical.models.soma import SomaParameters
+from apical.runs.config import Config, ConfigError
 
 
 def biograd_settings(config: Config, n_in: int, n_out: int) -> BioGradSettings:
@@ -90,7 +90,7 @@ class BioGradFramework:
         """A test digit through the trained network (Brian2, runtime device): a spike raster of
         every layer and the weight update it asks for. The digit shown is the first of those
         given whose output still carries an error (a digit learnt perfectly asks for no update)."""
-        from analysis.figures import spike_raster, update_statistics
+        from apical.analysis.figures import spike_raster, update_statistics
 
         learning_rate = self.config.learning.learning_rate
         oracle = run_batch(self.state.weights, self.state.biases, self.state.feedback, input_spikes, labels,
@@ -144,9 +144,9 @@ class BioGradFramework:
 
 
 FRAMEWORKS = {"biograd": BioGradFramework}
-FRAMEWORKS["bp"] = __import__("runs.bp_framework", fromlist=["BPFramework"]).BPFramework  # BPTT baseline
-FRAMEWORKS["bioleaf"] = __import__("runs.bioleaf_framework", fromlist=["BioLeaFFramework"]).BioLeaFFramework  # issue 5
-FRAMEWORKS["scmicro"] = __import__("runs.scmicro_framework", fromlist=["SCMicroFramework"]).SCMicroFramework  # issue 6
+FRAMEWORKS["bp"] = __import__("apical.circuits.bp.framework", fromlist=["BPFramework"]).BPFramework  # BPTT baseline
+FRAMEWORKS["bioleaf"] = __import__("apical.circuits.bioleaf.framework", fromlist=["BioLeaFFramework"]).BioLeaFFramework  # issue 5
+FRAMEWORKS["scmicro"] = __import__("apical.circuits.scmicro.framework", fromlist=["SCMicroFramework"]).SCMicroFramework  # issue 6
 
 
 def make_framework(config: Config, n_in: int, n_out: int, chunk: int, build_dir):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runs.sweep import SPEC_FILE, SweepError, grid_points, value_label
+from apical.runs.sweep import SPEC_FILE, SweepError, grid_points, value_label
 
 
 @dataclass
@@ -169,7 +169,7 @@ def _point_label(labels: dict[str, str], keys: list[str]) -> str:
 def accuracy_against(key: str, spec: dict, jobs: list[JobResult], rows: list[dict], path: Path):
     """Final test accuracy against the values of ``key``: mean ± s.d. over seeds (error bars)
     and each seed (dots), one line per combination of the other keys."""
-    from analysis.figures import STYLE, plt, save
+    from apical.analysis.figures import STYLE, plt, save
 
     values = [value_label(v) for v in spec["grid"][key]]
     numbers = [_number(v) for v in values]
@@ -214,7 +214,7 @@ def curves_overlaid(column: str, ylabel: str, spec: dict, jobs: list[JobResult],
     """``column`` of metrics.csv against samples seen, one colour per grid point: each seed
     (thin; unfinished jobs too, as far as they got) and at each evaluation the mean over the
     seeds that reached it (line)."""
-    from analysis.figures import STYLE, finish_training_axes, plt
+    from apical.analysis.figures import STYLE, finish_training_axes, plt
 
     keys = list(spec["grid"])
     scale = 100.0 if column.endswith("accuracy") else 1.0

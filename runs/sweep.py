@@ -39,7 +39,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from runs.config import Config, ConfigError, config_from_dict, config_to_toml, load_config
+from apical.runs.config import Config, ConfigError, config_from_dict, config_to_toml, load_config
 
 SEED_STRIDE = 1000  # replicate s uses every seed + SEED_STRIDE·s
 JOB_RETRIES = 2  # a job that fails (an error, not a dead worker) is tried again, resuming
@@ -211,7 +211,7 @@ def run_job(directory: str, name: str, config_text: str, config_path: str) -> di
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} on worker {worker}\n".encode())
         log.flush()
         child = subprocess.run(
-            [sys.executable, "-m", "runs.sweep", str(job_dir), str(Path(directory) / "builds" / worker), config_path],
+            [sys.executable, "-m", "apical.runs.sweep", str(job_dir), str(Path(directory) / "builds" / worker), config_path],
             input=config_text.encode(), stdout=log, stderr=log, start_new_session=True,
             env={**os.environ, "PYTHONHASHSEED": "0"},  # the same generated code in every process
         )
@@ -254,7 +254,7 @@ def _lock(path: Path, wait: float | None):
 
 def _job_main(job_dir: str, worker_builds: str, config_path: str) -> int:
     """The child: train the job whose resolved config comes on standard input."""
-    from runs.train import train
+    from apical.runs.train import train
 
     _end_with_parent()
     # A worker that died a moment ago may leave a job process that is still being ended.

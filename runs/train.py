@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.encoders import encode_batch, sample_rng
-from runs.config import Config, ConfigError, config_to_toml, load_config
-from runs.datasets import images_to_intensity, load_cifar10, load_mnist, load_nmnist
-from runs.frameworks import make_framework
+from apical.models.encoders import encode_batch, sample_rng
+from apical.runs.config import Config, ConfigError, config_to_toml, load_config
+from apical.runs.datasets import images_to_intensity, load_cifar10, load_mnist, load_nmnist
+from apical.runs.frameworks import make_framework
 
 METRIC_FIELDS = ["samples_seen", "epoch", "train_accuracy", "test_accuracy", "wall_seconds", "samples_per_second"]
 
@@ -446,7 +446,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
             "train_ms_per_sample": round(1e3 * progress["train_seconds"] / max(seen, 1), 3),
         },
     }
-    from analysis.figures import alignment_curve, learning_curve
+    from apical.analysis.figures import alignment_curve, learning_curve
 
     alignment_curve(metrics, results.figures / "alignment", title="feedback alignment")
     if hasattr(framework, "figures"):

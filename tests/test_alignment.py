@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from analysis.alignment import (
+from apical.analysis.alignment import (
     angle_degrees,
     cosine,
     dale_violations,
@@ -139,7 +139,7 @@ def test_dale_tolerance_and_bad_cell_types():
 
 
 def test_analysis_json_entries_per_layer(tmp_path):
-    from analysis.report import (
+    from apical.analysis.report import (
         alignment_check,
         alignment_entries,
         dale_entries,

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from circuits.biograd import initial_state
-from circuits.biograd_oracle import DiscreteParameters, run_batch
-from runs.analyze import AnalysisError, analyze, main, update_and_gradient
-from runs.config import config_from_dict
-from runs.train import train
+from apical.circuits.biograd.network import initial_state
+from apical.circuits.biograd.oracle import DiscreteParameters, run_batch
+from apical.runs.analyze import AnalysisError, analyze, main, update_and_gradient
+from apical.runs.config import config_from_dict
+from apical.runs.train import train
 
 # One xdist worker runs this whole file, so its module-level fixture is built once (.ci/run).
 pytestmark = pytest.mark.xdist_group("test_analyze")

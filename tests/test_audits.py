@@ -19,7 +19,7 @@ from brian2 import (
     start_scope,
 )
 
-from analysis.locality import audit_locality
+from apical.analysis.locality import audit_locality
 
 
 @pytest.fixture(autouse=True)
@@ -243,8 +243,8 @@ def test_default_namespace_is_the_callers():
 
 
 def test_plausibility_report_lists_locality_findings(tmp_path):
-    from analysis.report import locality_check, locality_entry, write_analysis_json
-    from analysis.report import plausibility_report
+    from apical.analysis.report import locality_check, locality_entry, write_analysis_json
+    from apical.analysis.report import plausibility_report
 
     pre, post, forward, feedback = _forward_and_feedback()
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from circuits.biograd import (
+from apical.circuits.biograd.network import (
     BioGradNetwork,
     BioGradSettings,
     BioGradState,
     initial_state,
     run_single_sample,
 )
-from circuits.biograd_oracle import run_batch, train_sequential
+from apical.circuits.biograd.oracle import run_batch, train_sequential
 from brian2 import ms
 
-from models.soma import SomaParameters
+from apical.models.soma import SomaParameters
 
 TOLERANCE = 1e-9
 FIELDS = ("spikes", "eligibility", "bias_eligibility", "apical", "apical_error", "weight_change", "bias_change")
@@ -79,7 +79,7 @@ def test_single_sample_equals_oracle_runtime(sizes, timing, seed):
 
 def test_oracle_matches_a_hand_computed_step():
     """One neuron, one input spike per step: v = 0.6, 0.3·0 + 0.6 ... checks the oracle itself."""
-    from circuits.biograd_oracle import DiscreteParameters
+    from apical.circuits.biograd.oracle import DiscreteParameters
 
     params = DiscreteParameters(leak=0.5, threshold=1.0, window=0.5, gamma=1.0, time_steps=3, error_start=0,
                                 learning_rate=1.0)

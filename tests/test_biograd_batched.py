@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from circuits.biograd import initial_state
-from circuits.biograd_batched import BatchedBioGrad
-from circuits.biograd_oracle import DiscreteParameters, run_batch, train_sequential
+from apical.circuits.biograd.network import initial_state
+from apical.circuits.biograd.numpy_form import BatchedBioGrad
+from apical.circuits.biograd.oracle import DiscreteParameters, run_batch, train_sequential
 
 TOLERANCE = 1e-9
 SHAPES = [(20, 15, 12, 5), (25, 14, 10, 8, 3)]  # two and three hidden layers
@@ -131,9 +131,9 @@ def test_numpy_device_equals_the_brian2_network_through_apical_train(tmp_path):
     """`apical train` with run.device = "numpy" (float64, minibatches of 5 inside chunks of 20, two
     hidden layers, a sleep phase after every chunk) ends with the weights and feedback of the same
     run on the Brian2 network (runtime, float64) and resumes exactly after losing its last checkpoint."""
-    from models.encoders import sample_rng
-    from runs.config import config_from_dict
-    from runs.train import train
+    from apical.models.encoders import sample_rng
+    from apical.runs.config import config_from_dict
+    from apical.runs.train import train
     from tests.test_train import train_then_resume_without_last_checkpoint
 
     tiny = {"model": {"hidden": [20, 12], "time_steps": 8, "error_start": 2},

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.alignment import angle_degrees, forward_pathway
-from circuits.biograd import BioGradSettings, initial_state
-from circuits.biograd_oracle import SleepParameters, sleep_noise, sleep_update
-from circuits.biograd_sleep import BioGradSleepNetwork
+from apical.analysis.alignment import angle_degrees, forward_pathway
+from apical.circuits.biograd.network import BioGradSettings, initial_state
+from apical.circuits.biograd.oracle import SleepParameters, sleep_noise, sleep_update
+from apical.circuits.biograd.sleep import BioGradSleepNetwork
 
 TOLERANCE = 1e-9
 

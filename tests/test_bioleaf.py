@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from brian2 import prefs
 
-from analysis.alignment import cosine
-from analysis.locality import audit_locality
-from circuits.bioleaf import (
+from apical.analysis.alignment import cosine
+from apical.analysis.locality import audit_locality
+from apical.circuits.bioleaf.network import (
     GLOBAL_SIGNALS,
     BioLeaFNetwork,
     BioLeaFSettings,
@@ -24,7 +24,7 @@ from circuits.bioleaf import (
     run_single_sample,
     self_predicting,
 )
-from circuits.bioleaf_oracle import (
+from apical.circuits.bioleaf.oracle import (
     DiscreteParameters,
     LearningRates,
     backprop,
@@ -32,9 +32,9 @@ from circuits.bioleaf_oracle import (
     run_circuit,
     train_sequential,
 )
-from models.pyramidal import PyramidalParameters
-from runs.analyze import analyze
-from runs.config import config_from_dict
+from apical.models.pyramidal import PyramidalParameters
+from apical.runs.analyze import analyze
+from apical.runs.config import config_from_dict
 from tests.test_train import train_then_resume_without_last_checkpoint
 
 TOLERANCE = 1e-9

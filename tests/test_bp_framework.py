@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from analysis.bptt import bptt_gradients
-from circuits.biograd import initial_state
-from models.encoders import sample_rng
-from runs.bp_framework import BPFramework
-from runs.config import config_from_dict
-from runs.train import train
+from apical.analysis.bptt import bptt_gradients
+from apical.circuits.biograd.network import initial_state
+from apical.models.encoders import sample_rng
+from apical.circuits.bp.framework import BPFramework
+from apical.runs.config import config_from_dict
+from apical.runs.train import train
 
 TINY = {
     "model": {"framework": "bp", "hidden": [20], "time_steps": 8, "error_start": 2},

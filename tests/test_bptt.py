@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import bptt
-from analysis.bptt import (
+from apical.analysis import bptt
+from apical.analysis.bptt import (
     Adam,
     BPTrainer,
     LIFParams,

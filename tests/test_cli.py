@@ -7,7 +7,7 @@ import sys
 
 
 def apical(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "runs.cli", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "apical.runs.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_unknown_config_key_is_named(tmp_path):

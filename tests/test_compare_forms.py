@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.alignment import feedback_alignment
-from runs.cli import main
-from runs.compare_forms import compare_forms
-from runs.config import ConfigError, load_config
-from runs.train import train
+from apical.analysis.alignment import feedback_alignment
+from apical.runs.cli import main
+from apical.runs.compare_forms import compare_forms
+from apical.runs.config import ConfigError, load_config
+from apical.runs.train import train
 
 SMALL_WITH_SLEEP = """
 [model]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from brian2 import ms
 
-from runs.config import SECTIONS, Config, ConfigError, config_from_dict, config_to_toml, load_config
+from apical.runs.config import SECTIONS, Config, ConfigError, config_from_dict, config_to_toml, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "runs" / "configs"
 

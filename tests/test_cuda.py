@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from circuits import backend
-from circuits.backend import DeviceError, cuda_compute_capability, find_curand, prepare_device
-from circuits.biograd import BioGradNetwork, BioGradSettings, initial_state
-from circuits.biograd_oracle import SleepParameters, sleep_noise
-from circuits.biograd_sleep import BioGradSleepNetwork
+from apical.circuits import backend
+from apical.circuits.backend import DeviceError, cuda_compute_capability, find_curand, prepare_device
+from apical.circuits.biograd.network import BioGradNetwork, BioGradSettings, initial_state
+from apical.circuits.biograd.oracle import SleepParameters, sleep_noise
+from apical.circuits.biograd.sleep import BioGradSleepNetwork
 
 try:
     import brian2cuda  # noqa: F401
@@ -126,14 +126,14 @@ def _check_generated(project, skipped):
 
 
 def bioleaf_network(tmp_path):
-    from circuits.bioleaf import BioLeaFNetwork, BioLeaFSettings
+    from apical.circuits.bioleaf.network import BioLeaFNetwork, BioLeaFSettings
 
     settings = BioLeaFSettings(sizes=COMPILE_SIZES, time_steps=STEPS, error_start=ERROR_START, batch_size=2)
     return BioLeaFNetwork(settings, SAMPLES, device_name="cuda", build_dir=tmp_path)
 
 
 def scmicro_network(tmp_path):
-    from circuits.scmicro import SCMicroNetwork, SCMicroSettings, initial_state as scmicro_initial_state
+    from apical.circuits.scmicro.network import SCMicroNetwork, SCMicroSettings, initial_state as scmicro_initial_state
 
     sizes = COMPILE_SIZES + (4,)  # two hidden layers: the feedback pathways and SST relays need one above
     state = scmicro_initial_state(sizes, np.random.default_rng(11), np.random.default_rng(12))
@@ -216,8 +216,8 @@ def test_sleep_agrees_with_cpu(tmp_path):
 @needs_cuda_toolkit
 @needs_gpu
 def test_bioleaf_training_agrees_with_cpu(tmp_path):
-    from circuits.bioleaf import BioLeaFNetwork, BioLeaFSettings, initial_state as bioleaf_initial_state
-    from circuits.bioleaf_oracle import LearningRates
+    from apical.circuits.bioleaf.network import BioLeaFNetwork, BioLeaFSettings, initial_state as bioleaf_initial_state
+    from apical.circuits.bioleaf.oracle import LearningRates
 
     _, rasters, labels = case()
     state = bioleaf_initial_state(SIZES, np.random.default_rng(11))
@@ -239,7 +239,7 @@ def test_bioleaf_training_agrees_with_cpu(tmp_path):
 @needs_cuda_toolkit
 @needs_gpu
 def test_scmicro_training_agrees_with_cpu(tmp_path):
-    from circuits.scmicro import SCMicroNetwork, SCMicroSettings, initial_state as scmicro_initial_state
+    from apical.circuits.scmicro.network import SCMicroNetwork, SCMicroSettings, initial_state as scmicro_initial_state
 
     _, rasters, labels = case()
     state = scmicro_initial_state(SIZES, np.random.default_rng(11), np.random.default_rng(12))

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runs import datasets
-from runs.datasets import (
+from apical.runs import datasets
+from apical.runs.datasets import (
     DatasetError,
     bin_nmnist,
     images_to_intensity,
@@ -324,8 +324,8 @@ def test_cifar10_checksum_mismatch_and_missing_batch(tmp_path):
 
 
 def test_cifar10_as_a_training_dataset(tmp_path):
-    from runs.config import config_from_dict
-    from runs.train import load_dataset
+    from apical.runs.config import config_from_dict
+    from apical.runs.train import load_dataset
 
     write_cifar10_tree(tmp_path / "cifar10", with_sums=False)
     config = config_from_dict({"data": {"dataset": "cifar10", "data_dir": str(tmp_path), "train_samples": 4}})

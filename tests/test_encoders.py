@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from models.encoders import bernoulli_rate_raster, encode_batch, sample_rng, stable_int
+from apical.models.encoders import bernoulli_rate_raster, encode_batch, sample_rng, stable_int
 
 
 def test_rate_matches_intensity():

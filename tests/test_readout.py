@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from analysis.readout import CLASS_NAMES, readout_markdown, readout_report
+from apical.analysis.readout import CLASS_NAMES, readout_markdown, readout_report
 
 # Four samples, three output cells (cell 2 never fires):
 #   0: label 0, counts (3, 1, 0) -> right, no tie
@@ -56,8 +56,8 @@ def test_bad_shapes_and_labels_are_refused():
 
 
 def test_evaluate_report_writes_json_markdown_and_figure(tmp_path):
-    from runs.config import load_config
-    from runs.train import train
+    from apical.runs.config import load_config
+    from apical.runs.train import train
 
     config_path = tmp_path / "tiny.toml"
     config_path.write_text('[model]\nhidden = [20]\ntime_steps = 6\nerror_start = 2\n'
@@ -65,7 +65,7 @@ def test_evaluate_report_writes_json_markdown_and_figure(tmp_path):
                            '[run]\ndevice = "runtime"\nchunk_samples = 30\n')
     out = tmp_path / "run"
     train(load_config(config_path), out)
-    result = subprocess.run([sys.executable, "-m", "runs.cli", "evaluate", str(out), "--checkpoint", "selected",
+    result = subprocess.run([sys.executable, "-m", "apical.runs.cli", "evaluate", str(out), "--checkpoint", "selected",
                              "--report"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "(selected.npz)" in result.stdout and "ties for the maximum" in result.stdout

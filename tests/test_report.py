@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runs.report import put_into, report
+from apical.runs.report import put_into, report
 
 ACCURACY = {("false", 0): 0.90, ("false", 1): 0.92, ("false", 2): 0.94, ("true", 0): 0.80, ("true", 1): 0.84}
 
@@ -84,11 +84,11 @@ def test_cli_report_into_a_document(tmp_path):
     sweep = fake_sweep(tmp_path / "sweep")
     document = tmp_path / "results.md"
     document.write_text("# Results\n")
-    result = subprocess.run([sys.executable, "-m", "runs.cli", "report", str(sweep), "--into", str(document),
+    result = subprocess.run([sys.executable, "-m", "apical.runs.cli", "report", str(sweep), "--into", str(document),
                              "--section", "sleep"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     text = document.read_text()
     assert "<!-- report:sleep -->" in text and "92.00 ± 2.00" in text
-    missing = subprocess.run([sys.executable, "-m", "runs.cli", "report", str(tmp_path)], capture_output=True,
+    missing = subprocess.run([sys.executable, "-m", "apical.runs.cli", "report", str(tmp_path)], capture_output=True,
                              text=True)
     assert missing.returncode == 1 and "not a sweep directory" in missing.stderr

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from brian2 import prefs
 
-from analysis.alignment import cosine, dale_violations, sign_concordance
-from analysis.locality import audit_locality
-from circuits.bioleaf import BioLeaFNetwork, BioLeaFSettings
-from circuits.bioleaf_oracle import backprop, output_error
-from circuits.scmicro import (
+from apical.analysis.alignment import cosine, dale_violations, sign_concordance
+from apical.analysis.locality import audit_locality
+from apical.circuits.bioleaf.network import BioLeaFNetwork, BioLeaFSettings
+from apical.circuits.bioleaf.oracle import backprop, output_error
+from apical.circuits.scmicro.network import (
     CELL_TYPES,
     GLOBAL_SIGNALS,
     SCMicroNetwork,
@@ -27,13 +27,13 @@ from circuits.scmicro import (
     initial_state,
     run_single_sample,
 )
-from circuits.scmicro_numpy import NumpySCMicroNetwork
-from circuits.scmicro_oracle import run_circuit, sign_concordant_fa, train_sequential
-from models.pyramidal import PyramidalParameters
-from runs.analyze import analyze
-from runs.config import ConfigError, config_from_dict
-from runs.scmicro_framework import SCMicroFramework, scmicro_initial_state
-from runs.train import train
+from apical.circuits.scmicro.numpy_form import NumpySCMicroNetwork
+from apical.circuits.scmicro.oracle import run_circuit, sign_concordant_fa, train_sequential
+from apical.models.pyramidal import PyramidalParameters
+from apical.runs.analyze import analyze
+from apical.runs.config import ConfigError, config_from_dict
+from apical.circuits.scmicro.framework import SCMicroFramework, scmicro_initial_state
+from apical.runs.train import train
 from tests.test_train import train_then_resume_without_last_checkpoint
 
 TOLERANCE = 1e-9
@@ -434,8 +434,8 @@ def test_analyze_audits_the_runs_own_error_function(error):
     """`apical analyze` builds a small copy of the run's circuit for the locality audit; with the
     softmax error that copy must carry the output cells' analog normalisation, so the report's
     "interact only through spikes" check can fail where it should."""
-    from runs.analyze import _spike_only_check
-    from runs.analyze_scmicro import locality_of_scmicro
+    from apical.runs.analyze import _spike_only_check
+    from apical.circuits.scmicro.claims import locality_of_scmicro
 
     settings = SCMicroSettings(sizes=(30, 20, 5), pyramidal=PyramidalParameters(output_error=error))
     report, tiny = locality_of_scmicro(settings)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runs.config import ConfigError, load_config
-from runs.sweep import SEED_STRIDE, SweepError, expand, job_state, parse_grid, record_spec, split_values
+from apical.runs.config import ConfigError, load_config
+from apical.runs.sweep import SEED_STRIDE, SweepError, expand, job_state, parse_grid, record_spec, split_values
 from tests.test_train import final_weights
 
 # One xdist worker runs this whole file, so its module-level fixture is built once (.ci/run).
@@ -55,7 +55,7 @@ def write_config(directory: Path) -> Path:
 
 
 def apical(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "runs.cli", *map(str, args)], **kwargs)
+    return subprocess.Popen([sys.executable, "-m", "apical.runs.cli", *map(str, args)], **kwargs)
 
 
 def attempts(job_dir: Path) -> list[str]:
@@ -118,7 +118,7 @@ def test_sweep_directory_refuses_another_sweep(tmp_path):
 
 
 def test_cli_names_a_bad_grid_key(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "runs.cli", "sweep", str(write_config(tmp_path)), "--grid",
+    result = subprocess.run([sys.executable, "-m", "apical.runs.cli", "sweep", str(write_config(tmp_path)), "--grid",
                              "model.hiden=[4],[8]", "--out", str(tmp_path / "sweep")], capture_output=True, text=True)
     assert result.returncode == 2
     assert "model.hiden" in result.stderr and "model.hidden" in result.stderr
@@ -192,7 +192,7 @@ def test_killed_worker_loses_nothing(swept):
             assert len(attempts(sweep / name)) == 1 and "starting afresh" in attempts(sweep / name)[0]
 
     reference = sweep.parent / "uninterrupted"
-    run = subprocess.run([sys.executable, "-m", "runs.sweep", reference, sweep / "builds" / "0", swept["config"]],
+    run = subprocess.run([sys.executable, "-m", "apical.runs.sweep", reference, sweep / "builds" / "0", swept["config"]],
                          input=(sweep / killed / "config.toml").read_text(), text=True, capture_output=True,
                          env={**os.environ, "PYTHONHASHSEED": "0"})
     assert run.returncode == 0, run.stderr

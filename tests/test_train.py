@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runs.config import ConfigError, load_config
-from runs.train import ResultsDirectory, TrainingError, chunk_size, output_silence, train
+from apical.runs.config import ConfigError, load_config
+from apical.runs.train import ResultsDirectory, TrainingError, chunk_size, output_silence, train
 
 TINY = """
 [model]
@@ -108,7 +108,7 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
     train(load_config(config_path), reference)
 
     interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen([sys.executable, "-m", "runs.cli", "train", str(config_path), "--out", str(interrupted)],
+    process = subprocess.Popen([sys.executable, "-m", "apical.runs.cli", "train", str(config_path), "--out", str(interrupted)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not list((interrupted / "checkpoints").glob("checkpoint-*.npz")) and time.time() < deadline:
@@ -177,12 +177,12 @@ def test_checkpoint_every_zero_checkpoints_at_evaluations(tmp_path):
 def test_resume_may_extend_epochs_but_not_change_the_model(tmp_path, monkeypatch):
     out = tmp_path / "run"
     config_path = write_config(tmp_path)
-    monkeypatch.setattr("runs.train.git_commit", lambda: "first-commit")
+    monkeypatch.setattr("apical.runs.train.git_commit", lambda: "first-commit")
     train(load_config(config_path, ["data.train_samples=100", "run.eval_every=0"]), out)
     with pytest.raises(TrainingError, match="only run.epochs may change"):
         train(load_config(config_path, ["data.train_samples=100", "run.eval_every=0", "learning.learning_rate=0.1"]),
               out, resume=True)
-    monkeypatch.setattr("runs.train.git_commit", lambda: "later-commit")  # the code changed in between
+    monkeypatch.setattr("apical.runs.train.git_commit", lambda: "later-commit")  # the code changed in between
     summary = train(load_config(config_path, ["data.train_samples=100", "run.eval_every=0", "run.epochs=2"]), out,
                     resume=True)
     assert summary["samples_seen"] == 200
@@ -194,7 +194,7 @@ def test_resume_may_extend_epochs_but_not_change_the_model(tmp_path, monkeypatch
 
 def test_learning_rate_decays_by_epoch(tmp_path, monkeypatch):
     """The driver hands each chunk the schedule's factor, and BioGrad learns at η·factor."""
-    from circuits.biograd import BioGradNetwork
+    from apical.circuits.biograd.network import BioGradNetwork
 
     rates = []
     original = BioGradNetwork.run
@@ -225,7 +225,7 @@ def test_resume_without_a_checkpoint_drops_the_killed_attempts_rows(tmp_path):
 
 
 def test_a_checkpoint_killed_mid_write_is_never_the_newest(tmp_path):
-    from runs.train import ResultsDirectory
+    from apical.runs.train import ResultsDirectory
 
     results = ResultsDirectory(tmp_path / "run", resume=False)
     kept = results.save_checkpoint({"w": np.ones(3)}, {"samples_seen": 50})
@@ -237,7 +237,7 @@ def test_a_checkpoint_killed_mid_write_is_never_the_newest(tmp_path):
 def test_validation_samples_are_held_out_and_select_the_reported_evaluation(tmp_path, monkeypatch):
     """data.validation_samples takes the last N training digits out of training; each evaluation
     scores them, and the summary reports the test accuracy of the best validation evaluation."""
-    from runs.train import load_dataset, selected_row
+    from apical.runs.train import load_dataset, selected_row
 
     config = load_config(write_config(tmp_path), ["data.train_samples=0", "data.validation_samples=59800",
                                                   "run.eval_every=100"])
@@ -297,7 +297,7 @@ def test_metrics_rows_keep_the_columns_the_run_started_with(tmp_path):
 def test_intensity_scale_multiplies_every_split_and_rejects_what_it_cannot_mean(tmp_path):
     """data.intensity_scale is the rate code's gain: train, validation and test intensities are
     the pixel values / 255 times the scale; it must lie in (0, 1] and has no meaning for N-MNIST."""
-    from runs.train import load_dataset
+    from apical.runs.train import load_dataset
 
     overrides = ["data.train_samples=50", "data.test_samples=40", "data.validation_samples=30"]
     plain = load_dataset(load_config(write_config(tmp_path), overrides))
@@ -315,8 +315,8 @@ def test_intensity_scale_multiplies_every_split_and_rejects_what_it_cannot_mean(
 def test_update_figure_shows_one_samples_share_of_a_minibatch_step(tmp_path, monkeypatch):
     """With minibatches of M the network applies ΔW / M for each sample; the figure of the update a
     test digit asks for shows that share, not the M-times larger sum it reads from the open minibatch."""
-    import analysis.figures
-    import runs.frameworks
+    import apical.analysis.figures
+    import apical.runs.frameworks
 
     records, shown = [], {}
     original_single = runs.frameworks.run_single_sample
@@ -346,10 +346,10 @@ def test_microcircuit_update_figure_divides_the_open_minibatch_by_m(tmp_path, mo
     sample's update shows ΔW / M (runs/bioleaf_framework.single_sample_figures, used by both)."""
     from types import SimpleNamespace
 
-    import analysis.figures
+    import apical.analysis.figures
     from brian2 import ms
 
-    from runs.bioleaf_framework import single_sample_figures
+    from apical.circuits.bioleaf.framework import single_sample_figures
 
     shown = {}
     monkeypatch.setattr(analysis.figures, "spike_raster", lambda *a, **k: [])

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from brian2 import prefs
 
-from analysis.alignment import cosine, dale_violations, sign_concordance
-from analysis.locality import audit_locality
-from analysis.report import (
+from apical.analysis.alignment import cosine, dale_violations, sign_concordance
+from apical.analysis.locality import audit_locality
+from apical.analysis.report import (
     Check,
     dale_check,
     locality_check,
@@ -35,10 +35,10 @@ from analysis.report import (
     sign_concordance_check,
     write_analysis_json,
 )
-from circuits.bioleaf_oracle import backprop, bptt
-from circuits.scmicro import GLOBAL_SIGNALS, SCMicroNetwork, SCMicroSettings, dale_matrices, effective_feedback
-from circuits.scmicro_oracle import run_circuit, sign_concordant_fa
-from runs.analyze import (
+from apical.circuits.bioleaf.oracle import backprop, bptt
+from apical.circuits.scmicro.network import GLOBAL_SIGNALS, SCMicroNetwork, SCMicroSettings, dale_matrices, effective_feedback
+from apical.circuits.scmicro.oracle import run_circuit, sign_concordant_fa
+from apical.runs.analyze import (
     ORACLE_BATCH,
     TINY_HIDDEN,
     TINY_INPUTS,
@@ -51,8 +51,8 @@ from runs.analyze import (
     layer_label,
     read_checkpoint,
 )
-from runs.scmicro_framework import scmicro_settings, state_from_arrays
-from runs.train import encode, load_dataset
+from apical.circuits.scmicro.framework import scmicro_settings, state_from_arrays
+from apical.runs.train import encode, load_dataset
 
 
 def summed(function, state, rasters, desired, settings):

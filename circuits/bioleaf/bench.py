@@ -48,8 +48,8 @@ def category(name: str, categories=CATEGORIES) -> str:
 
 
 def time_network(sizes, rasters, labels, build_root: Path, runs: int = 2, profile: bool = False) -> dict:
-    from circuits.bioleaf import BioLeaFNetwork, BioLeaFSettings, initial_state
-    from circuits.bioleaf_oracle import LearningRates
+    from apical.circuits.bioleaf.network import BioLeaFNetwork, BioLeaFSettings, initial_state
+    from apical.circuits.bioleaf.oracle import LearningRates
 
     settings = BioLeaFSettings(sizes=sizes, batch_size=BATCH)
     state = initial_state(sizes, np.random.default_rng(WEIGHT_SEED))
@@ -93,8 +93,8 @@ def main(args) -> int:
 def run_bench(args, title: str, time_network) -> int:
     """Time ``time_network(sizes, rasters, labels, build_root, runs=2, profile=False)`` on each of
     SIZES, then a profiled build of the first; print the table and write $APICAL_BENCH_JSON."""
-    from models.encoders import encode_batch
-    from runs.datasets import images_to_intensity, load_mnist
+    from apical.models.encoders import encode_batch
+    from apical.runs.datasets import images_to_intensity, load_mnist
 
     samples = int(args.samples) - int(args.samples) % BATCH
     keep = os.environ.get("APICAL_BENCH_BUILD_DIR")

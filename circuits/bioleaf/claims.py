@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 from brian2 import prefs
 
-from analysis.alignment import angle_degrees, dale_violations
-from analysis.locality import audit_locality
-from analysis.report import (
+from apical.analysis.alignment import angle_degrees, dale_violations
+from apical.analysis.locality import audit_locality
+from apical.analysis.report import (
     Check,
     dale_check,
     dale_entries,
@@ -38,9 +38,9 @@ from analysis.report import (
     plausibility_report,
     write_analysis_json,
 )
-from circuits.bioleaf import GLOBAL_SIGNALS, BioLeaFNetwork, BioLeaFSettings
-from circuits.bioleaf_oracle import LearningRates, backprop, bptt, run_circuit
-from runs.analyze import (
+from apical.circuits.bioleaf.network import GLOBAL_SIGNALS, BioLeaFNetwork, BioLeaFSettings
+from apical.circuits.bioleaf.oracle import LearningRates, backprop, bptt, run_circuit
+from apical.runs.analyze import (
     ORACLE_BATCH,
     TINY_HIDDEN,
     TINY_INPUTS,
@@ -53,8 +53,8 @@ from runs.analyze import (
     layer_label,
     read_checkpoint,
 )
-from runs.bioleaf_framework import bioleaf_settings, state_from_arrays
-from runs.train import encode, load_dataset
+from apical.circuits.bioleaf.framework import bioleaf_settings, state_from_arrays
+from apical.runs.train import encode, load_dataset
 
 
 def summed_changes(state, rasters, desired, settings: BioLeaFSettings, teaching: bool = True):

@@ -21,10 +21,10 @@ from __future__ import annotations
 import numpy as np
 from brian2 import Network, TimedArray
 
-from circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
-from circuits.biograd_oracle import SleepParameters, sleep_noise_per_layer
-from models.eligibility import matrix_to_synapses
-from models.sleep import (
+from apical.circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
+from apical.circuits.biograd.oracle import SleepParameters, sleep_noise_per_layer
+from apical.models.eligibility import matrix_to_synapses
+from apical.models.sleep import (
     NOISE_SOURCE_SAMPLE_END,
     NOISE_SOURCE_STEP,
     SLEEP_ERROR_UNIT_BATCH_END,
@@ -37,7 +37,7 @@ from models.sleep import (
     make_sleep_feedback,
     make_static_pathway,
 )
-from models.soma import SOMA_BIAS_JUMP, make_layer
+from apical.models.soma import SOMA_BIAS_JUMP, make_layer
 
 
 class BioGradSleepNetwork:

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from circuits.biograd_oracle import DiscreteParameters
+from apical.circuits.biograd.oracle import DiscreteParameters
 
 ELIGIBILITY_METHODS = ("forward", "forward_every_input", "kernel")
 
@@ -111,7 +111,7 @@ class BatchedBioGrad:
         self.block_size = int(block_size)
         self.eligibility = eligibility
         if weights is None:
-            from circuits.biograd import initial_state  # imports Brian2: only when asked to initialise
+            from apical.circuits.biograd.network import initial_state  # imports Brian2: only when asked to initialise
 
             state = initial_state(self.sizes, np.random.default_rng(seed), "random")
             weights, biases, feedback = state.weights, state.biases, state.feedback
@@ -396,7 +396,7 @@ class NumpyBioGradNetwork:
 
     def run(self, state, input_spikes, labels, learning_rate: float):
         """Run ``samples_per_run`` samples from ``state`` (``learning_rate`` = 0: no learning)."""
-        from circuits.biograd import BioGradState, RunResult  # imports Brian2: only when used
+        from apical.circuits.biograd.network import BioGradState, RunResult  # imports Brian2: only when used
 
         input_spikes = np.asarray(input_spikes, dtype=self.dtype)
         labels = np.asarray(labels, dtype=int)
@@ -425,11 +425,11 @@ class NumpyBioGradSleep:
         self.settings, self.sleep = settings, sleep
 
     def draw_noise(self, seed_rng: np.random.Generator) -> list[np.ndarray]:
-        from circuits.biograd_oracle import sleep_noise_per_layer
+        from apical.circuits.biograd.oracle import sleep_noise_per_layer
 
         return sleep_noise_per_layer(seed_rng, self.sleep, self.settings.sizes)
 
     def run(self, weights, biases, feedback, noise: list[np.ndarray]) -> list[np.ndarray]:
-        from circuits.biograd_oracle import sleep_update
+        from apical.circuits.biograd.oracle import sleep_update
 
         return sleep_update(weights, biases, feedback, noise, self.settings.discrete(0.0), self.sleep)

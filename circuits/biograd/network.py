@@ -42,14 +42,14 @@ from brian2 import (
     second,
 )
 
-from circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
-from circuits.biograd_oracle import DiscreteParameters, LayerRecord
-from models.eligibility import (
+from apical.circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
+from apical.circuits.biograd.oracle import DiscreteParameters, LayerRecord
+from apical.models.eligibility import (
     make_forward_pathway,
     matrix_to_synapses,
     synapses_to_matrix,
 )
-from models.error_neurons import (
+from apical.models.error_neurons import (
     ERROR_NEURON_SAMPLE_END,
     ERROR_NEURON_STEP,
     feedback_to_synapses,
@@ -59,7 +59,7 @@ from models.error_neurons import (
     make_softmax_coupling,
     synapses_to_feedback,
 )
-from models.soma import (
+from apical.models.soma import (
     SOMA_AFTER_THRESHOLD,
     SOMA_BIAS_JUMP,
     SOMA_MINIBATCH_END,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from circuits.bioleaf_oracle import DiscreteParameters, LayerRecord, backprop, desired_spikes, output_error  # noqa: F401
+from apical.circuits.bioleaf.oracle import DiscreteParameters, LayerRecord, backprop, desired_spikes, output_error  # noqa: F401
 
 __all__ = ["run_circuit", "train_sequential", "sign_concordant_fa", "keep_signs", "desired_spikes"]
 

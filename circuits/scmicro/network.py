@@ -43,12 +43,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 from brian2 import Network, SpikeMonitor, StateMonitor, Synapses, TimedArray
 
-from analysis.alignment import measure_effective_feedback
-from circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
-from circuits.bioleaf import BioLeaFSettings
-from circuits.sample_runs import SampleRuns, Schedule, make_afferents
-from circuits.bioleaf_oracle import LayerRecord
-from models.interneurons import (
+from apical.analysis.alignment import measure_effective_feedback
+from apical.circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
+from apical.circuits.bioleaf.network import BioLeaFSettings
+from apical.circuits.core import SampleRuns, Schedule, make_afferents
+from apical.circuits.bioleaf.oracle import LayerRecord
+from apical.models.interneurons import (
     PV_AFTER_THRESHOLD,
     PV_DRIVE_ON_SPIKE,
     PV_SAMPLE_END,
@@ -57,14 +57,14 @@ from models.interneurons import (
     make_pv_layer,
     make_sst_layer,
 )
-from models.plasticity import (
+from apical.models.plasticity import (
     SIGN_CONSTRAINED_MINIBATCH_END,
     TRACE_SAMPLE_END,
     make_burst_feedback,
     make_relay,
     make_sign_constrained_forward,
 )
-from models.pyramidal import (
+from apical.models.pyramidal import (
     ACTIVE_CONDITION,
     OUTPUT_ERROR,
     OUTPUT_NUDGING,

@@ -15,13 +15,13 @@ import time
 
 import numpy as np
 
-from analysis.alignment import angle_degrees, sign_concordance
-from circuits.scmicro import SCMicroNetwork, SCMicroSettings, SCMicroState, initial_state, run_single_sample
-from circuits.scmicro_numpy import NumpySCMicroNetwork
-from models.encoders import sample_rng
-from models.pyramidal import PyramidalParameters
-from runs.bioleaf_framework import single_sample_figures
-from runs.config import Config, ConfigError
+from apical.analysis.alignment import angle_degrees, sign_concordance
+from apical.circuits.scmicro.network import SCMicroNetwork, SCMicroSettings, SCMicroState, initial_state, run_single_sample
+from apical.circuits.scmicro.numpy_form import NumpySCMicroNetwork
+from apical.models.encoders import sample_rng
+from apical.models.pyramidal import PyramidalParameters
+from apical.circuits.bioleaf.framework import single_sample_figures
+from apical.runs.config import Config, ConfigError
 
 
 def scmicro_settings(config: Config, n_in: int, n_out: int) -> SCMicroSettings:

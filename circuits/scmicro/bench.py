@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runs.bench_bioleaf import BATCH, WEIGHT_SEED, run_bench, timed_runs
+from apical.circuits.bioleaf.bench import BATCH, WEIGHT_SEED, run_bench, timed_runs
 
 LEARNING_RATE, FEEDBACK_SEED = 2e-3, 5
 #: What each code object does, by the first matching part of its name.
@@ -34,7 +34,7 @@ CATEGORIES = (
 
 
 def time_network(sizes, rasters, labels, build_root: Path, runs: int = 2, profile: bool = False) -> dict:
-    from circuits.scmicro import SCMicroNetwork, SCMicroSettings, initial_state
+    from apical.circuits.scmicro.network import SCMicroNetwork, SCMicroSettings, initial_state
 
     settings = SCMicroSettings(sizes=sizes, batch_size=BATCH)
     state = initial_state(sizes, np.random.default_rng(WEIGHT_SEED), np.random.default_rng(FEEDBACK_SEED))

@@ -45,24 +45,24 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from brian2 import Network, SpikeMonitor, StateMonitor, TimedArray
 
-from circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
-from circuits.sample_runs import SampleRuns, Schedule, make_afferents
-from circuits.bioleaf_oracle import (
+from apical.circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
+from apical.circuits.core import SampleRuns, Schedule, make_afferents
+from apical.circuits.bioleaf.oracle import (
     DiscreteParameters,
     MicrocircuitRecord,
     LayerRecord,
     LearningRates,
     desired_spikes,
 )
-from models.eligibility import matrix_to_synapses, synapses_to_matrix
-from models.interneurons import (
+from apical.models.eligibility import matrix_to_synapses, synapses_to_matrix
+from apical.models.interneurons import (
     INTERNEURON_AFTER_THRESHOLD,
     INTERNEURON_BIAS_PLASTICITY,
     INTERNEURON_SAMPLE_END,
     INTERNEURON_STEP_START,
     make_interneuron_layer,
 )
-from models.plasticity import (
+from apical.models.plasticity import (
     PLASTIC_MINIBATCH_END,
     TOP_DOWN_MINIBATCH_END,
     TRACE_SAMPLE_END,
@@ -71,7 +71,7 @@ from models.plasticity import (
     make_teaching,
     make_top_down,
 )
-from models.pyramidal import (
+from apical.models.pyramidal import (
     ACTIVE_CONDITION,
     OUTPUT_ERROR,
     OUTPUT_NUDGING,

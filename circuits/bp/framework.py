@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.bptt import Adam, LIFParams, bptt_gradients, forward, init_weights
-from models.encoders import sample_rng
-from runs.config import Config
+from apical.analysis.bptt import Adam, LIFParams, bptt_gradients, forward, init_weights
+from apical.models.encoders import sample_rng
+from apical.runs.config import Config
 
 DTYPE = np.float32
 EVALUATION_BATCH = 250  # samples per forward pass when evaluating (bounds memory, not results)

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from circuits.bioleaf_oracle import desired_spikes, output_error
-from circuits.scmicro import RunResult, SCMicroSettings, SCMicroState
+from apical.circuits.bioleaf.oracle import desired_spikes, output_error
+from apical.circuits.scmicro.network import RunResult, SCMicroSettings, SCMicroState
 
 __all__ = ["NumpySCMicroNetwork", "minibatch_changes"]
 

@@ -18,12 +18,12 @@ import time
 
 import numpy as np
 
-from analysis.alignment import angle_degrees
-from circuits.bioleaf import BioLeaFNetwork, BioLeaFSettings, BioLeaFState, initial_state, run_single_sample
-from circuits.bioleaf_oracle import LearningRates
-from models.encoders import sample_rng
-from models.pyramidal import PyramidalParameters
-from runs.config import Config
+from apical.analysis.alignment import angle_degrees
+from apical.circuits.bioleaf.network import BioLeaFNetwork, BioLeaFSettings, BioLeaFState, initial_state, run_single_sample
+from apical.circuits.bioleaf.oracle import LearningRates
+from apical.models.encoders import sample_rng
+from apical.models.pyramidal import PyramidalParameters
+from apical.runs.config import Config
 
 
 def bioleaf_settings(config: Config, n_in: int, n_out: int) -> BioLeaFSettings:
@@ -108,7 +108,7 @@ def single_sample_figures(layers, input_spikes, label: int, dt, weights, directo
     for — its share ΔW / M of the minibatch step (the records hold the open minibatch's sum)."""
     from brian2 import ms
 
-    from analysis.figures import spike_raster, update_statistics
+    from apical.analysis.figures import spike_raster, update_statistics
 
     names = [f"hidden {l + 1}" for l in range(len(layers) - 1)] + ["output"]
     predicted = int(layers[-1].spikes[0].sum(axis=0).argmax())
