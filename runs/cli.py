@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 
+from apical.circuits import registry
 from apical.runs.config import ConfigError
 from apical.runs.datasets import DatasetError
+
+#: What ``run.device`` and ``--device`` may name; numpy only for frameworks with a numpy form.
+DEVICES = ("cpp", "cuda", "runtime", "numpy")
 
 
 def _train(args) -> int:
@@ -45,15 +49,24 @@ def _delegate(module: str, args) -> int:
     return importlib.import_module(module).main(args)
 
 
+def _bench(args) -> int:
+    """``apical bench``: BioGrad's network beside batched numpy by default, any framework's own bench
+    with --framework."""
+    spec = registry.get(args.framework)
+    return spec.bench(args)
+
+
 def main(argv=None) -> int:
+    with_numpy = ", ".join(registry.numpy_forms())
+    benches = [name for name, spec in registry.frameworks().items() if spec.bench is not None]
     parser = argparse.ArgumentParser(prog="apical", description="Bio-plausible learning in spiking networks (Brian2)")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a network as a TOML config describes")
     train.add_argument("config", help="a TOML file, e.g. runs/configs/mnist-quick.toml")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set learning.learning_rate=5e-4 (repeatable)")
-    train.add_argument("--device", choices=["cpp", "cuda", "runtime", "numpy"],
-                       help="overrides run.device (numpy: BioGrad or the SC microcircuit, batched, for sweeps)")
+    train.add_argument("--device", choices=DEVICES,
+                       help=f"overrides run.device (numpy: the batched numpy form of {with_numpy}, for sweeps)")
     train.add_argument("--out", help="results directory (default: results/<config name>)")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     train.set_defaults(handler=_train)
@@ -61,8 +74,8 @@ def main(argv=None) -> int:
     evaluate = commands.add_parser("evaluate", help="test accuracy of a results directory's checkpoint "
                                                     "(--report: per-class readout diagnostics)")
     evaluate.add_argument("directory")
-    evaluate.add_argument("--device", choices=["cpp", "cuda", "runtime", "numpy"],
-                          help="overrides the run's device (numpy: BioGrad or the SC microcircuit)")
+    evaluate.add_argument("--device", choices=DEVICES,
+                          help=f"overrides the run's device (numpy: {with_numpy})")
     evaluate.add_argument("--checkpoint", default="latest",
                           help="latest (default), selected (chosen on validation) or a checkpoint file")
     evaluate.add_argument("--report", action="store_true",
@@ -79,13 +92,13 @@ def main(argv=None) -> int:
     bench.add_argument("--samples", type=int, default=1000, help="training samples per timed run")
     bench.add_argument("--threads", type=int, default=1, help="OpenMP threads for cpp (0 = all cores)")
     bench.add_argument("--widths", help="with --device cuda: first hidden layer widths, e.g. 500,2000,8000")
-    bench.add_argument("--framework", choices=["biograd", "bioleaf", "scmicro"], default="biograd",
-                       help="bioleaf, scmicro: that microcircuit's cost per sample and what dominates it (cpp)")
-    bench.set_defaults(handler=lambda args: _delegate({"bioleaf": "apical.circuits.bioleaf.bench", "scmicro": "apical.circuits.scmicro.bench"}
-                                                      .get(args.framework, "apical.runs.bench"), args))
+    bench.add_argument("--framework", choices=benches, default=benches[0] if benches else None,
+                       help="whose bench to run (default: the first registered framework's; each framework "
+                            "declares its own)")
+    bench.set_defaults(handler=_bench)
 
     compare = commands.add_parser("compare-forms", help="replay chunks of a run from a checkpoint on Brian2 and on "
-                                                        "the numpy form side by side (BioGrad, SC microcircuit)")
+                                                        f"the numpy form side by side ({with_numpy})")
     compare.add_argument("directory", help="a results directory (apical train --out)")
     compare.add_argument("--chunks", type=int, default=3, help="training chunks to replay (default 3)")
     compare.add_argument("--checkpoint", default="latest", help="latest (default), selected or a checkpoint file")

@@ -26,12 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from apical.runs.config import ConfigError, load_config
-from apical.runs.frameworks import make_framework
-from apical.runs.train import TrainingError, chunk_size, find_checkpoint, load_dataset, training_chunk
-
-#: Frameworks with a numpy form to compare against.
-NUMPY_FORMS = ("biograd", "scmicro")
-
+from apical.circuits import registry
+from apical.runs.train import TrainingError, chunk_size, find_checkpoint, load_dataset, make_framework, training_chunk
 
 def compare_forms(directory, chunks: int = 3, checkpoint: str = "latest", device: str | None = None,
                   precision: str | None = None, build_dir=None, report=None) -> list[dict]:
@@ -41,9 +37,9 @@ def compare_forms(directory, chunks: int = 3, checkpoint: str = "latest", device
     each is done."""
     directory = Path(directory)
     base = load_config(directory / "config.toml")
-    if base.model.framework not in NUMPY_FORMS:
+    if not registry.get(base.model.framework).has_numpy_form:
         raise ConfigError(f"config key 'model.framework': {base.model.framework!r} has no numpy form to compare "
-                          f"with; compare-forms works for {', '.join(NUMPY_FORMS)}")
+                          f"with; compare-forms works for {', '.join(registry.numpy_forms())}")
     brian_device = device or (base.run.device if base.run.device != "numpy" else "cpp")
     if brian_device == "numpy":
         raise ConfigError("compare-forms compares a Brian2 device (cpp, cuda, runtime) with the numpy form; "

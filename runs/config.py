@@ -29,6 +29,9 @@ from brian2 import Quantity, ms, second
 from brian2.core.namespace import DEFAULT_UNITS
 from brian2.units.fundamentalunits import get_dimensions
 
+from apical.circuits import registry
+from apical.circuits.framework import ConfigError, ConfigSection
+
 __all__ = [
     "ConfigError",
     "ModelConfig",
@@ -36,9 +39,8 @@ __all__ = [
     "DataConfig",
     "RunConfig",
     "SeedsConfig",
-    "BioLeaFConfig",
-    "SCMicroConfig",
     "Config",
+    "sections",
     "parse_time",
     "load_config",
     "config_from_dict",
@@ -47,19 +49,11 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the key."""
-
-
-# --------------------------------------------------------------------------------------------
-# the schema
-
-
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network: sizes and the neuron/learning-rule parameters of Tang et al. 2021 (DESIGN §2)."""
+    """The network: sizes and the neuron/learning-rule parameters of Tang et al. 2021."""
 
-    framework: str = "biograd"  # learning framework: "biograd" (Tang 2021) or "bp" (BPTT baseline)
+    framework: str = "biograd"  # the learning framework (apical.circuits.registry: "apical train --help" lists them)
     hidden: tuple[int, ...] = (500, 100)  # hidden layer sizes, input side first
     time_steps: int = 20  # T, time bins per sample
     error_start: int = 5  # t0, first step at which the output error drives the error neurons
@@ -80,7 +74,7 @@ class ModelConfig:
 
     @property
     def membrane_time_constant(self) -> Quantity:
-        """tau_m, or the one that gives λ per step: dt / ln(1/λ) (DESIGN §2)."""
+        """tau_m, or the one that gives λ per step: dt / ln(1/λ)."""
         if self.tau_m is not None:
             return self.tau_m
         return self.dt / math.log(1.0 / self.leak)
@@ -158,52 +152,23 @@ class SeedsConfig:
 
 
 @dataclass(frozen=True)
-class BioLeaFConfig:
-    """The BioLeaF microcircuit (Yang & Li 2021, reconstructed: docs/models/bioleaf.md); its soma
-    constants, sizes, T and t0 come from [model], η and M of the forward synapses from [learning]."""
-
-    tau_apical: Quantity = field(default_factory=lambda: 1 * ms)  # τ_a, leak of the apical compartment
-    tau_psp: Quantity = field(default_factory=lambda: 5 * ms)  # τ_psp, PSP kernel of the spiking error
-    burst_gain: float = 1.0  # c, burst size per unit of (window × apical potential)
-    nudging: float = 0.0  # β, somatic nudging of the output cells by their apical error (0 = none)
-    desired_interval: int = 1  # the labelled output should fire every this many steps from t0
-    interneuron_init: str = "mirror"  # "mirror" (self-predicting: W_IP = W above, W_PI = -B) or "random"
-    interneuron_learning_rate: float = 0.0  # η_IP of the pyramidal -> interneuron synapses
-    apical_learning_rate: float = 0.0  # η_PI of the interneuron -> apical synapses
-    mirror_plasticity: bool = False  # B, W_IP, W_PI also learn by mirror STDP at η (the special circumstance persists)
-
-
-@dataclass(frozen=True)
-class SCMicroConfig:
-    """The SC microcircuit (Yang & Li 2022, reconstructed: docs/models/scmicro.md); its soma
-    constants, sizes, T and t0 come from [model], η and M of the forward synapses from [learning]."""
-
-    tau_apical: Quantity = field(default_factory=lambda: 1 * ms)  # τ_a, leak of the apical compartment
-    tau_psp: Quantity = field(default_factory=lambda: 5 * ms)  # τ_psp, PSP kernel of the spiking error
-    burst_gain: float = 1.0  # c, burst size per unit of (window × apical potential)
-    desired_interval: int = 1  # the labelled output should fire every this many steps from t0
-    feedback_scale: float = 1.0  # s: feedback magnitudes R ~ U(f·s/√n, s/√n] (seeds.feedback), n the fan-in of the layer above
-    feedback_floor: float = 0.0  # f: the smallest feedback magnitude, as a fraction of the largest (0: U(0, s/√n])
-    nudging: float = 0.0  # β, the target's somatic drive of the output cells (β·A; 0 = none: the apical error never moves a spike)
-    feedback: str = "sign_concordant"  # B = sign(Wᵀ)·R, fixed random magnitudes (the circuit); "transposed":
-    #   B = Wᵀ before every minibatch — spatial backprop of the same spiking error, a reference
-    #   for comparisons, run.device = "numpy" only (no circuit carries Wᵀ back)
-    error: str = "kernel_mse"  # the global spiking error at the output: "kernel_mse" (A = d − o, PSP-filtered
-    #   spike trains) or "softmax" (A = y − softmax(κ·o), a cross-entropy on the same traces)
-    error_gain: float = 2.0  # κ of the softmax error (per unit of PSP trace; a cell firing every step has o ≈ 1.58)
-
-
-@dataclass(frozen=True)
 class Config:
-    """A complete, validated run configuration."""
+    """A complete, validated run configuration: the five core sections, and the ``[name]`` table of
+    every registered framework that declares one (``config.bioleaf``, ``config.scmicro``, ...)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
     seeds: SeedsConfig = field(default_factory=SeedsConfig)
-    bioleaf: BioLeaFConfig = field(default_factory=BioLeaFConfig)
-    scmicro: SCMicroConfig = field(default_factory=SCMicroConfig)
+    sections: Mapping[str, Any] = field(default_factory=lambda: {name: s.schema() for name, s in framework_sections().items()})
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: a framework's own section, e.g. config.scmicro.
+        sections = self.__dict__.get("sections")
+        if sections is not None and name in sections:
+            return sections[name]
+        raise AttributeError(f"Config has no section {name!r}")
 
     @property
     def leak_per_step(self) -> float:
@@ -211,131 +176,63 @@ class Config:
         return self.model.leak_per_step
 
 
-SECTIONS: dict[str, type] = {
-    "model": ModelConfig,
-    "learning": LearningConfig,
-    "data": DataConfig,
-    "run": RunConfig,
-    "seeds": SeedsConfig,
-    "bioleaf": BioLeaFConfig,
-    "scmicro": SCMicroConfig,
+# Kind of each core key: "int", "float", "bool", "str", "time", "int_list"; bounds checked below.
+CORE = {
+    "model": ConfigSection("model", ModelConfig, kinds={
+        "framework": "str", "hidden": "int_list", "time_steps": "int", "error_start": "int", "dt": "time",
+        "leak": "float", "tau_m": "time", "threshold": "float", "window": "float", "gamma": "float",
+        "feedback_init": "str",
+    }, bounds={
+        "time_steps": [(">=", 1)], "error_start": [(">=", 0)], "leak": [(">", 0), ("<", 1)],
+        "threshold": [(">", 0)], "window": [(">", 0)], "gamma": [(">", 0)],
+    }, choices={"feedback_init": ("forward_product", "random")}),
+    "learning": ConfigSection("learning", LearningConfig, bounds={
+        "learning_rate": [(">", 0)], "batch_size": [(">=", 1)], "decay": [(">", 0), ("<=", 1)],
+        "decay_every": [(">", 0)], "warmup_epochs": [(">=", 0)], "sleep_steps": [(">=", 1)],
+        "sleep_learning_rate": [(">", 0)], "sleep_decay": [(">", 0)], "sleep_batch": [(">=", 1)],
+        "bp_learning_rate": [(">", 0)],
+    }, choices={"optimizer": ("sgd", "adam")}),
+    "data": ConfigSection("data", DataConfig, bounds={
+        "train_samples": [(">=", 0)], "test_samples": [(">=", 0)], "validation_samples": [(">=", 0)],
+        "intensity_scale": [(">", 0), ("<=", 1)],
+    }, choices={"dataset": ("mnist", "fashion-mnist", "nmnist", "cifar10"), "encoding": ("bernoulli",)}),
+    "run": ConfigSection("run", RunConfig, bounds={
+        "epochs": [(">=", 1)], "eval_every": [(">=", 0)], "checkpoint_every": [(">=", 0)],
+        "chunk_samples": [(">=", 1)], "threads": [(">=", 0)],
+    }, choices={"device": ("cpp", "cuda", "runtime", "numpy"), "precision": ("float64", "float32")}),
+    "seeds": ConfigSection("seeds", SeedsConfig,
+                           bounds={name: [(">=", 0)] for name in ("weights", "input", "sleep", "shuffle", "feedback")}),
 }
 
-CHOICES = {
-    "model.framework": ("biograd", "bp", "bioleaf", "scmicro"),
-    "model.feedback_init": ("forward_product", "random"),
-    "learning.optimizer": ("sgd", "adam"),
-    "data.dataset": ("mnist", "fashion-mnist", "nmnist", "cifar10"),
-    "data.encoding": ("bernoulli",),
-    "run.device": ("cpp", "cuda", "runtime", "numpy"),
-    "scmicro.feedback": ("sign_concordant", "transposed"),
-    "scmicro.error": ("kernel_mse", "softmax"),
-    "run.precision": ("float64", "float32"),
-}
 
-# Kind of each key: "int", "float", "bool", "str", "time", "int_list"; bounds checked below.
-KINDS = {
-    "model.framework": "str",
-    "model.hidden": "int_list",
-    "model.time_steps": "int",
-    "model.error_start": "int",
-    "model.dt": "time",
-    "model.leak": "float",
-    "model.tau_m": "time",
-    "model.threshold": "float",
-    "model.window": "float",
-    "model.gamma": "float",
-    "model.feedback_init": "str",
-    "learning.learning_rate": "float",
-    "learning.batch_size": "int",
-    "learning.decay": "float",
-    "learning.decay_every": "float",
-    "learning.warmup_epochs": "float",
-    "learning.sleep": "bool",
-    "learning.sleep_steps": "int",
-    "learning.sleep_learning_rate": "float",
-    "learning.sleep_decay": "float",
-    "learning.sleep_batch": "int",
-    "learning.optimizer": "str",
-    "learning.bp_learning_rate": "float",
-    "data.dataset": "str",
-    "data.data_dir": "str",
-    "data.train_samples": "int",
-    "data.test_samples": "int",
-    "data.validation_samples": "int",
-    "data.encoding": "str",
-    "data.intensity_scale": "float",
-    "run.device": "str",
-    "run.epochs": "int",
-    "run.eval_every": "int",
-    "run.checkpoint_every": "int",
-    "run.chunk_samples": "int",
-    "run.threads": "int",
-    "run.precision": "str",
-    "run.shuffle": "bool",
-    "seeds.weights": "int",
-    "seeds.input": "int",
-    "seeds.sleep": "int",
-    "seeds.shuffle": "int",
-    "seeds.feedback": "int",
-}
+def framework_sections() -> dict[str, ConfigSection]:
+    """The ``[name]`` tables the registered frameworks declare, in the registry's order."""
+    found = {}
+    for spec in registry.frameworks().values():
+        if spec.section is not None:
+            if spec.section.name in CORE or spec.section.name in found:
+                raise ConfigError(f"framework {spec.name!r} declares the config section [{spec.section.name}], "
+                                  "which another part of the config already uses")
+            found[spec.section.name] = spec.section
+    return found
 
-# (operator symbol, bound): the value must satisfy `value <symbol> bound`.
-BOUNDS = {
-    "model.time_steps": [(">=", 1)],
-    "model.error_start": [(">=", 0)],
-    "model.leak": [(">", 0), ("<", 1)],
-    "model.threshold": [(">", 0)],
-    "model.window": [(">", 0)],
-    "model.gamma": [(">", 0)],
-    "learning.learning_rate": [(">", 0)],
-    "learning.batch_size": [(">=", 1)],
-    "learning.decay": [(">", 0), ("<=", 1)],
-    "learning.decay_every": [(">", 0)],
-    "learning.warmup_epochs": [(">=", 0)],
-    "learning.sleep_steps": [(">=", 1)],
-    "learning.sleep_learning_rate": [(">", 0)],
-    "learning.sleep_decay": [(">", 0)],
-    "learning.sleep_batch": [(">=", 1)],
-    "learning.bp_learning_rate": [(">", 0)],
-    "data.train_samples": [(">=", 0)],
-    "data.test_samples": [(">=", 0)],
-    "data.validation_samples": [(">=", 0)],
-    "data.intensity_scale": [(">", 0), ("<=", 1)],
-    "run.epochs": [(">=", 1)],
-    "run.eval_every": [(">=", 0)],
-    "run.checkpoint_every": [(">=", 0)],
-    "run.chunk_samples": [(">=", 1)],
-    "run.threads": [(">=", 0)],
-    **{f"seeds.{name}": [(">=", 0)] for name in ("weights", "input", "sleep", "shuffle", "feedback")},
-}
-# The [bioleaf] section (issue 5), kept together.
-CHOICES["bioleaf.interneuron_init"] = ("mirror", "random")
-KINDS.update({
-    "bioleaf.tau_apical": "time", "bioleaf.tau_psp": "time", "bioleaf.burst_gain": "float",
-    "bioleaf.nudging": "float", "bioleaf.desired_interval": "int", "bioleaf.interneuron_init": "str",
-    "bioleaf.interneuron_learning_rate": "float", "bioleaf.apical_learning_rate": "float",
-    "bioleaf.mirror_plasticity": "bool",
-})
-BOUNDS.update({
-    "bioleaf.tau_apical": [(">", 0)], "bioleaf.tau_psp": [(">", 0)], "bioleaf.burst_gain": [(">", 0)],
-    "bioleaf.nudging": [(">=", 0)], "bioleaf.desired_interval": [(">=", 1)],
-    "bioleaf.interneuron_learning_rate": [(">=", 0)], "bioleaf.apical_learning_rate": [(">=", 0)],
-})
-# The [scmicro] section (issue 6), kept together.
-KINDS.update({
-    "scmicro.tau_apical": "time", "scmicro.tau_psp": "time", "scmicro.burst_gain": "float",
-    "scmicro.desired_interval": "int", "scmicro.feedback_scale": "float", "scmicro.feedback_floor": "float", "scmicro.nudging": "float",
-    "scmicro.feedback": "str", "scmicro.error": "str", "scmicro.error_gain": "float",
-})
-BOUNDS.update({
-    "scmicro.tau_apical": [(">", 0)], "scmicro.tau_psp": [(">", 0)], "scmicro.burst_gain": [(">", 0)],
-    "scmicro.desired_interval": [(">=", 1)], "scmicro.feedback_scale": [(">", 0)], "scmicro.feedback_floor": [(">=", 0), ("<", 1)], "scmicro.nudging": [(">=", 0)],
-    "scmicro.error_gain": [(">", 0)],
-})
+
+def sections() -> dict[str, ConfigSection]:
+    """Every section of a config, in the order a resolved config is written."""
+    return {**CORE, **framework_sections()}
+
+
+def _schema() -> tuple[dict[str, str], dict[str, list], dict[str, tuple]]:
+    """Kinds, bounds and choices of every key ("section.key"), the framework choice from the registry."""
+    kinds, bounds, choices = {}, {}, {"model.framework": registry.names()}
+    for name, section in sections().items():
+        kinds.update({f"{name}.{key}": kind for key, kind in section.kinds.items()})
+        bounds.update({f"{name}.{key}": value for key, value in section.bounds.items()})
+        choices.update({f"{name}.{key}": value for key, value in section.choices.items()})
+    return kinds, bounds, choices
+
+
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
-
-assert set(KINDS) == {f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,8 +301,8 @@ def parse_time(text: Any, key: str = "value") -> Quantity:
     return value
 
 
-def _coerce(key: str, value: Any) -> Any:
-    kind = KINDS[key]
+def _coerce(key: str, value: Any, kinds: Mapping[str, str], choices: Mapping[str, tuple]) -> Any:
+    kind = kinds[key]
     if kind == "time":
         return parse_time(value, key)
     if kind == "int":
@@ -425,8 +322,8 @@ def _coerce(key: str, value: Any) -> Any:
     if kind == "str":
         if not isinstance(value, str):
             raise ConfigError(f"config key {key!r}: expected a string, got {_show(value)}")
-        if key in CHOICES and value not in CHOICES[key]:
-            allowed = ", ".join(_show(choice) for choice in CHOICES[key])
+        if key in choices and value not in choices[key]:
+            allowed = ", ".join(_show(choice) for choice in choices[key])
             raise ConfigError(f"config key {key!r} must be one of {allowed}, got {_show(value)}")
         return value
     if kind == "int_list":
@@ -438,8 +335,8 @@ def _coerce(key: str, value: Any) -> Any:
     raise AssertionError(kind)
 
 
-def _check_bounds(key: str, value: Any, written: Any) -> None:
-    for symbol, bound in BOUNDS.get(key, ()):
+def _check_bounds(key: str, value: Any, written: Any, bounds: Mapping[str, list]) -> None:
+    for symbol, bound in bounds.get(key, ()):
         if not _COMPARE[symbol](value, bound):
             raise ConfigError(f"config key {key!r} must be {symbol} {bound}, got {_show(written)}")
 
@@ -458,28 +355,30 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     """Validate a nested mapping {section: {key: value}} (as read from TOML) into a Config."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"a configuration must be a table of sections, got {_show(data)}")
-    all_keys = list(KINDS)
-    sections: dict[str, dict[str, Any]] = {}
+    schema = sections()
+    kinds, bounds, choices = _schema()
+    all_keys = list(kinds)
+    values_of: dict[str, dict[str, Any]] = {}
     written: dict[str, dict[str, Any]] = {}  # values as given, for error messages
     for section, table in data.items():
-        if section not in SECTIONS:
+        if section not in schema:
             if not isinstance(table, Mapping) and section in {k.split(".")[1] for k in all_keys}:
                 close = [k for k in all_keys if k.endswith("." + section)]
                 raise ConfigError(f"config key {section!r} must be inside a section (did you mean {close[0]!r}?)")
-            raise _unknown("section", section, SECTIONS)
+            raise _unknown("section", section, schema)
         if not isinstance(table, Mapping):
             raise ConfigError(f"config section {section!r} must be a table ([{section}]), got {_show(table)}")
         values = {}
         written[section] = dict(table)
         for name, value in table.items():
             key = f"{section}.{name}"
-            if key not in KINDS:
+            if key not in kinds:
                 raise _unknown("key", key, [k for k in all_keys if k.startswith(section + ".")] or all_keys)
-            values[name] = _coerce(key, value)
-            _check_bounds(key, values[name], value)
-        sections[section] = values
+            values[name] = _coerce(key, value, kinds, choices)
+            _check_bounds(key, values[name], value, bounds)
+        values_of[section] = values
 
-    model = sections.setdefault("model", {})
+    model = values_of.setdefault("model", {})
     if "tau_m" in model:
         if "leak" in model:
             raise ConfigError(
@@ -492,23 +391,26 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     if "dt" in model and float(model["dt"] / second) <= 0:
         raise ConfigError(f"config key 'model.dt' must be > 0, got {written['model']['dt']!r}")
 
-    config = Config(**{name: SECTIONS[name](**sections.get(name, {})) for name in SECTIONS})
+    built = {name: section.schema(**values_of.get(name, {})) for name, section in schema.items()}
+    config = Config(**{name: built.pop(name) for name in CORE}, sections=built)
     if config.model.error_start >= config.model.time_steps:
         raise ConfigError(
             f"config key 'model.error_start' must be < model.time_steps ({config.model.time_steps}), "
             f"got {config.model.error_start}"
         )
-    if config.run.device == "numpy" and config.model.framework not in ("scmicro", "biograd"):
-        raise ConfigError(
-            f"config key 'run.device': \"numpy\" runs only BioGrad (wake and sleep) and the SC microcircuit "
-            f"(model.framework = \"biograd\" or \"scmicro\"), not {config.model.framework!r}; "
-            f"use \"cpp\", \"cuda\" or \"runtime\""
-        )
-    if config.scmicro.feedback == "transposed" and config.run.device != "numpy":
-        raise ConfigError(
-            "config key 'scmicro.feedback': \"transposed\" (B = Wᵀ, backprop of the spiking error) exists only "
-            f"in the numpy form (run.device = \"numpy\"), not on {config.run.device!r}"
-        )
+    framework = registry.get(config.model.framework)
+    if config.run.device not in framework.devices:
+        with_numpy = " or ".join(f'"{name}"' for name in registry.numpy_forms())
+        if config.run.device == "numpy":
+            raise ConfigError(
+                f"config key 'run.device': \"numpy\" runs only the frameworks with a numpy form "
+                f"(model.framework = {with_numpy}), not {config.model.framework!r}; "
+                f"use {', '.join(repr(d) for d in framework.devices)}"
+            )
+        raise ConfigError(f"config key 'run.device': {config.model.framework!r} runs on "
+                          f"{', '.join(repr(d) for d in framework.devices)}, not {config.run.device!r}")
+    if framework.check_config is not None:
+        framework.check_config(config)
     if config.model.tau_m is not None and not 0.0 < config.leak_per_step < 1.0:
         raise ConfigError(
             f"config key 'model.tau_m' gives a leak per step exp(-dt/tau_m) = {config.leak_per_step!r}, "
@@ -537,11 +439,12 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
     merged = {section: dict(table) if isinstance(table, Mapping) else table for section, table in data.items()}
     for text in overrides:
         section, name, value = _parse_override(text)
-        if section not in SECTIONS:
-            raise _unknown("section", section, SECTIONS)
+        schema = sections()
+        if section not in schema:
+            raise _unknown("section", section, schema)
         key = f"{section}.{name}"
-        if key not in KINDS:
-            raise _unknown("key", key, [k for k in KINDS if k.startswith(section + ".")])
+        if key not in schema[section].keys():
+            raise _unknown("key", key, [k for k in schema[section].keys()])
         table = merged.setdefault(section, {})
         if not isinstance(table, dict):
             raise ConfigError(f"config section {section!r} must be a table ([{section}]), got {_show(table)}")
@@ -597,10 +500,10 @@ def _format_value(value: Any) -> str:
 def config_to_toml(config: Config) -> str:
     """The fully resolved configuration as TOML: every key, reading back to an equal Config."""
     lines = ["# Resolved Apical configuration: every key, defaults filled in."]
-    for section in SECTIONS:
+    for section, declared in sections().items():
         lines.append("")
         lines.append(f"[{section}]")
-        for spec in dataclasses.fields(SECTIONS[section]):
+        for spec in dataclasses.fields(declared.schema):
             value = getattr(getattr(config, section), spec.name)
             if value is None:
                 # Only one of leak / tau_m may be given; the other is resolved from it.

@@ -6,7 +6,7 @@ training) is rate-coded with the generator keyed by (input seed, "train", k). Te
 is always coded with (input seed, "test", i). A run that is killed and resumed from a
 checkpoint therefore sees exactly the spikes an uninterrupted run sees.
 
-Results directory (DESIGN §4): config.toml, metrics.csv, summary.json, checkpoints/,
+Results directory (README, "Training"): config.toml, metrics.csv, summary.json, checkpoints/,
 figures/, build/ (the compiled project) and a lock file that keeps a second run out.
 """
 
@@ -27,15 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from apical.circuits import registry
 from apical.models.encoders import encode_batch, sample_rng
 from apical.runs.config import Config, ConfigError, config_to_toml, load_config
 from apical.runs.datasets import images_to_intensity, load_cifar10, load_mnist, load_nmnist
-from apical.runs.frameworks import make_framework
 
 METRIC_FIELDS = ["samples_seen", "epoch", "train_accuracy", "test_accuracy", "wall_seconds", "samples_per_second"]
 
 
-FRAMEWORK_TITLES = {"biograd": "BioGrad", "bp": "BPTT baseline", "bioleaf": "BioLeaF", "scmicro": "SC microcircuit"}
 DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "nmnist": "N-MNIST", "cifar10": "CIFAR-10"}
 
 
@@ -64,10 +63,12 @@ class Dataset:
 
 def run_title(config: Config) -> str:
     """What trained, for figure titles: the framework, and how when it was not the Brian2 circuit."""
-    title = FRAMEWORK_TITLES.get(config.model.framework, config.model.framework)
-    if config.model.framework == "scmicro" and config.scmicro.feedback == "transposed":
-        return "backprop of the SC spiking error (B = Wᵀ, numpy)"
-    return title + (" (numpy form)" if config.run.device == "numpy" else "")
+    return registry.get(config.model.framework).run_title(config)
+
+
+def make_framework(config: Config, n_in: int, n_out: int, chunk: int, build_dir):
+    """The registered framework ``model.framework`` names, built for runs of ``chunk`` samples."""
+    return registry.get(config.model.framework).factory(config, n_in, n_out, chunk, build_dir)
 
 
 def load_dataset(config: Config) -> Dataset:
@@ -449,10 +450,9 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
     from apical.analysis.figures import alignment_curve, learning_curve
 
     alignment_curve(metrics, results.figures / "alignment", title="feedback alignment")
-    if hasattr(framework, "figures"):
-        shown = min(20, len(dataset.test_labels))
-        test_spikes = encode(dataset.test_inputs[:shown], config.model.time_steps, config.seeds.input, "test", 0)
-        framework.figures(results.figures, test_spikes, dataset.test_labels[:shown])
+    shown = min(20, len(dataset.test_labels))
+    test_spikes = encode(dataset.test_inputs[:shown], config.model.time_steps, config.seeds.input, "test", 0)
+    framework.figures(results.figures, test_spikes, dataset.test_labels[:shown])
     learning_curve(metrics, results.figures / "learning_curve", title=f"{run_title(config)} on "
                    f"{DATASET_TITLES.get(config.data.dataset, config.data.dataset)}, "
                    f"{'-'.join(map(str, framework.settings.sizes))}")

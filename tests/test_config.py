@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from brian2 import ms
 
-from apical.runs.config import SECTIONS, Config, ConfigError, config_from_dict, config_to_toml, load_config
+from apical.circuits import registry
+from apical.runs.config import Config, sections, ConfigError, config_from_dict, config_to_toml, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "runs" / "configs"
 
@@ -161,9 +162,12 @@ def test_round_trip_through_toml(tmp_path, overrides):
     config = load_config(CONFIGS / "mnist.toml", overrides)
     text = config_to_toml(config)
     table = tomllib.loads(text)
-    assert set(table) == {"model", "learning", "data", "run", "seeds", "bioleaf", "scmicro"}
-    for section, schema in SECTIONS.items():  # every key written (leak or tau_m, whichever is set)
-        names = {f.name for f in dataclasses.fields(schema)}
+    # the core sections, then the section of every registered framework that declares one
+    declared = {spec.section.name for spec in registry.frameworks().values() if spec.section is not None}
+    assert set(table) == {"model", "learning", "data", "run", "seeds"} | declared
+    assert {"bioleaf", "scmicro"} <= declared
+    for section, declared_section in sections().items():  # every key written (leak or tau_m, whichever is set)
+        names = {f.name for f in dataclasses.fields(declared_section.schema)}
         assert names - {"leak", "tau_m"} <= set(table[section]) <= names, section
     assert config_from_dict(table) == config
     assert load_config(write(tmp_path, text)) == config

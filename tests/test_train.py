@@ -315,11 +315,11 @@ def test_intensity_scale_multiplies_every_split_and_rejects_what_it_cannot_mean(
 def test_update_figure_shows_one_samples_share_of_a_minibatch_step(tmp_path, monkeypatch):
     """With minibatches of M the network applies ΔW / M for each sample; the figure of the update a
     test digit asks for shows that share, not the M-times larger sum it reads from the open minibatch."""
-    import apical.analysis.figures
-    import apical.runs.frameworks
+    from apical.analysis import figures
+    from apical.circuits.biograd import framework as biograd_framework
 
     records, shown = [], {}
-    original_single = runs.frameworks.run_single_sample
+    original_single = biograd_framework.run_single_sample
 
     def recording_single(*args, **kwargs):
         layers = original_single(*args, **kwargs)
@@ -330,8 +330,8 @@ def test_update_figure_shows_one_samples_share_of_a_minibatch_step(tmp_path, mon
         shown.update(changes=[np.array(c) for c in changes], title=title)
         return []
 
-    monkeypatch.setattr(runs.frameworks, "run_single_sample", recording_single)
-    monkeypatch.setattr(analysis.figures, "update_statistics", recording_figure)
+    monkeypatch.setattr(biograd_framework, "run_single_sample", recording_single)
+    monkeypatch.setattr(figures, "update_statistics", recording_figure)
     train(load_config(write_config(tmp_path), ["data.train_samples=100", "data.test_samples=20",
                                                "learning.batch_size=4", "run.eval_every=0"]), tmp_path / "run")
     (asked,) = records
@@ -343,17 +343,17 @@ def test_update_figure_shows_one_samples_share_of_a_minibatch_step(tmp_path, mon
 
 def test_microcircuit_update_figure_divides_the_open_minibatch_by_m(tmp_path, monkeypatch):
     """BioLeaF and the SC microcircuit apply their summed minibatch change / M, so the figure of one
-    sample's update shows ΔW / M (runs/bioleaf_framework.single_sample_figures, used by both)."""
+    sample's update shows ΔW / M (circuits/microcircuit.py, single_sample_figures, used by both)."""
     from types import SimpleNamespace
 
-    import apical.analysis.figures
     from brian2 import ms
 
-    from apical.circuits.bioleaf.framework import single_sample_figures
+    from apical.analysis import figures
+    from apical.circuits.microcircuit import single_sample_figures
 
     shown = {}
-    monkeypatch.setattr(analysis.figures, "spike_raster", lambda *a, **k: [])
-    monkeypatch.setattr(analysis.figures, "update_statistics",
+    monkeypatch.setattr(figures, "spike_raster", lambda *a, **k: [])
+    monkeypatch.setattr(figures, "update_statistics",
                         lambda changes, weights, path, title="": shown.update(changes=changes, title=title))
     rng = np.random.default_rng(0)
     layers = [SimpleNamespace(spikes=rng.random((1, 4, n)) < 0.5, weight_change=rng.normal(size=(1, n, m)))

@@ -1,0 +1,33 @@
+"""BioGrad (Tang, Kumar, Polykretis & Michmizos 2021, arXiv 2110.14092): multi-compartment LIF
+neurons with per-synapse eligibility traces, an apical error compartment fed by ± error neurons
+through direct feedback weights, and a sleep phase that aligns the feedback by a local Hebbian
+rule (docs/models/biograd.md).
+
+network.py: the wake network (Brian2); sleep.py: the sleep network; oracle.py: the numpy oracle of
+both, sample by sample; numpy_form.py: the same learning batched in numpy; framework.py: the
+adapter ``apical train`` runs; claims.py: what ``apical analyze`` checks; bench.py: its cost.
+"""
+
+from apical.circuits.framework import FrameworkSpec
+
+
+def _build(*args):
+    from apical.circuits.biograd.framework import BioGradFramework
+
+    return BioGradFramework(*args)
+
+
+def _claims(context):
+    from apical.circuits.biograd.claims import claims
+
+    return claims(context)
+
+
+def _bench(args):
+    from apical.circuits.biograd.bench import main
+
+    return main(args)
+
+
+FRAMEWORK = FrameworkSpec(name="biograd", title="BioGrad", factory=_build,
+                          devices=("cpp", "cuda", "runtime", "numpy"), claims=_claims, bench=_bench, order=10)

@@ -1,0 +1,33 @@
+"""BioLeaF (Yang & Li 2021, arXiv 2111.13188), reconstructed from its abstract: pyramidal cells and
+SST-like interneurons, four synapse types, apical-gated STDP, equal to backprop of the spiking
+error in its special circumstance (docs/models/bioleaf.md).
+
+network.py: the Brian2 microcircuit; oracle.py: its numpy oracle and the backprop references;
+config.py: the ``[bioleaf]`` section; framework.py: the adapter; claims.py: ``apical analyze``;
+bench.py: its cost per sample.
+"""
+
+from apical.circuits.bioleaf.config import SECTION
+from apical.circuits.framework import FrameworkSpec
+
+
+def _build(*args):
+    from apical.circuits.bioleaf.framework import BioLeaFFramework
+
+    return BioLeaFFramework(*args)
+
+
+def _claims(context):
+    from apical.circuits.bioleaf.claims import claims
+
+    return claims(context)
+
+
+def _bench(args):
+    from apical.circuits.bioleaf.bench import main
+
+    return main(args)
+
+
+FRAMEWORK = FrameworkSpec(name="bioleaf", title="BioLeaF", factory=_build, section=SECTION, claims=_claims,
+                          bench=_bench, order=30)

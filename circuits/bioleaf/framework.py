@@ -21,12 +21,13 @@ import numpy as np
 from apical.analysis.alignment import angle_degrees
 from apical.circuits.bioleaf.network import BioLeaFNetwork, BioLeaFSettings, BioLeaFState, initial_state, run_single_sample
 from apical.circuits.bioleaf.oracle import LearningRates
+from apical.circuits.microcircuit import single_sample_figures
 from apical.models.encoders import sample_rng
 from apical.models.pyramidal import PyramidalParameters
-from apical.runs.config import Config
+from apical.circuits.framework import Framework
 
 
-def bioleaf_settings(config: Config, n_in: int, n_out: int) -> BioLeaFSettings:
+def bioleaf_settings(config, n_in: int, n_out: int) -> BioLeaFSettings:
     """The network a config describes (what is fixed at build time)."""
     m, b = config.model, config.bioleaf
     pyramidal = PyramidalParameters(
@@ -38,12 +39,12 @@ def bioleaf_settings(config: Config, n_in: int, n_out: int) -> BioLeaFSettings:
                            desired_interval=b.desired_interval)
 
 
-class BioLeaFFramework:
+class BioLeaFFramework(Framework):
     """The BioLeaF microcircuit on a compiled Brian2 network."""
 
     name = "bioleaf"
 
-    def __init__(self, config: Config, n_in: int, n_out: int, chunk: int, build_dir):
+    def __init__(self, config, n_in: int, n_out: int, chunk: int, build_dir):
         self.config = config
         self.settings = bioleaf_settings(config, n_in, n_out)
         self.state = initial_state(self.settings.sizes, sample_rng(config.seeds.weights, "weights", 0),
@@ -99,25 +100,6 @@ class BioLeaFFramework:
 
     def load_state_arrays(self, arrays) -> None:
         self.state = state_from_arrays(arrays, len(self.settings.sizes) - 1)
-
-
-def single_sample_figures(layers, input_spikes, label: int, dt, weights, directory, what: str = "digit",
-                          batch_size: int = 1) -> None:
-    """Figures of one test sample through a microcircuit with its label's target presented: a spike
-    raster of every layer (``layers``: per-layer records of one sample) and the weight update it asks
-    for — its share ΔW / M of the minibatch step (the records hold the open minibatch's sum)."""
-    from brian2 import ms
-
-    from apical.analysis.figures import spike_raster, update_statistics
-
-    names = [f"hidden {l + 1}" for l in range(len(layers) - 1)] + ["output"]
-    predicted = int(layers[-1].spikes[0].sum(axis=0).argmax())
-    caption = f"test {what} #0: label {label}, decoded {predicted} (target presented)"
-    spike_raster(input_spikes, [r.spikes[0] for r in layers], names, float(dt / ms), directory / "spike_raster",
-                 title=caption)
-    update_statistics([r.weight_change[0] / batch_size for r in layers], weights, directory / "update_statistics",
-                      title=f"weight update asked for by {caption}"
-                      + (f"\n(its share ΔW / M of the minibatch step, M = {batch_size})" if batch_size > 1 else ""))
 
 
 def state_from_arrays(arrays, n_layers: int) -> BioLeaFState:

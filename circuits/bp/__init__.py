@@ -1,0 +1,21 @@
+"""The BPTT baseline: BioGrad's LIF network (same constants, initial weights, inputs and decoding)
+trained by backprop through time with the same pseudo-derivative (apical.analysis.bptt), Adam or
+plain gradient descent on the cross-entropy of the output spike counts. numpy arithmetic on every
+device."""
+
+from apical.circuits.framework import FrameworkSpec
+
+
+def _build(*args):
+    from apical.circuits.bp.framework import BPFramework
+
+    return BPFramework(*args)
+
+
+def _claims(context):
+    from apical.circuits.bp.claims import claims
+
+    return claims(context)
+
+
+FRAMEWORK = FrameworkSpec(name="bp", title="BPTT baseline", factory=_build, claims=_claims, order=20)

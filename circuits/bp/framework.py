@@ -22,7 +22,7 @@ import numpy as np
 
 from apical.analysis.bptt import Adam, LIFParams, bptt_gradients, forward, init_weights
 from apical.models.encoders import sample_rng
-from apical.runs.config import Config
+from apical.circuits.framework import Framework
 
 DTYPE = np.float32
 EVALUATION_BATCH = 250  # samples per forward pass when evaluating (bounds memory, not results)
@@ -38,7 +38,7 @@ class BPSettings:
     batch_size: int  # samples per gradient step
 
 
-def bp_settings(config: Config, n_in: int, n_out: int) -> BPSettings:
+def bp_settings(config, n_in: int, n_out: int) -> BPSettings:
     m = config.model
     params = LIFParams(leak=config.leak_per_step, threshold=m.threshold, window=m.window, gamma=m.gamma)
     return BPSettings((n_in, *m.hidden, n_out), params, m.time_steps, config.learning.batch_size)
@@ -58,13 +58,13 @@ class GradientDescent:
             p -= self.lr * grad
 
 
-class BPFramework:
+class BPFramework(Framework):
     """BPTT through the discrete LIF network (numpy, float32), minibatches inside each chunk."""
 
     name = "bp"
     compile_seconds = 0.0  # nothing to build
 
-    def __init__(self, config: Config, n_in: int, n_out: int, chunk: int, build_dir):
+    def __init__(self, config, n_in: int, n_out: int, chunk: int, build_dir):
         self.config = config
         self.settings = bp_settings(config, n_in, n_out)
         # float64 draws from BioGrad's generator, then rounded: the same initial network as BioGrad

@@ -1,0 +1,41 @@
+"""The SC microcircuit (Yang & Li 2022, arXiv 2205.07292), reconstructed from its abstract:
+excitatory pyramidal cells with PV and SST relays, two connectivity types, burst feedback of the
+connection's sign with random magnitudes, apical-gated Hebbian rules; its updates equal
+sign-concordant feedback alignment (docs/models/scmicro.md).
+
+network.py: the Brian2 microcircuit; oracle.py: its numpy oracle; numpy_form.py: the same learning
+batched in numpy; config.py: the ``[scmicro]`` section; framework.py: the adapter; claims.py:
+``apical analyze``; bench.py: its cost per sample.
+"""
+
+from apical.circuits.framework import FrameworkSpec
+from apical.circuits.scmicro.config import SECTION, check_config
+
+
+def _build(*args):
+    from apical.circuits.scmicro.framework import SCMicroFramework
+
+    return SCMicroFramework(*args)
+
+
+def _claims(context):
+    from apical.circuits.scmicro.claims import claims
+
+    return claims(context)
+
+
+def _bench(args):
+    from apical.circuits.scmicro.bench import main
+
+    return main(args)
+
+
+def _describe(config) -> str:
+    if config.scmicro.feedback == "transposed":
+        return "backprop of the SC spiking error (B = Wᵀ, numpy)"
+    return "SC microcircuit" + (" (numpy form)" if config.run.device == "numpy" else "")
+
+
+FRAMEWORK = FrameworkSpec(name="scmicro", title="SC microcircuit", factory=_build, section=SECTION,
+                          check_config=check_config, devices=("cpp", "cuda", "runtime", "numpy"), claims=_claims,
+                          bench=_bench, describe=_describe, order=40)

@@ -20,11 +20,11 @@ from apical.circuits.scmicro.network import SCMicroNetwork, SCMicroSettings, SCM
 from apical.circuits.scmicro.numpy_form import NumpySCMicroNetwork
 from apical.models.encoders import sample_rng
 from apical.models.pyramidal import PyramidalParameters
-from apical.circuits.bioleaf.framework import single_sample_figures
-from apical.runs.config import Config, ConfigError
+from apical.circuits.microcircuit import single_sample_figures
+from apical.circuits.framework import ConfigError, Framework
 
 
-def scmicro_settings(config: Config, n_in: int, n_out: int) -> SCMicroSettings:
+def scmicro_settings(config, n_in: int, n_out: int) -> SCMicroSettings:
     """The network a config describes (what is fixed at build time)."""
     m, c = config.model, config.scmicro
     pyramidal = PyramidalParameters(dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window,
@@ -35,18 +35,18 @@ def scmicro_settings(config: Config, n_in: int, n_out: int) -> SCMicroSettings:
                            desired_interval=c.desired_interval)
 
 
-def scmicro_initial_state(config: Config, sizes) -> SCMicroState:
+def scmicro_initial_state(config, sizes) -> SCMicroState:
     return initial_state(sizes, sample_rng(config.seeds.weights, "weights", 0),
                          sample_rng(config.seeds.feedback, "feedback", 0), config.scmicro.feedback_scale,
                          config.scmicro.feedback_floor)
 
 
-class SCMicroFramework:
+class SCMicroFramework(Framework):
     """The SC microcircuit on a compiled Brian2 network."""
 
     name = "scmicro"
 
-    def __init__(self, config: Config, n_in: int, n_out: int, chunk: int, build_dir):
+    def __init__(self, config, n_in: int, n_out: int, chunk: int, build_dir):
         self.config = config
         self.settings = scmicro_settings(config, n_in, n_out)
         try:

@@ -1,31 +1,30 @@
-"""Learning frameworks as the training driver sees them.
+"""BioGrad as a training framework: the wake network (and, with ``learning.sleep``, the sleep
+network) of this package under ``apical train``; ``run.device = "numpy"`` runs the same learning
+in batched numpy (numpy_form.py), equal to the Brian2 networks.
 
-Each framework adapts one circuit to four calls: build once, learn from a chunk of samples,
-evaluate a chunk without learning, and hand its learned state over as named arrays (for
-checkpoints) and back. The driver (runs/train.py) never needs to know which circuit it runs.
+The network's sizes and soma constants come from ``[model]``, η, M and the sleep phase from
+``[learning]``; checkpoints hold ``weights_<l>``, ``biases_<l>`` and ``feedback_<l>``.
 """
 
 from __future__ import annotations
 
 import time
-
-import numpy as np
-
 from pathlib import Path
 
-from apical.analysis.alignment import feedback_alignment
+import numpy as np
 from brian2 import ms
 
-from apical.circuits.biograd.numpy_form import NumpyBioGradNetwork, NumpyBioGradSleep
+from apical.analysis.alignment import feedback_alignment
 from apical.circuits.biograd.network import BioGradNetwork, BioGradSettings, BioGradState, initial_state, run_single_sample
+from apical.circuits.biograd.numpy_form import NumpyBioGradNetwork, NumpyBioGradSleep
 from apical.circuits.biograd.oracle import SleepParameters, run_batch
 from apical.circuits.biograd.sleep import BioGradSleepNetwork
+from apical.circuits.framework import ConfigError, Framework
 from apical.models.encoders import sample_rng
 from apical.models.soma import SomaParameters
-from apical.runs.config import Config, ConfigError
 
 
-def biograd_settings(config: Config, n_in: int, n_out: int) -> BioGradSettings:
+def biograd_settings(config, n_in: int, n_out: int) -> BioGradSettings:
     """The network a config describes (what is fixed at build time)."""
     m = config.model
     soma = SomaParameters(dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window, gamma=m.gamma)
@@ -38,12 +37,12 @@ def biograd_settings(config: Config, n_in: int, n_out: int) -> BioGradSettings:
     )
 
 
-class BioGradFramework:
+class BioGradFramework(Framework):
     """BioGrad's wake phase on a compiled Brian2 network (one build for training and testing)."""
 
     name = "biograd"
 
-    def __init__(self, config: Config, n_in: int, n_out: int, chunk: int, build_dir):
+    def __init__(self, config, n_in: int, n_out: int, chunk: int, build_dir):
         self.config = config
         self.settings = biograd_settings(config, n_in, n_out)
         self.state = initial_state(
@@ -141,20 +140,3 @@ class BioGradFramework:
             [np.array(arrays[f"biases_{l + 1}"]) for l in range(n_layers)],
             [np.array(arrays[f"feedback_{l + 1}"]) for l in range(n_layers - 1)],
         )
-
-
-FRAMEWORKS = {"biograd": BioGradFramework}
-FRAMEWORKS["bp"] = __import__("apical.circuits.bp.framework", fromlist=["BPFramework"]).BPFramework  # BPTT baseline
-FRAMEWORKS["bioleaf"] = __import__("apical.circuits.bioleaf.framework", fromlist=["BioLeaFFramework"]).BioLeaFFramework  # issue 5
-FRAMEWORKS["scmicro"] = __import__("apical.circuits.scmicro.framework", fromlist=["SCMicroFramework"]).SCMicroFramework  # issue 6
-
-
-def make_framework(config: Config, n_in: int, n_out: int, chunk: int, build_dir):
-    try:
-        framework = FRAMEWORKS[config.model.framework]
-    except KeyError:
-        raise ConfigError(
-            f"config key 'model.framework': {config.model.framework!r} cannot be trained yet "
-            f"(available: {', '.join(FRAMEWORKS)})"
-        ) from None
-    return framework(config, n_in, n_out, chunk, build_dir)

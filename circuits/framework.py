@@ -1,0 +1,177 @@
+"""The interface between a learning framework and the rest of Apical.
+
+A learning framework (BioGrad, BioLeaF, the SC microcircuit, the BPTT baseline, or a rule of your
+own) is a package that declares one :class:`FrameworkSpec`. The training driver, ``apical
+evaluate/analyze/bench/compare-forms/sweep`` and the config parser reach a framework only through
+that declaration and the :class:`Framework` object it builds; none of them names a framework.
+docs/frameworks.md walks through writing one.
+
+What a framework declares, and what it may leave out (defaults in brackets):
+
+- ``name``: the value of ``model.framework`` that selects it; ``title`` for figures and reports;
+- ``factory(config, n_in, n_out, chunk, build_dir)``: build the network once for runs of
+  ``chunk`` samples on ``config.run.device`` and return a :class:`Framework`;
+- ``section`` [none]: its own config table ``[name]``, a frozen dataclass whose fields are the
+  keys (kinds read from the annotations, bounds and choices declared beside it);
+- ``check_config(config)`` [no check]: raise :class:`ConfigError` (one line, naming the key) for a
+  combination its network cannot run;
+- ``devices`` [cpp, cuda, runtime]: where it runs; ``"numpy"`` when it has a numpy form equal to
+  its Brian2 network (``--device numpy`` and ``apical compare-forms`` use it);
+- ``claims(context)`` [none]: its own checks for ``apical analyze`` (the generic checks run for
+  every framework);
+- ``bench(args)`` [none]: its cost per sample for ``apical bench --framework NAME``;
+- ``describe(config)`` [title]: what trained, for figure titles, when a config changes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ConfigError", "ConfigSection", "Framework", "FrameworkSpec", "DEFAULT_DEVICES"]
+
+DEFAULT_DEVICES = ("cpp", "cuda", "runtime")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+def _kind_of(annotation: Any) -> str:
+    """The config kind of a dataclass field from its annotation (a string under
+    ``from __future__ import annotations``): time, int_list, bool, int, float or str."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    text = text.replace("typing.", "").replace(" ", "")
+    if "Quantity" in text:
+        return "time"
+    if text.startswith("tuple[int"):
+        return "int_list"
+    for kind in ("bool", "int", "float", "str"):
+        if text == kind or text in (f"{kind}|None", f"None|{kind}", f"Optional[{kind}]"):
+            return kind
+    raise TypeError(f"config field annotation {annotation!r} is none of int, float, bool, str, Quantity, "
+                    "tuple[int, ...] (optionally | None)")
+
+
+@dataclass(frozen=True)
+class ConfigSection:
+    """A TOML table of the config: its name, its schema (a frozen dataclass, defaults = the published
+    values) and the checks on each key. ``kinds`` defaults to what the annotations say;
+    ``bounds`` maps a key to [(operator, bound), ...] the value must satisfy; ``choices`` to the
+    strings it may take."""
+
+    name: str
+    schema: type
+    bounds: Mapping[str, list[tuple[str, float]]] = field(default_factory=dict)
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    kinds: Mapping[str, str] | None = None
+
+    def __post_init__(self):
+        if not dataclasses.is_dataclass(self.schema):
+            raise TypeError(f"config section [{self.name}]: its schema must be a dataclass")
+        if self.kinds is None:
+            hints = {f.name: f.type for f in dataclasses.fields(self.schema)}
+            object.__setattr__(self, "kinds", {name: _kind_of(hint) for name, hint in hints.items()})
+        unknown = (set(self.bounds) | set(self.choices)) - set(self.kinds)
+        if unknown:
+            raise TypeError(f"config section [{self.name}] declares checks for keys it does not have: "
+                            f"{', '.join(sorted(unknown))}")
+
+    def keys(self) -> list[str]:
+        return [f"{self.name}.{f.name}" for f in dataclasses.fields(self.schema)]
+
+
+@dataclass(frozen=True)
+class FrameworkSpec:
+    """A learning framework as Apical knows it (see the module docstring)."""
+
+    name: str
+    title: str
+    factory: Callable[..., "Framework"]
+    section: ConfigSection | None = None
+    check_config: Callable[[Any], None] | None = None
+    devices: tuple[str, ...] = DEFAULT_DEVICES
+    claims: Callable[[Any], Any] | None = None
+    bench: Callable[[Any], int] | None = None
+    describe: Callable[[Any], str] | None = None
+    order: int = 100  # place in listings (built-in frameworks first)
+
+    @property
+    def has_numpy_form(self) -> bool:
+        return "numpy" in self.devices
+
+    def run_title(self, config) -> str:
+        """What trained, for figure titles."""
+        if self.describe is not None:
+            return self.describe(config)
+        return self.title + (" (numpy form)" if config.run.device == "numpy" else "")
+
+
+class Framework(ABC):
+    """A framework's network, built once, as the training driver and the tools use it.
+
+    Required: ``settings`` (with ``sizes``: input, hidden..., output), ``compile_seconds``, and the
+    four calls that train, test and checkpoint. The state is a set of named arrays (checkpoint
+    names: ``weights_<l>``, ``biases_<l>``, ... layer l counted from the input); a run resumed from
+    them continues exactly.
+    """
+
+    settings: Any
+    compile_seconds: float = 0.0
+
+    @abstractmethod
+    def __init__(self, config, n_in: int, n_out: int, chunk: int, build_dir: Path | None):
+        """Build the network for runs of ``chunk`` samples on ``config.run.device``."""
+
+    @abstractmethod
+    def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray, chunk_index: int = 0,
+                    rate_scale: float = 1.0) -> np.ndarray:
+        """Learn from a chunk of samples ([N, T, n_in] 0/1, labels [N]) at the config's learning
+        rates times ``rate_scale``; ``chunk_index`` keys any noise the chunk draws, so a resumed run
+        replays it. Returns the output spike counts [N, n_out]."""
+
+    @abstractmethod
+    def evaluate_chunk(self, input_spikes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Output spike counts [N, n_out] of a chunk, without learning."""
+
+    @abstractmethod
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Everything learned, as named arrays (what a checkpoint holds)."""
+
+    @abstractmethod
+    def load_state_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Continue from named arrays written by :meth:`state_arrays`."""
+
+    def metrics(self) -> dict[str, float]:
+        """Columns of the framework's own added to each row of metrics.csv (default: none)."""
+        return {}
+
+    def figures(self, directory: Path, input_spikes: np.ndarray, labels: np.ndarray) -> None:
+        """Figures of the trained network on a few test samples, written into ``directory``
+        (default: none beyond the driver's learning curve)."""
+
+    def layer_weights(self) -> list[np.ndarray]:
+        """The forward weight matrices (post × pre), input side first, for the generic analyses
+        (Dale's law, weight distributions). Default: the state's ``weights_<l>`` arrays."""
+        arrays = self.state_arrays()
+        found = []
+        while f"weights_{len(found) + 1}" in arrays:
+            found.append(np.asarray(arrays[f"weights_{len(found) + 1}"], dtype=np.float64))
+        return found
+
+    def feedback_pairs(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(label, feedback matrix, what exact backprop would send instead) for every feedback
+        pathway, for the generic feedback-alignment check; default: none (no feedback pathway)."""
+        return []
+
+    def brian_network(self, input_spikes: np.ndarray | None = None, labels: np.ndarray | None = None) -> dict:
+        """The Brian2 objects of this network with the current state and the given inputs, built on
+        the runtime device so that monitors can be added before ``objects["network"].run(...)``;
+        frameworks without a Brian2 network raise NotImplementedError."""
+        raise NotImplementedError(f"{type(self).__name__} has no Brian2 network")
