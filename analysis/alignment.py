@@ -1,6 +1,6 @@
 """Alignment of feedback with the forward pathway, and Dale's law, for trained weights.
 
-Conventions (DESIGN §2): forward weights W^l are (post × pre), l = 0..L-1 in Python order,
+Conventions (docs/models/biograd.md, "The discrete form"): forward weights W^l are (post × pre), l = 0..L-1 in Python order,
 so hidden layer l is the output of ``weights[l]`` and the output layer is the output of
 ``weights[-1]``. A direct feedback matrix B^l is indexed B^l_ik, i a neuron of hidden layer l
 and k an output unit (shape n_l × n_out), as in BioGrad's apical input

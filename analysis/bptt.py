@@ -1,4 +1,4 @@
-"""Backprop-through-time baseline for the discrete LIF network of BioGrad (DESIGN §2).
+"""Backprop-through-time baseline for the discrete LIF network of BioGrad (docs/models/biograd.md, "The discrete form").
 
 The network is the one BioGrad trains (Tang et al. 2021, arXiv 2110.14092), in discrete
 time with one step per time bin; layers l = 1..L, W^l is (post × pre):
@@ -47,7 +47,7 @@ SURROGATES = ("rectangular", "smooth")
 
 @dataclass(frozen=True)
 class LIFParams:
-    """Discrete LIF constants of BioGrad's released code (DESIGN §2)."""
+    """Discrete LIF constants of BioGrad's released code (docs/models/biograd.md, "The discrete form")."""
 
     leak: float = 0.3  # λ, membrane decay per time bin
     threshold: float = 0.3  # θ, spike when v > θ (strict)

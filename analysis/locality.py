@@ -26,15 +26,20 @@ analog couplings (summed variables, presynaptic state read by equations evaluate
 time step rather than on a spike, linked variables) and global phase switches (shared
 variables and one-dimensional TimedArrays read by any group, and the declared global
 signals in use).
+
+:func:`audit_small_copy` audits a framework's code on a small copy of its network, which the
+framework builds with the run's own settings (``Framework.locality_copy``): the code, not the
+size, is what the audit reads.
 """
 
 import ast
+import gc
 import inspect
 import re
 import textwrap
 from dataclasses import asdict, dataclass, field
 
-from brian2 import Clock, Network
+from brian2 import Clock, Network, prefs
 from brian2.core.functions import DEFAULT_FUNCTIONS, Function
 from brian2.core.namespace import get_local_namespace
 from brian2.core.operations import NetworkOperation
@@ -47,7 +52,9 @@ from brian2.input.timedarray import TimedArray
 from brian2.synapses.synapses import Synapses
 from brian2.utils.stringtools import KEYWORDS, get_identifiers
 
-__all__ = ["Finding", "AnalogCoupling", "PhaseSwitch", "LocalityReport", "audit_locality"]
+__all__ = ["Finding", "AnalogCoupling", "PhaseSwitch", "LocalityReport", "audit_locality", "audit_small_copy"]
+
+SMALL_INPUTS, SMALL_HIDDEN, SMALL_OUTPUTS = 8, 6, 3  # sizes of the copy audit_small_copy reads
 
 
 @dataclass
@@ -510,3 +517,21 @@ def audit_locality(
         if isinstance(obj, Group) and not isinstance(obj, CodeRunner):
             auditor.audit_links(obj)
     return auditor.report
+
+
+def audit_small_copy(framework):
+    """Audit a framework's Brian2 code on a copy of its network with the same depth and a few
+    neurons per layer (``framework.locality_copy(sizes)``, built with the run's settings), with
+    the global signals the framework declares. Returns the report and the copy's sizes, or
+    (None, None) for a framework without a Brian2 network."""
+    sizes = (SMALL_INPUTS, *[SMALL_HIDDEN] * (len(framework.settings.sizes) - 2), SMALL_OUTPUTS)
+    copy = framework.locality_copy(sizes)
+    if copy is None:
+        return None, None
+    report = audit_locality(copy.network, global_signals=copy.global_signals, namespace={})
+    # built to be read, never run: collected now, without Brian2's "unused object" warnings (the
+    # next circuit build resets every preference to its default)
+    prefs.logging.warn_for_unused_objects = False
+    del copy
+    gc.collect()
+    return report, sizes

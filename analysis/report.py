@@ -3,7 +3,9 @@
 ``analysis.json`` holds one named entry per metric; per-layer metrics map "layer_<l>" to
 a value (l in Python order: hidden layer l is the output of ``weights[l]``). The report is
 one table of the claims a framework makes, the check run on the trained network, and the
-result. Functions only: the ``apical analyze`` command assembles them.
+result, followed by the details behind them. Functions only: the ``apical analyze`` command and
+each framework's claims (``circuits/<name>/claims.py``) assemble them; :func:`write_analysis`
+writes both files.
 """
 
 import json
@@ -35,6 +37,14 @@ __all__ = [
     "locality_check",
     "plausibility_report",
     "write_plausibility_report",
+    "cosine_or_none",
+    "cosine_check",
+    "spike_only_check",
+    "locality_details",
+    "mixed_sign_fractions",
+    "layer_labels",
+    "superscript",
+    "write_analysis",
 ]
 
 
@@ -199,3 +209,87 @@ def plausibility_report(checks, title="Plausibility report", notes=()):
 
 def write_plausibility_report(path, checks, title="Plausibility report", notes=()):
     Path(path).write_text(plausibility_report(checks, title, notes))
+
+
+# ------------------------------------------------------------------ shared by apical analyze and the claims
+def cosine_or_none(update, descent):
+    """Cosine of an update with a descent direction (−∇); None where either is all zero."""
+    update, descent = np.ravel(update), np.ravel(descent)
+    norm = np.linalg.norm(update) * np.linalg.norm(descent)
+    return None if norm == 0 else float(np.clip(update @ descent / norm, -1.0, 1.0))
+
+
+def _cosines(values):
+    return ", ".join(f"layer {l}: {'n/a' if c is None else f'{c:.3f}'}" for l, c in enumerate(values, start=1))
+
+
+def cosine_check(cosines, claim, gradient, minimum=0.9):
+    """Each layer's ΔW against −∇E of ``gradient`` on the same samples; ``minimum`` None: no criterion."""
+    return Check(
+        claim,
+        f"cosine of each layer's ΔW with −∇E of {gradient}, same digits"
+        + ("" if minimum is None else f", ≥ {minimum:g}"),
+        _cosines(cosines),
+        None if minimum is None else all(c is not None and c >= minimum for c in cosines),
+    )
+
+
+def spike_only_check(report):
+    """Whether the audited network's neurons interact only through spikes (a LocalityReport)."""
+    couplings = [f"{c.object}: {c.code}" for c in report.analog_couplings if c.kind == "summed variable"]
+    others = [f"{c.object}: {c.kind} `{c.identifier}`" for c in report.analog_couplings if c.kind != "summed variable"]
+    listed = "; ".join(couplings + others) or "none"
+    return Check(
+        "Neurons interact only through spikes (event-based)",
+        "analog (non-spike) couplings between neurons in the built network: summed variables, "
+        "presynaptic state read every step, linked variables",
+        f"{len(report.analog_couplings)} analog couplings: {listed}",
+        not report.analog_couplings,
+    )
+
+
+def locality_details(report):
+    """The markdown section of plausibility.md behind the locality rows."""
+    lines = ["## Locality audit", "",
+             f"Synapse objects audited: {', '.join(report.audited)}. Findings: " + ("none." if report.ok else ""), ""]
+    for f in report.findings:
+        lines.append(f"- **{f.object}**: {f.kind} `{f.identifier}` in `{f.code}` ({f.message})")
+    lines += ["", "Analog (non-spike) couplings, allowed by the audit but not event-based:", ""]
+    for c in report.analog_couplings:
+        lines.append(f"- **{c.object}** ({c.kind}) `{c.code}`: {c.detail}")
+    if not report.analog_couplings:
+        lines.append("- none")
+    lines += ["", "Global signals read by the circuit (broadcast to many neurons at once):", ""]
+    for s in report.phase_switches:
+        lines.append(f"- **{s.object}** reads `{s.identifier}` ({s.kind}, {s.owner}) in `{s.code}`")
+    return lines
+
+
+def mixed_sign_fractions(matrices):
+    """Per matrix (post × pre), the fraction of presynaptic neurons with outgoing weights of both signs."""
+    return _per_layer(len(dale_violations(M).mixed_sign) / M.shape[1] for M in matrices)
+
+
+def layer_labels(sizes):
+    """"n_pre → n_post" of every forward layer of a network of ``sizes`` (input, hidden..., output)."""
+    return [f"{a} → {b}" for a, b in zip(sizes[:-1], sizes[1:])]
+
+
+def superscript(n):
+    return str(n).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+def write_analysis(directory, title, info, entries, checks, notes=(), details=(), figures=()):
+    """Write ``analysis.json`` (afresh: entries of an older analysis must not linger; ``info`` with the
+    figures' paths as its "analysis" entry, then ``entries`` in order) and ``plausibility.md``
+    (the checks, the notes, then ``details``) into ``directory``; returns the merged entries."""
+    directory = Path(directory)
+    info = {**info, "figures": [str(Path(p).relative_to(directory)) for p in figures]}
+    json_path = directory / "analysis.json"
+    json_path.unlink(missing_ok=True)
+    merged = write_analysis_json(json_path, {"analysis": info}, *entries)
+    text = plausibility_report(checks, title, notes)
+    if details:
+        text += "\n" + "\n".join(details) + "\n"
+    (directory / "plausibility.md").write_text(text)
+    return merged

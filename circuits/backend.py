@@ -1,8 +1,8 @@
 """Where a circuit runs: Brian2's runtime device or a standalone project built once.
 
-The device is a run option, never a fork of the circuit code (DESIGN §3): a circuit builds
-its objects the same way for every device and asks this module to prepare the device first
-and to run what it built.
+The device is a run option, never a fork of the circuit code: a circuit builds its objects the
+same way for every device, and the core it runs on (circuits/core.py, ``CompiledNetwork``) asks
+this module to prepare the device first and to forget each run's argument files after it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 import brian2
 from brian2 import NeuronGroup, defaultclock, prefs, set_device
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+from brian2.devices.device import RuntimeDevice
 
 DEVICES = {"runtime": "runtime", "cpp": "cpp_standalone", "cuda": "cuda_standalone"}
 
@@ -81,6 +82,15 @@ def prepare_device(name: str, build_dir: str | os.PathLike | None = None, thread
     return standalone, project
 
 
+def select_runtime(precision: str = "float64") -> None:
+    """Make Brian2's runtime device (numpy code generation) current again, in ``precision``, without
+    resetting other preferences: a runtime network may be built after a standalone one in a process."""
+    if not isinstance(brian2.get_device(), RuntimeDevice):
+        set_device("runtime")
+    prefs.codegen.target = "numpy"
+    prefs.core.default_float_dtype = PRECISIONS[precision]
+
+
 # ------------------------------------------------------------------------------ clocks of long runs
 # The circuits run their sample and minibatch boundaries on clocks of dt = T·dt and M·T·dt beside
 # the step clock. Brian2 2.10.1's standalone scheduler (templates/network.cpp, and brian2cuda's
@@ -128,9 +138,9 @@ def with_relative_clock_match(device_class):
 
 
 # ------------------------------------------------------------------------------ CUDA (brian2cuda)
-# brian2cuda 1.0b1 was written for CUDA 11; with CUDA 12/13 it builds through preferences alone
-# (DESIGN §7): C++17 for nvcc and the host compiler, curand found and linked, and the GPU
-# architecture chosen by us rather than by brian2cuda's detection (which needs deviceQuery).
+# brian2cuda 1.0b1 was written for CUDA 11; with CUDA 12/13 it builds through preferences alone:
+# C++17 for nvcc and the host compiler, curand found and linked, and the GPU architecture chosen
+# by us rather than by brian2cuda's detection (which needs deviceQuery).
 
 CUDA_ARCH_ENV = "APICAL_CUDA_COMPUTE_CAPABILITY"  # e.g. "9.0" (H100); overrides detection
 DEFAULT_COMPUTE_CAPABILITY = 9.0  # H100/H200, used when no GPU can be queried (code generation only)

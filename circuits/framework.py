@@ -19,8 +19,27 @@ What a framework declares, and what it may leave out (defaults in brackets):
   its Brian2 network (``--device numpy`` and ``apical compare-forms`` use it);
 - ``claims(context)`` [none]: its own checks for ``apical analyze`` (the generic checks run for
   every framework);
-- ``bench(args)`` [none]: its cost per sample for ``apical bench --framework NAME``;
-- ``describe(config)`` [title]: what trained, for figure titles, when a config changes it.
+- ``bench(args)`` [the generic bench]: its own cost measurements for ``apical bench --framework
+  NAME``; ``args`` carries the command's flags (``device``, ``samples`` and ``threads`` may be None:
+  the bench picks its own), ``widths``, ``dry_run`` (a tiny network, seconds: the bench must accept
+  it) and ``training_digits(samples, time_steps, seed)``, the first MNIST training digits
+  rate-coded. Without it, the generic bench times ``train_chunk`` and ``evaluate_chunk`` on the
+  framework's example config;
+- ``describe(config)`` [title]: what trained, for figure titles, when a config changes it;
+- ``example_config`` [none]: a config file that trains it (the contract tests shrink it to a tiny
+  network and run every tool on it).
+
+What ``apical analyze`` asks of a framework, all optional (docs/models/<name>.md states each
+framework's claims):
+
+- :meth:`Framework.layer_weights` and :meth:`Framework.feedback_pairs`: the forward matrices (Dale's
+  law, weight distributions) and each feedback pathway with what exact backprop would send instead
+  (angle, norm ratio and sign-concordance, over training too);
+- :meth:`Framework.locality_copy` [none]: its Brian2 network built small, as a
+  :class:`LocalityCopy` with the signals it broadcasts on purpose, for the locality audit;
+- ``claims(context)``: gets a :class:`ClaimsContext` (the run, its trained network, the first test
+  samples, the generic locality audit) and returns a :class:`ClaimsResult` (its own checks, entries
+  of analysis.json, notes, figures, and how the generic checks are worded for it).
 """
 
 from __future__ import annotations
@@ -34,7 +53,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ConfigError", "ConfigSection", "Framework", "FrameworkSpec", "DEFAULT_DEVICES"]
+__all__ = ["ConfigError", "ConfigSection", "Framework", "FrameworkSpec", "DEFAULT_DEVICES", "LocalityCopy",
+           "ClaimsContext", "ClaimsResult"]
 
 DEFAULT_DEVICES = ("cpp", "cuda", "runtime")
 
@@ -100,6 +120,7 @@ class FrameworkSpec:
     claims: Callable[[Any], Any] | None = None
     bench: Callable[[Any], int] | None = None
     describe: Callable[[Any], str] | None = None
+    example_config: str | Path | None = None
     order: int = 100  # place in listings (built-in frameworks first)
 
     @property
@@ -175,3 +196,62 @@ class Framework(ABC):
         the runtime device so that monitors can be added before ``objects["network"].run(...)``;
         frameworks without a Brian2 network raise NotImplementedError."""
         raise NotImplementedError(f"{type(self).__name__} has no Brian2 network")
+
+    # ---------------------------------------------------------------- what ``apical analyze`` reads
+    def locality_copy(self, sizes: tuple[int, ...]) -> LocalityCopy | None:
+        """This network's Brian2 code built at ``sizes`` (the same depth, a few neurons per layer),
+        with this run's settings, on the runtime device, to be read by the locality audit and never
+        run; default: None (no Brian2 network to audit)."""
+        return None
+
+
+@dataclass(frozen=True)
+class LocalityCopy:
+    """A framework's Brian2 network built small for the locality audit (:meth:`Framework.locality_copy`)."""
+
+    network: Any  # a brian2.Network
+    global_signals: tuple[str, ...] = ()  # names it broadcasts to many neurons on purpose (learning rate, phase)
+
+
+@dataclass
+class ClaimsContext:
+    """What ``apical analyze`` hands a framework's ``claims``: the run and its trained network."""
+
+    directory: Path  # the results directory (read only: figures go to ``figures_dir``)
+    config: Any
+    spec: FrameworkSpec
+    framework: Framework  # built through ``spec.factory``, the analysed checkpoint's state loaded
+    checkpoint: Path
+    progress: Mapping[str, Any]  # the checkpoint's progress (``samples_seen``, ...)
+    metrics: list[dict]  # rows of metrics.csv
+    input_spikes: np.ndarray  # the first test samples [N, T, n_in], coded as the run's evaluations code them
+    labels: np.ndarray  # their labels [N]
+    locality: Any = None  # the generic locality audit of :meth:`Framework.locality_copy` (a LocalityReport), if any
+    output: Path | None = None  # where the analysis is written (``apical analyze --out``); None: ``directory``
+
+    @property
+    def figures_dir(self) -> Path:
+        return (self.output or self.directory) / "figures"
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(self.framework.settings.sizes)
+
+
+@dataclass
+class ClaimsResult:
+    """What a framework's ``claims`` returns; every field may stay empty.
+
+    ``restated`` words a generic check for this framework, by key ("locality", "event_based",
+    "feedback_alignment", "sign_concordance", "dale"): a new claim (a string, e.g. "... (not claimed
+    by X)"), a whole row in its place (a Check), or None to leave it out (checked another way).
+    """
+
+    checks: list = field(default_factory=list)  # rows of plausibility.md (apical.analysis.report.Check)
+    entries: list[dict] = field(default_factory=list)  # analysis.json entries, merged over the generic ones
+    notes: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # markdown lines after the generic details
+    figures: list[Path] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)  # lines the command prints
+    info: dict = field(default_factory=dict)  # added to the "analysis" entry
+    restated: dict[str, Any] = field(default_factory=dict)

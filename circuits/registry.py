@@ -27,6 +27,7 @@ ENTRY_POINT_GROUP = "apical.frameworks"
 
 _found: dict[str, FrameworkSpec] | None = None
 _registered: dict[str, FrameworkSpec] = {}
+_distributions: dict[str, tuple[str, str]] = {}  # framework name -> (distribution, version) of outside packages
 
 
 def _as_spec(obj, origin: str) -> FrameworkSpec:
@@ -57,7 +58,10 @@ def _discover() -> dict[str, FrameworkSpec]:
         except Exception as error:  # a broken outside package must say which one it is
             raise ConfigError(f"entry point {entry.name!r} of {ENTRY_POINT_GROUP} ({entry.value}) fails to "
                               f"load: {error}") from error
-        _add(found, _as_spec(loaded, f"entry point {entry.value}"), f"entry point {entry.value}")
+        spec = _as_spec(loaded, f"entry point {entry.value}")
+        _add(found, spec, f"entry point {entry.value}")
+        if entry.dist is not None:
+            _distributions[spec.name] = (entry.dist.name, entry.dist.version)
     return found
 
 
@@ -97,6 +101,13 @@ def register(spec: FrameworkSpec) -> FrameworkSpec:
 def unregister(name: str) -> None:
     """Remove a framework added by :func:`register`."""
     _registered.pop(name, None)
+
+
+def distribution(name: str) -> tuple[str, str] | None:
+    """(distribution name, version) of the installed package a framework came from; None for the
+    built-in ones and those added by :func:`register`."""
+    frameworks()
+    return _distributions.get(name)
 
 
 def numpy_forms() -> tuple[str, ...]:

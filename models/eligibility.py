@@ -1,6 +1,6 @@
 """Forward synapses with BioGrad's per-synapse eligibility trace.
 
-Tang et al. (2021), arXiv 2110.14092, eligibility of §3.2 (discrete form in DESIGN §2).
+Tang et al. (2021), arXiv 2110.14092, eligibility of §3.2 (discrete form: docs/models/biograd.md).
 Each synapse j → i keeps two numbers besides its weight W_ij:
 
     ε_ij[t] = λ·ρ_i[t-1]·ε_ij[t-1] + s_j[t]       eligibility trace

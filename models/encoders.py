@@ -6,7 +6,7 @@ spikes at step t with probability I_j, independently across steps and pixels:
 
     s_j[t] ~ Bernoulli(I_j),    t = 1..T   (T = 20 for MNIST)
 
-The rasters are drawn here in numpy and fed to the Brian2 network as data (DESIGN §3): every sample
+The rasters are drawn here in numpy and fed to the Brian2 network as data (docs/models/biograd.md, "Compile once, run many"): every sample
 has its own generator, keyed by (seed, purpose, sample index), so a sample's spikes are the same
 whatever the device, the chunking of the data or the point a run was resumed from.
 """

@@ -1,6 +1,6 @@
 """Error neurons and direct feedback of BioGrad.
 
-Tang et al. (2021), arXiv 2110.14092, §3.3 (discrete form in DESIGN §2). For every output
+Tang et al. (2021), arXiv 2110.14092, §3.3 (discrete form: docs/models/biograd.md). For every output
 unit k there is one "+" and one "−" error neuron: non-leaky integrators with threshold 1
 and subtractive reset, driven from step t0 on by the output error
 

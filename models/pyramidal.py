@@ -157,7 +157,8 @@ def per_step(tau: Quantity, dt: Quantity) -> float:
 
 @dataclass(frozen=True)
 class PyramidalParameters:
-    """Constants of the BioLeaF pyramidal cell (and of the interneurons' soma)."""
+    """Constants of the pyramidal cell (BioLeaF's and the SC microcircuit's, and the soma of their
+    interneurons); its output cells hold the spiking error d − o."""
 
     dt: Quantity = field(default_factory=lambda: 5 * ms)  # time step of the discrete model (as BioGrad)
     tau_m: Quantity = field(default_factory=lambda: leak_time_constant(0.3, 5 * ms))  # τ_m: λ = 0.3 per step (BioGrad's soma)
@@ -168,14 +169,6 @@ class PyramidalParameters:
     tau_psp: Quantity = field(default_factory=lambda: 5 * ms)  # τ_psp, PSP kernel of the spiking error: λ_o = e^(−1)
     burst_gain: float = 1.0  # c, burst size per unit of g·A
     nudging: float = 0.0  # β, somatic nudging of the output cells by their apical error (0: none)
-    output_error: str = "kernel_mse"  # the output cells' error: d − o, or "softmax": y − softmax(κ·o) (SC microcircuit)
-    error_gain: float = 2.0  # κ of the softmax error
-
-    def __post_init__(self):
-        if self.output_error not in ("kernel_mse", "softmax"):
-            raise ValueError(f"output_error must be 'kernel_mse' or 'softmax', got {self.output_error!r}")
-        if not self.error_gain > 0:
-            raise ValueError(f"error_gain κ must be positive, got {self.error_gain}")
 
     @property
     def leak(self) -> float:
@@ -191,8 +184,7 @@ class PyramidalParameters:
 
     def namespace(self) -> dict:
         return {"tau_m": self.tau_m, "theta": self.theta, "window": self.window, "gamma": self.gamma,
-                "tau_apical": self.tau_apical, "tau_psp": self.tau_psp, "nudging": self.nudging,
-                "error_gain": self.error_gain}
+                "tau_apical": self.tau_apical, "tau_psp": self.tau_psp, "nudging": self.nudging}
 
 
 def make_pyramidal_layer(
@@ -214,7 +206,8 @@ def make_pyramidal_layer(
     layer = NeuronGroup(
         n,
         soma_equations + (OUTPUT_APICAL_EQUATIONS if output else HIDDEN_APICAL_EQUATIONS)
-        + (OUTPUT_SOFTMAX_EQUATIONS if output and params.output_error == "softmax" else ""),
+        + (OUTPUT_SOFTMAX_EQUATIONS if output and isinstance(params, SCPyramidalParameters)
+           and params.output_error == "softmax" else ""),
         threshold="v > theta",
         reset="v = 0",
         events=events,
@@ -230,6 +223,25 @@ def make_pyramidal_layer(
 
 
 # ------------------------------------------------------------------ the SC microcircuit's cells
+@dataclass(frozen=True)
+class SCPyramidalParameters(PyramidalParameters):
+    """Constants of the SC microcircuit's pyramidal cell: those of :class:`PyramidalParameters`, and
+    which error its output cells hold, d − o or the softmax error (``OUTPUT_SOFTMAX_ERROR``;
+    docs/models/scmicro.md, "The three cell types")."""
+
+    output_error: str = "kernel_mse"  # the output cells' error: d − o, or "softmax": y − softmax(κ·o)
+    error_gain: float = 2.0  # κ of the softmax error
+
+    def __post_init__(self):
+        if self.output_error not in ("kernel_mse", "softmax"):
+            raise ValueError(f"output_error must be 'kernel_mse' or 'softmax', got {self.output_error!r}")
+        if not self.error_gain > 0:
+            raise ValueError(f"error_gain κ must be positive, got {self.error_gain}")
+
+    def namespace(self) -> dict:
+        return {**super().namespace(), "error_gain": self.error_gain}
+
+
 #: Pyramidal cells of the SC microcircuit (Yang & Li 2022, arXiv 2205.07292; docs/models/scmicro.md):
 #: the same soma, window and apical compartment; the burst b = c·g·A is the cell's only top-down
 #: signal (its top-down synapses facilitate and pass bursts, not single spikes: Payeur et al. 2021),

@@ -1,6 +1,6 @@
 """BioGrad's sleep phase: noise-driven Hebbian alignment of the feedback weights.
 
-Tang et al. (2021), arXiv 2110.14092, §3.4 (discrete form in DESIGN §2). During sleep the
+Tang et al. (2021), arXiv 2110.14092, §3.4 (discrete form: docs/models/biograd.md). During sleep the
 output of hidden layer l is replaced by zero-mean noise spikes x⁺ − x⁻ (each Bernoulli(p),
 p ~ U(0, 1) drawn once per sleep) for T_s steps; the layers above respond as in the wake
 phase. For each noise sample the hidden unit counts its net noise n_i = Σ_t (x⁺_i − x⁻_i) and

@@ -1,6 +1,6 @@
 """Leaky integrate-and-fire soma with BioGrad's pseudo-derivative and reset factor.
 
-Tang et al. (2021), arXiv 2110.14092, neuron model of §3 (discrete form in DESIGN §2):
+Tang et al. (2021), arXiv 2110.14092, neuron model of §3 (discrete form: docs/models/biograd.md):
 
     dv/dt = −v / τ_m                       between steps, integrated exactly
     v ← v + Σ_j W_ij·s_j + b_i             instantaneous synaptic and bias jumps, every step

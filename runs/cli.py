@@ -9,6 +9,7 @@ import sys
 from apical.circuits import registry
 from apical.runs.config import ConfigError
 from apical.runs.datasets import DatasetError
+from apical.runs.train import Interrupted
 
 #: What ``run.device`` and ``--device`` may name; numpy only for frameworks with a numpy form.
 DEVICES = ("cpp", "cuda", "runtime", "numpy")
@@ -37,8 +38,13 @@ def _evaluate(args) -> int:
     if args.report:
         from apical.analysis.readout import write_readout_report
 
-        for line in write_readout_report(args.directory, counts, labels, config, checkpoint):
-            print(line)
+        try:
+            for line in write_readout_report(args.directory, counts, labels, config, checkpoint):
+                print(line)
+        except OSError as error:
+            print(f"apical: cannot write the report into {args.directory} ({error.strerror or error})",
+                  file=sys.stderr)
+            return 1
     return 0
 
 
@@ -49,16 +55,8 @@ def _delegate(module: str, args) -> int:
     return importlib.import_module(module).main(args)
 
 
-def _bench(args) -> int:
-    """``apical bench``: BioGrad's network beside batched numpy by default, any framework's own bench
-    with --framework."""
-    spec = registry.get(args.framework)
-    return spec.bench(args)
-
-
 def main(argv=None) -> int:
     with_numpy = ", ".join(registry.numpy_forms())
-    benches = [name for name, spec in registry.frameworks().items() if spec.bench is not None]
     parser = argparse.ArgumentParser(prog="apical", description="Bio-plausible learning in spiking networks (Brian2)")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a network as a TOML config describes")
@@ -85,17 +83,36 @@ def main(argv=None) -> int:
 
     analyze = commands.add_parser("analyze", help="plausibility audits and alignment of a results directory")
     analyze.add_argument("directory")
+    analyze.add_argument("--out", help="where analysis.json, plausibility.md and figures/ go (default: the directory; "
+                                       "the results directory itself is only read)")
     analyze.set_defaults(handler=lambda args: _delegate("apical.runs.analyze", args))
 
-    bench = commands.add_parser("bench", help="training speed of the Brian2 network beside batched numpy")
-    bench.add_argument("--device", choices=["cpp", "cuda", "runtime"], default="cpp")
-    bench.add_argument("--samples", type=int, default=1000, help="training samples per timed run")
-    bench.add_argument("--threads", type=int, default=1, help="OpenMP threads for cpp (0 = all cores)")
-    bench.add_argument("--widths", help="with --device cuda: first hidden layer widths, e.g. 500,2000,8000")
-    bench.add_argument("--framework", choices=benches, default=benches[0] if benches else None,
-                       help="whose bench to run (default: the first registered framework's; each framework "
-                            "declares its own)")
-    bench.set_defaults(handler=_bench)
+    names = registry.names()
+    bench = commands.add_parser("bench", help="cost per training and test sample of a framework's network, "
+                                              "compile time apart (BioGrad's own bench: its Brian2 network beside "
+                                              "batched numpy)")
+    bench.add_argument("--framework", choices=names,
+                       help=f"whose network (default: the model.framework of --config, else {names[0]}); a framework "
+                            "with a bench of its own runs that one, every other the generic bench")
+    bench.add_argument("--config", help="time this config's network with the generic bench (default: the framework's "
+                                        "example config)")
+    bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key as for apical train (repeatable; selects the generic bench)")
+    bench.add_argument("--generic", action="store_true",
+                       help="the generic bench even for a framework with a bench of its own")
+    bench.add_argument("--device", choices=DEVICES,
+                       help="default: cpp for a framework's own bench, run.device for the generic one; runtime with "
+                            "--dry-run (numpy: the generic bench of a framework with a numpy form)")
+    bench.add_argument("--samples", type=int, help="training samples per timed run (default 1000; a handful with "
+                                                    "--dry-run)")
+    bench.add_argument("--threads", type=int, help="OpenMP threads for cpp (0 = all cores; default 1, or run.threads "
+                                                    "of the generic bench's config)")
+    bench.add_argument("--widths", help="BioGrad's bench with --device cuda: first hidden layer widths, e.g. "
+                                        "500,2000,8000")
+    bench.add_argument("--dry-run", action="store_true",
+                       help="a tiny network on a handful of samples, in seconds: checks that the bench runs (its "
+                            "numbers say nothing about the real network)")
+    bench.set_defaults(handler=lambda args: _delegate("apical.runs.bench", args))
 
     compare = commands.add_parser("compare-forms", help="replay chunks of a run from a checkpoint on Brian2 and on "
                                                         f"the numpy form side by side ({with_numpy})")
@@ -130,6 +147,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
+    except Interrupted as error:
+        print(f"apical: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("apical: stopped at once by a second signal; --resume continues from the last checkpoint",
+              file=sys.stderr)
+        return 130
     except (ConfigError, DatasetError) as error:
         print(f"apical: {error}", file=sys.stderr)
         return 2

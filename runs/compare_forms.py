@@ -27,7 +27,7 @@ import numpy as np
 
 from apical.runs.config import ConfigError, load_config
 from apical.circuits import registry
-from apical.runs.train import TrainingError, chunk_size, find_checkpoint, load_dataset, make_framework, training_chunk
+from apical.runs.train import TrainingError, chunk_size, load_checkpoint, load_dataset, make_framework, training_chunk
 
 def compare_forms(directory, chunks: int = 3, checkpoint: str = "latest", device: str | None = None,
                   precision: str | None = None, build_dir=None, report=None) -> list[dict]:
@@ -48,12 +48,10 @@ def compare_forms(directory, chunks: int = 3, checkpoint: str = "latest", device
     brian_config = load_config(directory / "config.toml", [*shared, f"run.device={json.dumps(brian_device)}"])
     numpy_config = load_config(directory / "config.toml", [*shared, 'run.device="numpy"'])
 
-    path = find_checkpoint(directory, checkpoint, "start from")
-    with np.load(path) as stored:
-        if "progress" not in stored.files:
-            raise TrainingError(f"{path} records no training position (progress); use a periodic checkpoint")
-        state = {k: stored[k] for k in stored.files if k != "progress"}
-        seen = int(json.loads(str(stored["progress"]))["samples_seen"])
+    path, state, progress = load_checkpoint(directory, checkpoint, "start from")
+    if "samples_seen" not in progress:
+        raise TrainingError(f"{path} records no training position (progress); use a periodic checkpoint")
+    seen = int(progress["samples_seen"])
 
     dataset = load_dataset(brian_config)
     n_train = len(dataset.train_labels)

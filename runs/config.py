@@ -53,7 +53,8 @@ __all__ = [
 class ModelConfig:
     """The network: sizes and the neuron/learning-rule parameters of Tang et al. 2021."""
 
-    framework: str = "biograd"  # the learning framework (apical.circuits.registry: "apical train --help" lists them)
+    framework: str = field(default_factory=lambda: registry.names()[0])  # the learning framework, one of the
+    #   registered ones (apical.circuits.registry); default: the first listed (BioGrad, Tang et al. 2021)
     hidden: tuple[int, ...] = (500, 100)  # hidden layer sizes, input side first
     time_steps: int = 20  # T, time bins per sample
     error_start: int = 5  # t0, first step at which the output error drives the error neurons
@@ -129,8 +130,8 @@ class RunConfig:
     """How the simulation is run: device, schedule, checkpoints."""
 
     device: str = "cpp"  # Brian2 device: "cpp" (cpp_standalone), "cuda" (brian2cuda), "runtime";
-    #   "numpy": BioGrad, wake and sleep (circuits/biograd_batched.py, exact kernel form), or the SC
-    #   microcircuit's learning (circuits/scmicro_numpy.py) in batched numpy, for sweeps
+    #   "numpy": BioGrad, wake and sleep (circuits/biograd/numpy_form.py, exact kernel form), or the SC
+    #   microcircuit's learning (circuits/scmicro/numpy_form.py) in batched numpy, for sweeps
     epochs: int = 1  # passes over the training samples
     eval_every: int = 0  # evaluate every this many training samples, 0 = once per epoch
     checkpoint_every: int = 10000  # checkpoint every this many training samples (and at every evaluation and epoch end), 0 = only those
@@ -138,6 +139,8 @@ class RunConfig:
     threads: int = 1  # OpenMP threads (0 = all cores); synaptic pathways run on one thread anyway
     precision: str = "float64"  # floating-point type of the simulation: "float64" or "float32"
     shuffle: bool = True  # shuffle the training samples each epoch
+    max_weight: float = 1000.0  # a learned value beyond ± this stops the run as diverged (0 = no bound);
+    #   the models' thresholds are of order 1, so such a weight silences or saturates its cell
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,7 @@ CORE = {
     }, choices={"dataset": ("mnist", "fashion-mnist", "nmnist", "cifar10"), "encoding": ("bernoulli",)}),
     "run": ConfigSection("run", RunConfig, bounds={
         "epochs": [(">=", 1)], "eval_every": [(">=", 0)], "checkpoint_every": [(">=", 0)],
-        "chunk_samples": [(">=", 1)], "threads": [(">=", 0)],
+        "chunk_samples": [(">=", 1)], "threads": [(">=", 0)], "max_weight": [(">=", 0)],
     }, choices={"device": ("cpp", "cuda", "runtime", "numpy"), "precision": ("float64", "float32")}),
     "seeds": ConfigSection("seeds", SeedsConfig,
                            bounds={name: [(">=", 0)] for name in ("weights", "input", "sleep", "shuffle", "feedback")}),
@@ -400,11 +403,12 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
         )
     framework = registry.get(config.model.framework)
     if config.run.device not in framework.devices:
-        with_numpy = " or ".join(f'"{name}"' for name in registry.numpy_forms())
+        with_numpy = [registry.get(name) for name in registry.numpy_forms()]
         if config.run.device == "numpy":
             raise ConfigError(
-                f"config key 'run.device': \"numpy\" runs only the frameworks with a numpy form "
-                f"(model.framework = {with_numpy}), not {config.model.framework!r}; "
+                f"config key 'run.device': \"numpy\" runs only {' and '.join(spec.title for spec in with_numpy)} "
+                f"(model.framework = {' or '.join(repr(spec.name) for spec in with_numpy)}), "
+                f"not {config.model.framework!r}; "
                 f"use {', '.join(repr(d) for d in framework.devices)}"
             )
         raise ConfigError(f"config key 'run.device': {config.model.framework!r} runs on "
@@ -462,6 +466,10 @@ def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Confi
             source = handle.read().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {os.fspath(path)} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {os.fspath(path)} is a folder, not a TOML file") from None
+    except OSError as error:
+        raise ConfigError(f"config file {os.fspath(path)} cannot be read: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"config file {os.fspath(path)} is not UTF-8 text ({error.reason})") from None
     try:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from apical.circuits import registry
+from apical.circuits.biograd.claims import update_and_gradient
 from apical.circuits.biograd.network import initial_state
 from apical.circuits.biograd.oracle import DiscreteParameters, run_batch
-from apical.runs.analyze import AnalysisError, analyze, main, update_and_gradient
+from apical.circuits.framework import ClaimsResult, Framework, FrameworkSpec
+from apical.runs.analyze import AnalysisError, analyze, main
 from apical.runs.config import config_from_dict
 from apical.runs.train import train
 
@@ -132,3 +136,55 @@ def test_directory_without_checkpoint_is_refused(tmp_path):
     (tmp_path / "config.toml").write_text("[model]\nhidden = [12]\n")
     with pytest.raises(AnalysisError, match="no checkpoint"):
         analyze(tmp_path)
+
+
+class CountRule(Framework):
+    """A user's minimal rule: output counts = input counts · Wᵀ, a delta rule on them; numpy only,
+    no feedback, no Brian2 network, no claims."""
+
+    def __init__(self, config, n_in, n_out, chunk, build_dir):
+        self.settings = SimpleNamespace(sizes=(n_in, n_out))
+        self.weights = np.random.default_rng(config.seeds.weights).uniform(-0.01, 0.01, (n_out, n_in))
+
+    def train_chunk(self, input_spikes, labels, chunk_index=0, rate_scale=1.0):
+        counts = self.evaluate_chunk(input_spikes, labels)
+        rates = input_spikes.sum(axis=1)
+        self.weights += 1e-4 * rate_scale * (np.eye(len(self.weights))[labels] - counts / (counts.max() + 1.0)).T @ rates
+        return counts
+
+    def evaluate_chunk(self, input_spikes, labels):
+        return np.maximum(input_spikes.sum(axis=1) @ self.weights.T, 0.0)
+
+    def state_arrays(self):
+        return {"weights_1": self.weights}
+
+    def load_state_arrays(self, arrays):
+        self.weights = np.array(arrays["weights_1"])
+
+
+def test_framework_without_claims_gets_the_generic_checks(tmp_path):
+    out = tmp_path / "count_rule"
+    registry.register(FrameworkSpec(name="count_rule", title="count rule", factory=CountRule))
+    try:
+        train(config_from_dict({**BIOGRAD, "model": {**BIOGRAD["model"], "framework": "count_rule"},
+                                "run": {**BIOGRAD["run"], "epochs": 1}}), out)
+        results = analyze(out)
+    finally:
+        registry.unregister("count_rule")
+    misworded = ClaimsResult(restated={"dales_law": "Neurons obey Dale's law (not claimed)"})
+    registry.register(FrameworkSpec(name="count_rule", title="count rule", factory=CountRule,
+                                    claims=lambda context: misworded))
+    try:
+        with pytest.raises(ValueError, match="reword generic checks that do not exist: dales_law"):
+            analyze(out)
+    finally:
+        registry.unregister("count_rule")
+    analysis = json.loads((out / "analysis.json").read_text())
+    assert analysis["analysis"]["framework"] == "count_rule" and analysis["analysis"]["network"] == [784, 10]
+    assert analysis["locality"] == {"ok": None, "audited": [], "reason": "no Brian2 network to audit"}
+    assert analysis["learning_curve"]["samples_seen"] == [50, 100]
+    assert len(analysis["dale"]) == 1 and "feedback_angle_degrees" not in analysis
+    assert [check.claim for check in results["checks"]] == ["Learning uses only local information",
+                                                            "Neurons obey Dale's law"]
+    assert (out / "plausibility.md").read_text().startswith("# Plausibility report: count_rule")
+    assert (out / "figures" / "weight_distributions.png").exists()

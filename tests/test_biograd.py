@@ -1,4 +1,4 @@
-"""The Brian2 BioGrad network equals the numpy oracle of DESIGN §2 (float64, tolerance 1e-9)."""
+"""The Brian2 BioGrad network equals the numpy oracle of docs/models/biograd.md (float64, tolerance 1e-9)."""
 
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ def test_learning_rate_zero_changes_nothing():
 def test_membrane_time_constant_sets_the_discrete_leak():
     soma = SomaParameters.from_leak(0.3)
     assert abs(soma.leak - 0.3) < 1e-15
-    assert abs(float(soma.tau_m / ms) - 4.1529) < 1e-3  # DESIGN §2: τ_m ≈ 4.15 ms at dt = 5 ms
+    assert abs(float(soma.tau_m / ms) - 4.1529) < 1e-3  # docs/models/biograd.md: τ_m ≈ 4.15 ms at dt = 5 ms
 
 
 def test_bad_shapes_are_refused():

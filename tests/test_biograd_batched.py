@@ -1,4 +1,4 @@
-"""The batched numpy BioGrad trainer equals the oracle of DESIGN §2 (float64, tolerance 1e-9)."""
+"""The batched numpy BioGrad trainer equals the oracle of docs/models/biograd.md (float64, tolerance 1e-9)."""
 
 from __future__ import annotations
 

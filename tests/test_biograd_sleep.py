@@ -42,7 +42,7 @@ def test_noise_is_zero_mean_and_signed():
 
 
 def test_sleep_alone_aligns_random_feedback():
-    """DESIGN §4: from random B (~90°) to well below 45°, with the forward weights fixed."""
+    """From random B (~90°) to well below 45°, with the forward weights fixed."""
     sizes = (50, 40, 30, 10)
     rng = np.random.default_rng(0)
     state = initial_state(sizes, rng, "random")

@@ -24,14 +24,8 @@ from apical.circuits.bioleaf.network import (
     run_single_sample,
     self_predicting,
 )
-from apical.circuits.bioleaf.oracle import (
-    DiscreteParameters,
-    LearningRates,
-    backprop,
-    bptt,
-    run_circuit,
-    train_sequential,
-)
+from apical.circuits.bioleaf.oracle import LearningRates, run_circuit, train_sequential
+from apical.circuits.microcircuit import DiscreteParameters, backprop, bptt
 from apical.models.pyramidal import PyramidalParameters
 from apical.runs.analyze import analyze
 from apical.runs.config import config_from_dict
@@ -109,10 +103,13 @@ def test_training_run_equals_sequential_oracle():
         np.testing.assert_allclose(B - W.T, B0 - W0.T, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("sizes", [(30, 20, 5), (20, 15, 10, 4)], ids=["one-hidden", "two-hidden"])
-def test_special_circumstance_update_follows_backprop(sizes):
-    """B = Wᵀ, self-predicting interneurons, no nudging: every layer's ΔW (Brian2) has cosine
-    ≥ 0.9 with −∇E of spatial backprop and of full BPTT (numpy, no microcircuit)."""
+# measured cosine with BPTT per layer, input side first: 0.982, 0.992 and 0.928, 0.990, 0.996
+@pytest.mark.parametrize("sizes, bptt_floor", [((30, 20, 5), (0.98, 0.99)), ((20, 15, 10, 4), (0.92, 0.985, 0.99))],
+                         ids=["one-hidden", "two-hidden"])
+def test_special_circumstance_update_follows_backprop(sizes, bptt_floor):
+    """B = Wᵀ, self-predicting interneurons, no nudging: every layer's ΔW (Brian2) is −∇E of spatial
+    backprop (numpy, no microcircuit) up to the apical leak λ_a — cosine ≥ 0.9999 in the hidden
+    layers, 1 in the output layer — and follows full BPTT to the cosine measured per layer."""
     settings = BioLeaFSettings(sizes=sizes, time_steps=20, error_start=5)
     state, rng = special_circumstance(sizes, seed=1)
     spikes = (rng.random((12, 20, sizes[0])) < 0.3).astype(float)
@@ -121,10 +118,13 @@ def test_special_circumstance_update_follows_backprop(sizes):
     desired = settings.desired(labels)
     spatial, _, _ = backprop(state.weights, state.biases, spikes, desired, settings.discrete())
     through_time, _, _ = bptt(state.weights, state.biases, spikes, desired, settings.discrete())
+    # measured 1 − cosine with spatial backprop: hidden 1.0e-5 (one hidden), 4.3e-5 and 6.3e-6 (two), output 0
+    spatial_floor = [0.9999] * (len(sizes) - 2) + [1 - 1e-12]
     for l, (update, gradient, full) in enumerate(zip(updates, spatial, through_time)):
         assert np.linalg.norm(update) > 0, f"layer {l + 1} asks for no update"
-        assert cosine(update, gradient) >= 0.9, f"layer {l + 1}: {cosine(update, gradient):.3f} vs spatial backprop"
-        assert cosine(update, full) >= 0.9, f"layer {l + 1}: {cosine(update, full):.3f} vs BPTT"
+        assert cosine(update, gradient) >= spatial_floor[l], \
+            f"layer {l + 1}: 1 − cosine {1 - cosine(update, gradient):.1e} vs spatial backprop"
+        assert cosine(update, full) >= bptt_floor[l], f"layer {l + 1}: {cosine(update, full):.4f} vs BPTT"
     for record in result.interneurons:  # self-predicting: the interneurons fire with their partners
         assert record.weight_change[0].max() == 0 == np.abs(record.bias_change).max()
 
@@ -147,9 +147,12 @@ def test_mirror_stdp_keeps_the_special_circumstance():
         np.testing.assert_allclose(learned.interneuron_biases[m], learned.biases[m + 1], rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("broken", ["random top-down weights", "random interneurons", "strong nudging"])
-def test_outside_the_special_circumstance_the_hidden_updates_leave_the_gradient(broken):
-    """Planted violations of each condition: the hidden layers' cosine drops below 0.9."""
+# measured hidden cosines with spatial backprop: −0.112, −0.119 / −0.281, −0.691 / 0.642, 0.834
+@pytest.mark.parametrize("broken, ceiling", [("random top-down weights", 0.0), ("random interneurons", 0.0),
+                                             ("strong nudging", 0.85)])
+def test_outside_the_special_circumstance_the_hidden_updates_leave_the_gradient(broken, ceiling):
+    """Planted violations of each condition: every hidden layer's cosine with spatial backprop drops
+    (random top-down weights or interneurons: below 0, not even a descent direction)."""
     sizes = (20, 15, 10, 4)
     settings = BioLeaFSettings(sizes=sizes, time_steps=20, error_start=5)
     state, rng = special_circumstance(sizes, seed=1, feedback="random" if broken == "random top-down weights"
@@ -165,7 +168,7 @@ def test_outside_the_special_circumstance_the_hidden_updates_leave_the_gradient(
     layers, _ = run_circuit(state, spikes, desired, params, LearningRates(forward=1.0))
     gradient, _, _ = backprop(state.weights, state.biases, spikes, desired, settings.discrete())
     cosines = [cosine(record.weight_change.sum(axis=0), g) for record, g in zip(layers, gradient)]
-    assert min(cosines[:-1]) < 0.9, f"{broken}: hidden cosines {cosines}"
+    assert max(cosines[:-1]) < ceiling, f"{broken}: hidden cosines {cosines}"
 
 
 def test_spatial_backprop_is_bptt_without_memory():
@@ -217,12 +220,15 @@ def test_interneurons_learn_to_predict_the_top_down_input():
                               teaching=False).state
     assert all(np.array_equal(a, b) for a, b in zip(learned.weights, state.weights)), "no target: W stays"
     after, mismatch_after = apical_residual(settings, learned, held_out)
+    # measured per hidden layer: residual 1.30 → 0.210 and 1.09 → 0.151 (× 0.16, × 0.14), disagreement
+    # 23 % → 0.86 % and 37 % → 0.59 % of steps, cosine(W_PI, −B) 0.928 and 0.9994
     for m in range(len(before)):
-        assert before[m] > 0.8 and mismatch_before[m] > 0.1, "the random interneurons already predicted"
-        assert after[m] < 0.3 and after[m] < 0.25 * before[m], f"layer {m + 1}: residual {before[m]:.2f} → {after[m]:.2f}"
-        assert mismatch_after[m] < 0.02, f"layer {m + 1}: interneurons disagree on {mismatch_after[m]:.1%} of steps"
+        assert before[m] > 1.0 and mismatch_before[m] > 0.2, "the random interneurons already predicted"
+        assert after[m] < 0.25 and after[m] < 0.2 * before[m], \
+            f"layer {m + 1}: residual {before[m]:.2f} → {after[m]:.2f}"
+        assert mismatch_after[m] < 0.01, f"layer {m + 1}: interneurons disagree on {mismatch_after[m]:.1%} of steps"
     for W_pi, B in zip(learned.apical_weights, learned.feedback):  # W_PI moved towards −B
-        assert cosine(W_pi, -B) > 0.9
+        assert cosine(W_pi, -B) > 0.92
 
 
 def test_effective_feedback_by_perturbation():
@@ -242,10 +248,11 @@ def test_effective_feedback_by_perturbation():
         output = (changed[-1].apical - layers[-1].apical)[0, :, k].sum()
         for l in range(len(sizes) - 2):
             expected = (changed[l].apical - layers[l].apical)[0].sum(axis=0) / output
-            np.testing.assert_allclose(measured[l][:, k], expected, rtol=1e-6, atol=1e-9)
+            # linear in the perturbation: measured |difference| ≤ 1.3e-13, relative ≤ 7e-11
+            np.testing.assert_allclose(measured[l][:, k], expected, rtol=1e-9, atol=1e-12)
         column = measured[-1][:, k]
-        if np.abs(column).max() > 0:  # output k was in its window while its error changed
-            assert cosine(column, state.feedback[-1][:, k]) > 0.999
+        assert np.abs(column).max() > 0, f"output {k} was never in its window: vacuous comparison"
+        assert cosine(column, state.feedback[-1][:, k]) > 1 - 1e-12  # measured 1 − cosine ≤ 2.2e-16
 
 
 def test_locality_audit_passes_and_catches_a_planted_copy():
@@ -299,12 +306,15 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.standalone
-@pytest.mark.slow
-def test_cpp_standalone_training_equals_oracle(tmp_path):
-    """The compiled project, two chunks in a row (state through run arguments)."""
-    sizes, n = (14, 10, 8, 4), 6
+@pytest.mark.parametrize("sizes, n, seed", [
+    pytest.param((6, 6, 3), 4, 2, id="tiny"),
+    pytest.param((14, 10, 8, 4), 6, 11, id="two-hidden", marks=pytest.mark.slow)])
+def test_cpp_standalone_training_equals_oracle(tmp_path, sizes, n, seed):
+    """The compiled project (float64), two chunks in a row (state through run arguments): all six
+    plastic arrays equal the numpy oracle to 1e-9. The tiny network is the default run's check of the
+    compiled circuit (one build, ~20-40 s); the larger one runs under -m slow."""
     settings = BioLeaFSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=2)
-    rng = np.random.default_rng(11)
+    rng = np.random.default_rng(seed)
     state = initial_state(sizes, rng, "random", "random")
     state.weights = [3.0 * W for W in state.weights]
     network = BioLeaFNetwork(settings, n, device_name="cpp", build_dir=tmp_path, threads=1)
@@ -313,8 +323,11 @@ def test_cpp_standalone_training_equals_oracle(tmp_path):
         spikes = (rng.random((n, 8, sizes[0])) < 0.35).astype(float)
         labels = rng.integers(sizes[-1], size=n)
         result = network.run(state, spikes, labels, rates)
+        before = state
         state, counts = train_sequential(state, spikes, settings.desired(labels), settings.discrete(), rates, 2)
         np.testing.assert_array_equal(result.output_counts, counts)
         for group in state.GROUPS:
-            for ours, expected in zip(getattr(result.state, group), getattr(state, group)):
+            for ours, expected, previous in zip(getattr(result.state, group), getattr(state, group),
+                                                getattr(before, group)):
+                assert np.abs(expected - previous).max() > 1e-3, f"{group} did not move: vacuous comparison"
                 np.testing.assert_allclose(ours, expected, rtol=0, atol=TOLERANCE, err_msg=group)

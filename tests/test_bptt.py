@@ -1,4 +1,4 @@
-"""Tests of analysis.bptt: the BPTT baseline of DESIGN §2."""
+"""Tests of analysis.bptt: the BPTT baseline of docs/models/biograd.md."""
 
 import gzip
 import time
@@ -245,7 +245,7 @@ def test_mnist_784_500_100_10_reaches_85_percent():
     train, test = slice(0, n_train), slice(n_train, n_train + n_test)
     rng = np.random.default_rng(2024)
 
-    def rate_code(p):  # Bernoulli rate code of pixel intensity (DESIGN §2)
+    def rate_code(p):  # Bernoulli rate code of pixel intensity (docs/models/biograd.md)
         return (rng.random((len(p), n_steps, p.shape[1])) < p[:, None, :]).astype(np.float32)
 
     trainer = BPTrainer.from_sizes([784, 500, 100, 10], rng, dtype=np.float32, lr=1e-3)

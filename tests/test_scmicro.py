@@ -16,7 +16,7 @@ from brian2 import prefs
 from apical.analysis.alignment import cosine, dale_violations, sign_concordance
 from apical.analysis.locality import audit_locality
 from apical.circuits.bioleaf.network import BioLeaFNetwork, BioLeaFSettings
-from apical.circuits.bioleaf.oracle import backprop, output_error
+from apical.circuits.microcircuit import backprop, output_error
 from apical.circuits.scmicro.network import (
     CELL_TYPES,
     GLOBAL_SIGNALS,
@@ -29,7 +29,7 @@ from apical.circuits.scmicro.network import (
 )
 from apical.circuits.scmicro.numpy_form import NumpySCMicroNetwork
 from apical.circuits.scmicro.oracle import run_circuit, sign_concordant_fa, train_sequential
-from apical.models.pyramidal import PyramidalParameters
+from apical.models.pyramidal import SCPyramidalParameters
 from apical.runs.analyze import analyze
 from apical.runs.config import ConfigError, config_from_dict
 from apical.circuits.scmicro.framework import SCMicroFramework, scmicro_initial_state
@@ -53,7 +53,7 @@ def active_state(sizes, seed, gain=3.0, feedback_scale=1.0):
 def test_single_sample_equals_oracle(nudging, error):
     sizes = (12, 9, 6, 4)
     settings = SCMicroSettings(sizes=sizes, time_steps=12, error_start=3,
-                               pyramidal=PyramidalParameters(tau_apical=4.0 * PyramidalParameters().dt, nudging=nudging,
+                               pyramidal=SCPyramidalParameters(tau_apical=4.0 * SCPyramidalParameters().dt, nudging=nudging,
                                                              output_error=error, error_gain=1.5))
     state, rng = active_state(sizes, seed=0)
     spikes = (rng.random((12, sizes[0])) < 0.4).astype(float)
@@ -72,7 +72,7 @@ def train_small(seed=11, n=8, rate=0.6, error="kernel_mse"):
     connections to zero."""
     sizes = (14, 10, 8, 4)
     settings = SCMicroSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=2,
-                               pyramidal=PyramidalParameters(output_error=error))
+                               pyramidal=SCPyramidalParameters(output_error=error))
     state, rng = active_state(sizes, seed)
     spikes = (rng.random((n, 8, sizes[0])) < 0.35).astype(float)
     labels = rng.integers(sizes[-1], size=n)
@@ -104,7 +104,7 @@ def test_training_run_equals_sequential_oracle_and_no_connection_changes_sign(er
 @pytest.mark.parametrize("trained", [False, True], ids=["initial", "after-learning"])
 def test_effective_feedback_is_sign_concordant_with_forward_weights(trained):
     """Perturbation (an injected burst in one upper cell at a time) measures B; its signs are
-    those of Wᵀ on ≥ 99 % of the entries (here: all), also once learning has silenced some
+    those of Wᵀ on every entry (the docs' claim is ≥ 99 %), also once learning has silenced some
     connections (W = 0 there: no sign; the measured entry keeps its connection's type)."""
     if trained:
         settings, _, spikes, labels, result = train_small()
@@ -118,21 +118,22 @@ def test_effective_feedback_is_sign_concordant_with_forward_weights(trained):
     measured = effective_feedback(state, spikes, label, settings)
     for m, F in enumerate(measured):
         W_above = state.weights[m + 1]
-        assert sign_concordance(F, W_above.T) >= 0.99
         assert sign_concordance(F, W_above.T) == 1.0
         np.testing.assert_array_equal(np.sign(F), state.connection_types[m + 1].T)
-        assert cosine(F, state.feedback[m]) > 0.9999, "the measured feedback is B (up to the apical leak)"
+        # the apical leak scales every entry alike: measured 1 − cosine ≤ 3.3e-16
+        assert cosine(F, state.feedback[m]) > 1 - 1e-12, "the measured feedback is B (up to the apical leak)"
 
 
 @pytest.mark.parametrize("sizes,error", [((30, 20, 5), "kernel_mse"), ((20, 15, 10, 4), "kernel_mse"),
                                          ((20, 15, 10, 4), "softmax")],
                          ids=["one-hidden", "two-hidden", "two-hidden-softmax-error"])
 def test_update_follows_sign_concordant_fa(sizes, error):
-    """ΔW of every layer (Brian2, summed over 12 samples) has cosine ≥ 0.9 with −∇E of
-    sign-concordant FA (numpy: spatial backprop with B in place of Wᵀ) on the same activity; the
-    output layer's also with backprop, whose hidden layers the update follows less closely."""
+    """ΔW of every layer (Brian2, summed over 12 samples) is −∇E of sign-concordant FA (numpy:
+    spatial backprop with B in place of Wᵀ) on the same activity up to the apical leak — cosine
+    ≥ 0.9999 in the hidden layers, 1 in the output layer, which is also backprop's; the hidden
+    layers follow backprop itself much less closely (cosine < 0.9)."""
     settings = SCMicroSettings(sizes=sizes, time_steps=20, error_start=5,
-                               pyramidal=PyramidalParameters(output_error=error))
+                               pyramidal=SCPyramidalParameters(output_error=error))
     state, rng = active_state(sizes, seed=1)
     spikes = (rng.random((12, 20, sizes[0])) < 0.3).astype(float)
     labels = rng.integers(sizes[-1], size=12)
@@ -142,13 +143,18 @@ def test_update_follows_sign_concordant_fa(sizes, error):
     oracle = run_circuit(state.weights, state.biases, state.feedback, spikes, desired, settings.discrete(), 1.0)
     sc_fa, _, _ = sign_concordant_fa(state.weights, state.biases, state.feedback, spikes, desired, settings.discrete())
     bp, _, _ = backprop(state.weights, state.biases, spikes, desired, settings.discrete())
+    # measured 1 − cosine with SC-FA in the hidden layers: 1.8e-5; 4.3e-5, 1.2e-5; 3.8e-5, 1.7e-5 (softmax)
+    floor = [0.9999] * (len(sizes) - 2) + [1 - 1e-12]
     for l, (layer, same, target, gradient) in enumerate(zip(result.layers, oracle, sc_fa, bp)):
         np.testing.assert_array_equal(layer.spikes, same.spikes)  # the same activity
         update = layer.weight_change[0]
         assert np.linalg.norm(update) > 0, f"layer {l + 1} asks for no update"
-        assert cosine(update, target) >= 0.9, f"layer {l + 1}: {cosine(update, target):.4f} vs SC-FA"
-    assert cosine(result.layers[-1].weight_change[0], bp[-1]) > 0.9999  # the output layer's does not depend on B
-    assert all(cosine(layer.weight_change[0], g) < 0.99 for layer, g in zip(result.layers[:-1], bp[:-1])), \
+        assert cosine(update, target) >= floor[l], \
+            f"layer {l + 1}: 1 − cosine {1 - cosine(update, target):.1e} vs SC-FA"
+    # the output layer's does not depend on B: measured 1 − cosine with backprop 0
+    assert cosine(result.layers[-1].weight_change[0], bp[-1]) > 1 - 1e-12
+    # measured hidden cosines with backprop: 0.749; 0.806, 0.858; 0.826, 0.802 (softmax)
+    assert all(cosine(layer.weight_change[0], g) < 0.9 for layer, g in zip(result.layers[:-1], bp[:-1])), \
         "with random feedback magnitudes the hidden updates should not be backprop's"
 
 
@@ -201,7 +207,7 @@ def test_bad_states_are_refused():
     with pytest.raises(ValueError, match="feedback\\[0\\] must be nonzero with the sign"):
         network.run(concordant, np.zeros((1, 4, 8)), [0])
     with pytest.raises(ValueError, match="below the PV relay drive"):
-        SCMicroSettings(sizes=sizes, pyramidal=PyramidalParameters(theta=1.5))
+        SCMicroSettings(sizes=sizes, pyramidal=SCPyramidalParameters(theta=1.5))
 
 
 TINY = {
@@ -243,15 +249,20 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.standalone
-@pytest.mark.slow
-@pytest.mark.parametrize("error,rate", [("kernel_mse", 0.6), ("softmax", 1.5)])
-def test_cpp_standalone_training_equals_oracle(tmp_path, error, rate):
-    """The compiled project, two chunks in a row (state through run arguments), sign bound active."""
-    sizes, n = (14, 10, 8, 4), 8
+@pytest.mark.parametrize("sizes,n,seed,error,rate", [
+    pytest.param((6, 6, 3), 4, 3, "kernel_mse", 0.6, id="tiny"),
+    # at rates 0.6 / 1.5 the first chunk silenced the output layer and the second learned nothing
+    pytest.param((14, 10, 8, 4), 8, 11, "kernel_mse", 0.3, id="kernel_mse", marks=pytest.mark.slow),
+    pytest.param((14, 10, 8, 4), 8, 11, "softmax", 0.5, id="softmax", marks=pytest.mark.slow)])
+def test_cpp_standalone_training_equals_oracle(tmp_path, sizes, n, seed, error, rate):
+    """The compiled project (float64), two chunks in a row (state through run arguments), sign bound
+    active: weights, biases and output counts equal the numpy oracle to 1e-9. The tiny network is the
+    default run's check of the compiled circuit (one build, ~20-40 s); the larger ones run under -m slow."""
     settings = SCMicroSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=2,
-                               pyramidal=PyramidalParameters(output_error=error))
-    state, rng = active_state(sizes, seed=11)
+                               pyramidal=SCPyramidalParameters(output_error=error))
+    state, rng = active_state(sizes, seed=seed)
     network = SCMicroNetwork(settings, state.connection_types, n, device_name="cpp", build_dir=tmp_path, threads=1)
+    initial = state
     for _ in range(2):
         spikes = (rng.random((n, 8, sizes[0])) < 0.35).astype(float)
         labels = rng.integers(sizes[-1], size=n)
@@ -260,13 +271,16 @@ def test_cpp_standalone_training_equals_oracle(tmp_path, error, rate):
                                                    state.connection_types, spikes, settings.desired(labels),
                                                    settings.discrete(), rate, 2)
         np.testing.assert_array_equal(result.output_counts, counts)
+        for l, (expected, before) in enumerate(zip(weights, state.weights)):
+            assert np.abs(expected - before).max() > 1e-3, f"layer {l + 1} did not learn: vacuous comparison"
         for ours, expected in zip(result.state.weights + result.state.biases, weights + biases):
             np.testing.assert_allclose(ours, expected, rtol=0, atol=TOLERANCE)
         state = result.state
-    assert any((W == 0).any() for W in state.weights)
+    assert any(((W == 0) & (W0 != 0)).any() for W, W0 in zip(state.weights, initial.weights)), \
+        "no connection reached zero: the sign bound was not exercised"
 
 
-# --- the batched numpy form (circuits/scmicro_numpy.py, run.device = "numpy") ----------------------
+# --- the batched numpy form (circuits/scmicro/numpy_form.py, run.device = "numpy") ----------------------
 
 
 @pytest.mark.parametrize("sizes,nudging,error", [((14, 10, 8, 4), 0.0, "kernel_mse"), ((14, 10, 4), 0.5, "kernel_mse"),
@@ -276,7 +290,7 @@ def test_numpy_form_equals_sequential_oracle(sizes, nudging, error):
     """The backward recursion H[t] = G[t] + λ(1 − s[t])H[t+1] gives the per-synapse traces' ΔW:
     several minibatches, the sign bound active, against the step-by-step oracle."""
     settings = SCMicroSettings(sizes=sizes, time_steps=8, error_start=2, batch_size=2,
-                               pyramidal=PyramidalParameters(nudging=nudging, output_error=error))
+                               pyramidal=SCPyramidalParameters(nudging=nudging, output_error=error))
     state, rng = active_state(sizes, seed=11)
     spikes = (rng.random((8, 8, sizes[0])) < 0.35).astype(float)
     labels = rng.integers(sizes[-1], size=8)
@@ -351,7 +365,7 @@ def test_softmax_error_is_the_gradient_of_its_loss_and_pushes_wrong_cells_down()
     """A = y − softmax(κ·o) is −∂E/∂o of E = −(1/κ)·log softmax(κ·o)_y, checked by central
     differences (independent of the formula); unlike d − o, a wrong cell that fires as much as
     the target asks of the labelled one is still pushed down, and a silent wrong cell a little."""
-    params = SCMicroSettings(sizes=(3, 4), pyramidal=PyramidalParameters(output_error="softmax",
+    params = SCMicroSettings(sizes=(3, 4), pyramidal=SCPyramidalParameters(output_error="softmax",
                                                                          error_gain=1.7)).discrete()
     rng = np.random.default_rng(3)
     own = rng.uniform(0.0, 1.6, size=(5, 4))
@@ -365,16 +379,18 @@ def test_softmax_error_is_the_gradient_of_its_loss_and_pushes_wrong_cells_down()
         up[index] += step
         down[index] -= step
         numeric[index] = -(output_error(wanted, up, params)[1] - output_error(wanted, down, params)[1])[index[0]] / (2 * step)
-    np.testing.assert_allclose(error, numeric, rtol=0, atol=1e-7)
-    assert np.allclose(error.sum(axis=1), 0.0)
+    np.testing.assert_allclose(error, numeric, rtol=0, atol=1e-9)  # measured 1.3e-10 (rounding at step 1e-6)
+    np.testing.assert_allclose(error.sum(axis=1), 0.0, rtol=0, atol=1e-12)  # measured 1.1e-16
     mse = replace(params, output_error="kernel_mse")
     labelled, wrong = np.array([[1.58, 0.0]]), np.array([[0.0, 1.58]])
     both_fire = np.array([[1.58, 1.58]])
     assert output_error(labelled, both_fire, mse)[0][0, 1] == pytest.approx(-1.58)
-    assert output_error(labelled, both_fire, params)[0][0, 1] < -0.4
+    # two cells: softmax(κ·o) of a lead Δ = 1.58 gives the trailing cell 1/(1 + e^{κΔ}) (≈ 0.064 at κ = 1.7)
+    trailing = 1.0 / (1.0 + np.exp(params.error_gain * 1.58))
+    assert output_error(labelled, both_fire, params)[0][0, 1] == pytest.approx(-0.5, rel=1e-12)
     assert output_error(labelled, labelled, mse)[0][0, 1] == 0.0  # d − o leaves a silent wrong cell alone
-    assert -0.2 < output_error(labelled, labelled, params)[0][0, 1] < 0.0
-    assert output_error(labelled, wrong, params)[0][0, 0] > 0.9
+    assert output_error(labelled, labelled, params)[0][0, 1] == pytest.approx(-trailing, rel=1e-12)
+    assert output_error(labelled, wrong, params)[0][0, 0] == pytest.approx(1.0 - trailing, rel=1e-12)
 
 
 def test_softmax_error_config_reaches_the_circuit_and_is_refused_where_it_does_not_exist():
@@ -388,7 +404,7 @@ def test_softmax_error_config_reaches_the_circuit_and_is_refused_where_it_does_n
     with pytest.raises(ConfigError, match="scmicro.error_gain"):
         config_from_dict({**TINY, "scmicro": {"error_gain": 0}})
     with pytest.raises(ValueError, match="kernel_mse"):
-        BioLeaFNetwork(BioLeaFSettings(sizes=(4, 3), pyramidal=PyramidalParameters(output_error="softmax")), 1)
+        BioLeaFNetwork(BioLeaFSettings(sizes=(4, 3), pyramidal=SCPyramidalParameters(output_error="softmax")), 1)
 
 
 def test_softmax_error_is_local_but_for_its_declared_coupling_among_output_cells():
@@ -396,7 +412,7 @@ def test_softmax_error_is_local_but_for_its_declared_coupling_among_output_cells
     the output cells (the global error function); every plastic synapse is still local."""
     sizes = (8, 6, 3)
     state, _ = active_state(sizes, seed=3)
-    settings = SCMicroSettings(sizes=sizes, pyramidal=PyramidalParameters(output_error="softmax"))
+    settings = SCMicroSettings(sizes=sizes, pyramidal=SCPyramidalParameters(output_error="softmax"))
     prefs.logging.warn_for_unused_objects = False
     objects = SCMicroNetwork(settings, state.connection_types, 1).brian_objects()
     report = audit_locality(objects["network"], global_signals=GLOBAL_SIGNALS, namespace={})
@@ -434,13 +450,15 @@ def test_analyze_audits_the_runs_own_error_function(error):
     """`apical analyze` builds a small copy of the run's circuit for the locality audit; with the
     softmax error that copy must carry the output cells' analog normalisation, so the report's
     "interact only through spikes" check can fail where it should."""
-    from apical.runs.analyze import _spike_only_check
-    from apical.circuits.scmicro.claims import locality_of_scmicro
+    from apical.analysis.locality import audit_small_copy
+    from apical.analysis.report import spike_only_check
 
-    settings = SCMicroSettings(sizes=(30, 20, 5), pyramidal=PyramidalParameters(output_error=error))
-    report, tiny = locality_of_scmicro(settings)
+    # a run of the numpy form: the copy is the Brian2 circuit whatever device the run used
+    config = config_from_dict({**TINY, "scmicro": {**TINY["scmicro"], "error": error},
+                               "run": {**TINY["run"], "device": "numpy"}})
+    report, tiny = audit_small_copy(SCMicroFramework(config, 30, 5, 1, None))
     assert len(tiny) == 3
     assert not report.findings
     # The softmax normalisation is the circuit's only analog coupling (read every step, summed).
     assert {c.object for c in report.analog_couplings} == ({"softmax_partition"} if error == "softmax" else set())
-    assert _spike_only_check(report).passed is (error != "softmax")
+    assert spike_only_check(report).passed is (error != "softmax")

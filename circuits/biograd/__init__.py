@@ -8,7 +8,11 @@ both, sample by sample; numpy_form.py: the same learning batched in numpy; frame
 adapter ``apical train`` runs; claims.py: what ``apical analyze`` checks; bench.py: its cost.
 """
 
+from pathlib import Path
+
 from apical.circuits.framework import FrameworkSpec
+
+_CONFIGS = Path(__file__).resolve().parents[2] / "runs" / "configs"
 
 
 def _build(*args):
@@ -30,4 +34,5 @@ def _bench(args):
 
 
 FRAMEWORK = FrameworkSpec(name="biograd", title="BioGrad", factory=_build,
-                          devices=("cpp", "cuda", "runtime", "numpy"), claims=_claims, bench=_bench, order=10)
+                          devices=("cpp", "cuda", "runtime", "numpy"), claims=_claims, bench=_bench,
+                          example_config=_CONFIGS / "mnist-sleep.toml", order=10)

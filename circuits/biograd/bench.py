@@ -1,98 +1,65 @@
-"""``apical bench``: training speed of the Brian2 BioGrad network beside batched numpy.
+"""``apical bench --framework biograd``: training speed of the Brian2 BioGrad network beside
+batched numpy (docs/performance.md).
 
-DESIGN §6: ratios measured in one invocation, per-sample cost of the standard network
-(784-500-100-10, T = 20, t0 = 5, η = 1e-3) on the first ``--samples`` MNIST training digits
-(Bernoulli rate code, input seed 0), compile time apart from run time, and the scaling with the
-width of the first hidden layer (500 → 1000 → 2000, fewer samples for the wider ones).
+Ratios measured in one invocation, per-sample cost of the standard network (784-500-100-10,
+T = 20, t0 = 5, η = 1e-3) on the first ``--samples`` MNIST training digits (Bernoulli rate code,
+input seed 0), compile time apart from run time, and the scaling with the width of the first
+hidden layer (500 → 1000 → 2000, fewer samples for the wider ones).
 
 The Brian2 network is timed through :meth:`BioGradNetwork.run` (writing the run arguments,
 running the binary, reading the weights back: what a training chunk costs); the binary's own
-time is reported beside it. The numpy peer is :class:`circuits.biograd_batched.BatchedBioGrad`
-in float32 at minibatch 16 and 128: ``forward`` is the peer the issue names (traces forward in
-time, E only where g ≠ 0), ``kernel`` the exact backward-kernel reordering. Each numpy
-configuration runs with 1 BLAS thread and with the Brian2 thread count, and the faster counts:
-on a shared, loaded machine a spinning second BLAS thread can cost more than it brings.
+time is reported beside it. The numpy peer is :class:`BatchedBioGrad` (numpy_form.py) in float32
+at minibatch 16 and 128: ``forward`` carries the traces forward in time and computes E only where
+g ≠ 0, ``forward_every_input`` does so for every input, ``kernel`` is the exact backward-kernel
+reordering. Each numpy configuration runs with 1 BLAS thread and with the Brian2 thread count, and
+the faster counts: on a shared, loaded machine a spinning second BLAS thread can cost more than
+it brings.
 
-With ``--device cuda`` the comparison is between devices instead (issue 8): the same network on
+With ``--device cuda`` the comparison is between devices instead: the same network on
 ``cuda_standalone`` and on ``cpp_standalone``, widths 500 → 2000 → 8000 of the first hidden
 layer (``--widths``), samples/s and the time of one MNIST epoch (60,000 samples), compile time
-apart, so a user sees from which width on the GPU pays off.
+apart, so a user sees from which width on the GPU pays off (docs/gpu.md).
 
-Results are printed; ``APICAL_BENCH_JSON=path`` also writes them as JSON, and
-``APICAL_BENCH_BUILD_DIR=dir`` keeps the standalone projects there (for reading the generated code).
+``--dry-run`` runs all of it on a tiny network (784-16-8-10) and 4 samples, on the runtime device
+unless ``--device`` says otherwise. Timing, the machine's load, $APICAL_BENCH_JSON and
+$APICAL_BENCH_BUILD_DIR: apical.analysis.timing.
 """
 
 from __future__ import annotations
 
-import ctypes
-import glob
-import inspect
-import json
 import os
-import platform
-import resource
-import shutil
-import tempfile
 import time
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from apical.analysis.timing import (binary_seconds, blas_threads, build_root, children_cpu_seconds, machine,
+                                    machine_load, write_report)
+
 SIZES = (784, 500, 100, 10)
 TIME_STEPS, ERROR_START, LEARNING_RATE = 20, 5, 1e-3
-NUMPY_BATCHES = (16, 128)
 NUMPY_METHODS = ("forward", "forward_every_input", "kernel")
-SCALING_WIDTHS = (1000, 2000)  # besides 500, measured with the main configuration
-DEVICE_WIDTHS = (500, 2000, 8000)  # first hidden layer widths of the CPU-vs-GPU comparison
 EPOCH_SAMPLES = 60000  # one MNIST epoch
 INPUT_SEED, WEIGHT_SEED = 0, 1
+RUNS = 2  # timed runs of each configuration; the fastest counts
+PRECISIONS = ("float64", "float32")  # of the Brian2 network
 
 
-# ------------------------------------------------------------------------ helpers
-def _openblas():
-    """numpy's bundled OpenBLAS thread-count functions (set, get), or None."""
-    import numpy
+@dataclass(frozen=True)
+class Plan:
+    """What one invocation times: the network, the widths of the first hidden layer for the
+    scaling and for the device comparison, the numpy minibatches and the default sample count."""
 
-    for path in glob.glob(os.path.join(os.path.dirname(numpy.__file__), os.pardir, "numpy.libs", "*openblas*")):
-        library = ctypes.CDLL(path)
-        for suffix in ("64_", ""):
-            setter, getter = f"scipy_openblas_set_num_threads{suffix}", f"scipy_openblas_get_num_threads{suffix}"
-            if hasattr(library, setter) and hasattr(library, getter):
-                return getattr(library, setter), getattr(library, getter)
-    return None
+    sizes: tuple[int, ...]
+    scaling_widths: tuple[int, ...]  # besides sizes[1], measured with the main configuration
+    device_widths: tuple[int, ...]  # first hidden layer widths of the CPU-vs-GPU comparison
+    numpy_batches: tuple[int, ...]
+    samples: int
 
 
-@contextmanager
-def blas_threads(n: int):
-    """Run numpy's BLAS on ``n`` threads inside the block; yields whether that could be set."""
-    functions = _openblas()
-    if functions is None:
-        yield False
-        return
-    setter, getter = functions
-    before = getter()
-    setter(ctypes.c_int(n))
-    try:
-        yield True
-    finally:
-        setter(ctypes.c_int(before))
-
-
-def machine_load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
-
-
-def mnist_rasters(samples: int):
-    from apical.models.encoders import encode_batch
-    from apical.runs.datasets import images_to_intensity, load_mnist
-
-    images, labels = load_mnist("train")
-    if not 1 <= samples <= len(images):
-        raise ValueError(f"--samples must lie in [1, {len(images)}], got {samples}")
-    intensity = images_to_intensity(images[:samples].reshape(samples, -1))
-    return encode_batch(intensity, TIME_STEPS, INPUT_SEED, 0), np.asarray(labels[:samples], dtype=int)
+FULL = Plan(SIZES, (1000, 2000), (500, 2000, 8000), (16, 128), 1000)
+DRY_RUN = Plan((784, 16, 8, 10), (32,), (16, 32), (2, 4), 4)
 
 
 def initial(sizes):
@@ -102,47 +69,30 @@ def initial(sizes):
 
 
 # ------------------------------------------------------------------------ measurements
-def _children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def brian_precisions() -> tuple[str, ...]:
-    """float64 always; float32 too where BioGradNetwork offers a ``precision`` option."""
-    from apical.circuits.biograd.network import BioGradNetwork
-
-    return ("float64", "float32") if "precision" in inspect.signature(BioGradNetwork).parameters else ("float64",)
-
-
-def time_brian(sizes, rasters, labels, device_name: str, threads: int, runs: int, build_root: Path,
+def time_brian(sizes, rasters, labels, device_name: str, threads: int, runs: int, root: Path,
                precision: str = "float64") -> dict:
     """Compile once, then ``runs`` timed training runs over the same samples from the same state.
 
     Wall time of :meth:`BioGradNetwork.run`, the binary's own wall time, and the CPU time of the
     binary (its children's rusage: user + system over all its threads).
     """
-    import brian2
-
     from apical.circuits.biograd.network import BioGradNetwork, BioGradSettings
 
     settings = BioGradSettings(sizes=sizes, time_steps=TIME_STEPS, error_start=ERROR_START, batch_size=1)
     state = initial(sizes)
-    build_dir = build_root / f"brian-{device_name}-{precision}-{'-'.join(map(str, sizes))}"
-    options = {"precision": precision} if precision != "float64" else {}
+    build_dir = root / f"brian-{device_name}-{precision}-{'-'.join(map(str, sizes))}"
     start = time.perf_counter()
     network = BioGradNetwork(settings, len(labels), device_name=device_name, build_dir=build_dir, threads=threads,
-                             **options)
+                             precision=precision)
     compile_seconds = time.perf_counter() - start
-    standalone = getattr(network, "device", None) or brian2.get_device()
     walls, binaries, cpus = [], [], []
     for _ in range(runs):
-        cpu = _children_cpu_seconds()
+        cpu = children_cpu_seconds()
         start = time.perf_counter()
         network.run(state, rasters, labels, LEARNING_RATE)
         walls.append(time.perf_counter() - start)
-        cpus.append(_children_cpu_seconds() - cpu)
-        timers = getattr(standalone, "timers", None)
-        binaries.append(timers.get("run_binary") if isinstance(timers, dict) else None)
+        cpus.append(children_cpu_seconds() - cpu)
+        binaries.append(binary_seconds(network.device))
     best = int(np.argmin(walls))
     n = len(labels)
     resolved_threads = threads if threads > 0 else (os.cpu_count() or 1)
@@ -230,17 +180,18 @@ def print_scaling(scaling: list[dict]):
 
 
 def targets(brians: list[dict], numpy_results: list[dict]) -> dict:
-    """Issue 3's speed targets: ≤ 5 ms/sample on cpp_standalone and ≥ 2× the fast numpy peer.
+    """The speed targets of docs/performance.md: ≤ 5 ms/sample on cpp_standalone and ≥ 2× the fast
+    numpy peer.
 
-    The ratio is printed against two peers: ``forward_every_input``, the peer as the issue
-    describes it (float32, in place, E only where g ≠ 0), and ``forward``, which also skips the
+    The ratio is printed against two peers: ``forward_every_input``, the peer as the targets
+    describe it (float32, in place, E only where g ≠ 0), and ``forward``, which also skips the
     traces of inputs that never spike in the sample (faster on MNIST, where most pixels are
     silent). The second is the stricter reference; both are reported, neither is hidden."""
     fastest_brian = min(brians, key=lambda b: b["ms_per_sample"])
     result = {"brian_ms_per_sample": fastest_brian["ms_per_sample"], "lines": [
         f"target ≤ 5 ms/sample: Brian2 ({fastest_brian['precision']}) {fastest_brian['ms_per_sample']:.2f} ms/sample "
         f"-> {'met' if fastest_brian['ms_per_sample'] <= 5 else 'not met'}"]}
-    descriptions = {"forward_every_input": "the peer as issue 3 describes it",
+    descriptions = {"forward_every_input": "the peer as the targets describe it",
                     "forward": "the same peer also skipping silent inputs"}
     for method, description in descriptions.items():
         candidates = [r for r in numpy_results if r["method"] == method]
@@ -257,23 +208,24 @@ def targets(brians: list[dict], numpy_results: list[dict]) -> dict:
     return result
 
 
-def compare_devices(args, build_root: Path, report: dict) -> None:
+def compare_devices(plan: Plan, widths: str | None, threads: int, rasters, labels, root: Path, report: dict) -> None:
     """BioGrad on cuda_standalone beside cpp_standalone, for each width of the first hidden layer.
 
     The GPU runs all ``--samples`` per width; the CPU runs fewer on wider networks (its cost
     grows with the number of synapses) so the whole comparison stays within minutes.
     """
-    widths = [int(w) for w in str(args.widths).split(",")] if args.widths else list(DEVICE_WIDTHS)
-    rasters, labels = mnist_rasters(int(args.samples))
+    widths = [int(w) for w in widths.split(",")] if widths else list(plan.device_widths)
+    standard = plan.sizes
     rows = []
     for width in widths:
-        sizes = (SIZES[0], width) + SIZES[2:]
+        sizes = (standard[0], width) + standard[2:]
         row = {"sizes": list(sizes)}
         for device_name in ("cuda", "cpp"):
-            n = len(labels) if device_name == "cuda" else max(16, len(labels) * SIZES[1] // width // 4)
-            print(f"{'-'.join(map(str, sizes))} on {device_name}, {n} samples per run: compiling and running 2× ...",
-                  flush=True)
-            row[device_name] = time_brian(sizes, rasters[:n], labels[:n], device_name, args.threads, 2, build_root,
+            n = len(labels) if device_name == "cuda" else min(len(labels),
+                                                              max(16, len(labels) * standard[1] // width // 4))
+            print(f"{'-'.join(map(str, sizes))} on {device_name}, {n} samples per run: compiling and running "
+                  f"{RUNS}× ...", flush=True)
+            row[device_name] = time_brian(sizes, rasters[:n], labels[:n], device_name, threads, RUNS, root,
                                           "float32")
         rows.append(row)
     print(f"\n{'sizes':<18} {'device':<6} {'compile s':>9} {'samples':>8} {'ms/sample':>10} {'samples/s':>10} "
@@ -286,72 +238,66 @@ def compare_devices(args, build_root: Path, report: dict) -> None:
             print(f"{'-'.join(map(str, row['sizes'])):<18} {device_name:<6} {r['compile_seconds']:>9.1f} "
                   f"{r['samples']:>8} {r['ms_per_sample']:>10.3f} {r['samples_per_second']:>10.1f} "
                   f"{epoch_minutes:>11.2f} {ratio if device_name == 'cuda' else 1.0:>10.3g}")
-    standard = next((row for row in rows if row["sizes"][1] == SIZES[1]), None)
-    if standard is not None:
-        rate = standard["cuda"]["samples_per_second"]
-        print(f"target ≥ 1,000 samples/s for {'-'.join(map(str, SIZES))} on the GPU: {rate:.0f} samples/s "
+    same = next((row for row in rows if row["sizes"][1] == standard[1]), None)
+    if same is not None:
+        rate = same["cuda"]["samples_per_second"]
+        print(f"target ≥ 1,000 samples/s for {'-'.join(map(str, standard))} on the GPU: {rate:.0f} samples/s "
               f"-> {'met' if rate >= 1000 else 'not met'}")
     report["devices"] = rows
 
 
 def main(args) -> int:
-    samples, device_name = int(args.samples), args.device
-    threads = args.threads if args.threads > 0 else (os.cpu_count() or 1)
-    runs = 2
-    keep = os.environ.get("APICAL_BENCH_BUILD_DIR")
-    build_root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="apical-bench-"))
-    build_root.mkdir(parents=True, exist_ok=True)
-    report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_before": machine_load()},
-              "samples": samples, "device": device_name, "threads": threads}
-    print(f"apical bench: BioGrad {'-'.join(map(str, SIZES))}, T = {TIME_STEPS}, t0 = {ERROR_START}, "
-          f"η = {LEARNING_RATE}, {samples} MNIST training samples; {report['machine']['load_before']}")
-    try:
+    """``args``: device, samples, threads (None: cpp or runtime with the dry run, the plan's sample
+    count, 1 thread), widths, dry_run, and training_digits(samples, time_steps, seed) (runs/bench.py)."""
+    plan = DRY_RUN if args.dry_run else FULL
+    samples = int(args.samples or plan.samples)
+    device_name = args.device or ("runtime" if args.dry_run else "cpp")
+    brian_threads = 1 if args.threads is None else args.threads
+    threads = brian_threads if brian_threads > 0 else (os.cpu_count() or 1)
+    sizes = plan.sizes
+    report = {"machine": machine(), "samples": samples, "device": device_name, "threads": threads,
+              "dry_run": bool(args.dry_run)}
+    print(f"apical bench: BioGrad {'-'.join(map(str, sizes))}{' (dry run)' if args.dry_run else ''}, "
+          f"T = {TIME_STEPS}, t0 = {ERROR_START}, η = {LEARNING_RATE}, {samples} MNIST training samples; "
+          f"{report['machine']['load_before']}")
+    rasters, labels = args.training_digits(samples, TIME_STEPS, INPUT_SEED)
+    with build_root() as root:
         if device_name == "cuda":
-            compare_devices(args, build_root, report)
-            return _finish(report)
-        rasters, labels = mnist_rasters(samples)
-        print(f"input: {rasters.mean() * SIZES[0]:.1f} spikes per step on average, "
+            compare_devices(plan, args.widths, brian_threads, rasters, labels, root, report)
+            write_report(report)
+            return 0
+        print(f"input: {rasters.mean() * sizes[0]:.1f} spikes per step on average, "
               f"{rasters.any(axis=1).mean():.0%} of the inputs spike at least once per sample")
         brians = []
-        for precision in brian_precisions():
-            print(f"Brian2 on {device_name}, {precision}: compiling and running {runs}× ...", flush=True)
-            brians.append(time_brian(SIZES, rasters, labels, device_name, args.threads, runs, build_root, precision))
+        for precision in PRECISIONS:
+            print(f"Brian2 on {device_name}, {precision}: compiling and running {RUNS}× ...", flush=True)
+            brians.append(time_brian(sizes, rasters, labels, device_name, brian_threads, RUNS, root, precision))
         brian = brians[0]
         print("numpy ...", flush=True)
-        numpy_results = [best_numpy(SIZES, rasters, labels, batch, method, threads, runs)
-                         for method in NUMPY_METHODS for batch in NUMPY_BATCHES]
+        numpy_results = [best_numpy(sizes, rasters, labels, batch, method, threads, RUNS)
+                         for method in NUMPY_METHODS for batch in plan.numpy_batches]
         print_table(brians, numpy_results)
         report.update(brian=brians, numpy=numpy_results, targets=targets(brians, numpy_results))
         for line in report["targets"]["lines"]:
             print(line)
 
-        # Scaling: the configuration that was fastest at width 500 for each numpy method.
+        # Scaling: the configuration that was fastest at the standard width for each numpy method.
         fastest = {m: min((r for r in numpy_results if r["method"] == m), key=lambda r: r["ms_per_sample"])
                    for m in NUMPY_METHODS}
         scaling = [{"brian": brian, "numpy": {f"{m} b{r['batch_size']}": r for m, r in fastest.items()}}]
-        for width in SCALING_WIDTHS:
-            n = max(16, samples * SIZES[1] // width)
-            sizes = (SIZES[0], width) + SIZES[2:]
-            print(f"scaling: {'-'.join(map(str, sizes))} on {n} samples ...", flush=True)
-            row = {"brian": time_brian(sizes, rasters[:n], labels[:n], device_name, args.threads, runs, build_root),
+        for width in plan.scaling_widths:
+            n = min(samples, max(16, samples * sizes[1] // width))
+            wider = (sizes[0], width) + sizes[2:]
+            print(f"scaling: {'-'.join(map(str, wider))} on {n} samples ...", flush=True)
+            row = {"brian": time_brian(wider, rasters[:n], labels[:n], device_name, brian_threads, RUNS, root),
                    "numpy": {}}
             for m, r in fastest.items():
                 row["numpy"][f"{m} b{r['batch_size']}"] = time_numpy(
-                    sizes, rasters[:n], labels[:n], r["batch_size"], m, r["blas_threads"] or threads, runs)
+                    wider, rasters[:n], labels[:n], r["batch_size"], m, r["blas_threads"] or threads, RUNS)
             scaling.append(row)
         print_scaling(scaling)
         report["scaling"] = [{"brian": row["brian"], "numpy": row["numpy"]} for row in scaling]
-        report["machine"]["load_after"] = machine_load()
-        print(f"\n{report['machine']['load_after']}")
-    finally:
-        if not keep:
-            shutil.rmtree(build_root, ignore_errors=True)
-    return _finish(report)
-
-
-def _finish(report: dict) -> int:
-    path = os.environ.get("APICAL_BENCH_JSON")
-    if path:
-        Path(path).write_text(json.dumps(report, indent=2) + "\n")
-        print(f"results written to {path}")
+    report["machine"]["load_after"] = machine_load()
+    print(f"\n{report['machine']['load_after']}")
+    write_report(report)
     return 0

@@ -67,7 +67,7 @@ class BioGradFramework(Framework):
                 self.sleep_network = NumpyBioGradSleep(self.settings, sleep)
             else:
                 self.sleep_network = BioGradSleepNetwork(self.settings, sleep, device_name=config.run.device,
-                                                         build_dir=Path(build_dir) / "sleep",
+                                                         build_dir=Path(build_dir) / "sleep" if build_dir else None,
                                                          threads=config.run.threads)
         self.compile_seconds = time.perf_counter() - started
 
@@ -124,6 +124,27 @@ class BioGradFramework(Framework):
     def evaluate_chunk(self, input_spikes: np.ndarray, labels: np.ndarray) -> np.ndarray:
         return self.network.run(self.state, input_spikes, labels, 0.0).output_counts
 
+    def brian_network(self, input_spikes: np.ndarray | None = None, labels: np.ndarray | None = None) -> dict:
+        """The wake network's Brian2 objects with the current state and ``input_spikes`` ([N, T, n_in],
+        one sample's [T, n_in], or None: one silent sample), built on the runtime device and not yet
+        run: add monitors to ``objects["network"]``, then ``objects["network"].run(objects["duration"])``.
+
+        With ``labels`` the error neurons read their one-hot targets and the weights learn at
+        ``learning.learning_rate``, as in :meth:`train_chunk`; without, no target and no learning, and
+        the output spikes are those of :meth:`evaluate_chunk`. Keys: ``layers``, ``pathways``,
+        ``errors``, ``feedback``, ``output_feedback``, ``inputs``, ``output_spikes`` (a SpikeMonitor),
+        ``network``, ``duration``, and ``read``: after the run, ``objects["read"]()`` gives the new
+        state and the output spike counts per sample.
+        """
+        from apical.circuits.core import as_samples
+
+        spikes, labels = as_samples(input_spikes, labels, self.settings.time_steps, self.settings.sizes[0])
+        network = BioGradNetwork(self.settings, len(spikes), device_name="runtime")
+        learning_rate = 0.0 if labels is None else self.config.learning.learning_rate
+        objects = network.runtime_objects(network.run_values(self.state.copy(), spikes, labels, learning_rate))
+        objects["read"] = lambda: network.read(objects)
+        return objects
+
     def state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {}
         for l, (W, b) in enumerate(zip(self.state.weights, self.state.biases)):
@@ -140,3 +161,26 @@ class BioGradFramework(Framework):
             [np.array(arrays[f"biases_{l + 1}"]) for l in range(n_layers)],
             [np.array(arrays[f"feedback_{l + 1}"]) for l in range(n_layers - 1)],
         )
+
+    def feedback_pairs(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Each direct feedback matrix B^l against the transposed product of the forward matrices
+        above hidden layer l, what exact backprop would send (docs/models/biograd.md)."""
+        from apical.analysis.alignment import forward_pathway
+        from apical.analysis.report import superscript
+
+        return [(f"B{superscript(l + 1)} → hidden {l + 1}", B, forward_pathway(self.state.weights, l))
+                for l, B in enumerate(self.state.feedback)]
+
+    def locality_copy(self, sizes: tuple[int, ...]):
+        """The wake network at ``sizes`` with this run's constants, on the runtime device. Its
+        global signals: the learning rate (0 while testing), the length of the error window, the
+        clock's step counter with the sample timing it is read against (which steps carry an
+        error), and the minibatch size."""
+        from dataclasses import replace
+
+        from apical.circuits.framework import LocalityCopy
+
+        circuit = BioGradNetwork(replace(self.settings, sizes=tuple(sizes)), 1, device_name="runtime")
+        return LocalityCopy(circuit.brian_objects()["network"],
+                            ("learning_rate", "error_steps", "batch_size", "t_in_timesteps", "sample_steps",
+                             "error_start"))

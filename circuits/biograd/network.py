@@ -33,17 +33,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from brian2 import (
-    Network,
-    NeuronGroup,
-    SpikeMonitor,
-    StateMonitor,
-    TimedArray,
-    second,
-)
+from brian2 import Network, NeuronGroup, SpikeMonitor
 
-from apical.circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
 from apical.circuits.biograd.oracle import DiscreteParameters, LayerRecord
+from apical.circuits.core import CompiledNetwork, RunValues
 from apical.models.eligibility import (
     make_forward_pathway,
     matrix_to_synapses,
@@ -159,10 +152,10 @@ def initial_feedback(weights, rng: np.random.Generator, feedback_init: str) -> l
     return feedback
 
 
-class BioGradNetwork:
+class BioGradNetwork(CompiledNetwork):
     """A BioGrad network for runs of a fixed number of samples, built once per device.
 
-    On ``cpp_standalone`` the project is compiled once, at construction; every :meth:`run`
+    On a standalone device the project is compiled once, at construction; every :meth:`run`
     passes weights, input spikes and labels as run arguments (compile once, run many).
     On ``runtime`` the objects are rebuilt for every run (tiny networks, tests).
     """
@@ -178,51 +171,20 @@ class BioGradNetwork:
         precision: str = "float64",
     ):
         self.settings = settings
-        self.samples_per_run = int(samples_per_run)
-        self.device_name = device_name
         self.record_all = record_all
-        build_key = repr(("BioGradNetwork", settings, self.samples_per_run, record_all))
-        self.device, self.project_dir = prepare_device(device_name, build_dir, threads, precision, build_key)
-        self.standalone = self.project_dir is not None
-        self.steps = self.samples_per_run * settings.time_steps + 1
-        if self.standalone:
-            self._objects = self._construct(self._input_values(None), self._target_values(None))
-            self._objects["network"].run(self.steps * settings.soma.dt)
-            self.device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
+        super().__init__(samples_per_run, settings.time_steps, settings.soma.dt, device_name, build_dir, threads,
+                         precision, build_key=(settings, int(samples_per_run), record_all))
 
     # ----------------------------------------------------------------- construction
-    def _input_values(self, input_spikes, reuse: bool = False):
-        """The input raster as TimedArray values, (N·T + 1) × n_in float64. With ``reuse`` (run
-        arguments of the standalone project, written to a file before the run returns) one buffer
-        is refilled, which spares allocating and zeroing ~125 MB per chunk of 1000 MNIST samples;
-        a TimedArray built on runtime keeps its values, so it gets a fresh array."""
-        n = self.settings.sizes[0]
-        if reuse and getattr(self, "_input_buffer", None) is not None:
-            values = self._input_buffer
-        else:
-            values = np.zeros((self.steps, n))
-            if reuse:
-                self._input_buffer = values
-        if input_spikes is not None:
-            np.copyto(values[: self.steps - 1], np.asarray(input_spikes).reshape(-1, n), casting="unsafe")
-        return values
+    def table_widths(self) -> dict[str, int]:
+        return {"input_raster": self.settings.sizes[0], "target_raster": self.settings.sizes[-1]}
 
-    def _target_values(self, labels):
-        n_out = self.settings.sizes[-1]
-        values = np.zeros((self.steps, n_out))
-        if labels is not None:
-            one_hot = np.zeros((len(labels), n_out))
-            one_hot[np.arange(len(labels)), labels] = 1.0
-            values[: self.steps - 1] = np.repeat(one_hot, self.settings.time_steps, axis=0)
-        return values
-
-    def _construct(self, input_values, target_values) -> dict:
+    def construct(self, tables) -> dict:
         s = self.settings
         dt, T = s.soma.dt, s.time_steps
         sample_clock_dt = T * dt
         minibatch_clock_dt = s.batch_size * T * dt
-        input_raster = TimedArray(input_values, dt=dt, name="input_raster")
-        target_raster = TimedArray(target_values, dt=dt, name="target_raster")
+        input_raster, target_raster = tables["input_raster"], tables["target_raster"]
 
         inputs = NeuronGroup(
             s.sizes[0], "spiked : 1\nspike_count : 1\nminibatch_spike_count : 1", threshold="spiked > 0.5", reset="",
@@ -248,7 +210,6 @@ class BioGradNetwork:
         objects = {
             "inputs": inputs, "read_input": read_input, "layers": layers, "pathways": pathways,
             "errors": errors, "softmax": softmax, "feedback": feedback, "output_feedback": output_feedback,
-            "input_raster": input_raster, "target_raster": target_raster,
         }
         objects["runners"] = self._schedule(objects, sample_clock_dt, minibatch_clock_dt)
         objects["output_spikes"] = SpikeMonitor(output, name="output_readout")
@@ -256,19 +217,13 @@ class BioGradNetwork:
         if self.record_all:
             objects["layer_spikes"] = [SpikeMonitor(layer, name=f"{layer.name}_spikes") for layer in layers]
             # Sample-end values, read at the boundary step before they are folded and cleared.
-            objects["eligibility_at_end"] = [
-                StateMonitor(p, "eligibility", record=True, dt=sample_clock_dt, when="start", order=-1,
-                             name=f"{p.name}_eligibility_at_end") for p in pathways
-            ]
-            objects["soma_at_end"] = [
-                StateMonitor(layer, ["bias_eligibility", "apical", "apical_error"], record=True,
-                             dt=sample_clock_dt, when="start", order=-1, name=f"{layer.name}_at_end")
-                for layer in layers
-            ]
+            objects["eligibility_at_end"] = [self.sample_end_monitor(p, "eligibility", f"{p.name}_eligibility_at_end")
+                                             for p in pathways]
+            objects["soma_at_end"] = [self.sample_end_monitor(layer, ["bias_eligibility", "apical", "apical_error"],
+                                                              f"{layer.name}_at_end") for layer in layers]
             monitors += objects["layer_spikes"] + objects["eligibility_at_end"] + objects["soma_at_end"]
         objects["network"] = Network(
             inputs, *layers, *pathways, errors, softmax, *feedback, output_feedback, *objects["runners"], *monitors,
-            *device_workarounds(self.device_name, dt),
         )
         return objects
 
@@ -317,24 +272,27 @@ class BioGradNetwork:
                                             name="error_sample_end"))
         return runners
 
-    def brian_objects(self) -> dict:
-        """The Brian2 objects of this network (``network``, ``layers``, ``pathways``, ...),
-        for audits; on runtime a fresh set with silent inputs."""
-        if self.standalone:
-            return self._objects
-        return self._construct(self._input_values(None), self._target_values(None))
-
     # ----------------------------------------------------------------- running
-    def _variable_values(self, o: dict, state: BioGradState, learning_rate: float) -> dict:
-        """Initial values of every learned and control variable, keyed by VariableView."""
-        values = {}
-        for pathway, layer, W, b in zip(o["pathways"], o["layers"], state.weights, state.biases):
-            values[pathway.w] = matrix_to_synapses(W)
-            values[layer.bias] = np.asarray(b, dtype=np.float64)
-            values[layer.learning_rate] = learning_rate
-        for feedback, B in zip(o["feedback"], state.feedback):
-            values[feedback.feedback_weight] = feedback_to_synapses(B)
-        return values
+    def run_values(self, state: BioGradState, input_spikes, labels, learning_rate: float) -> RunValues:
+        """What a run from ``state`` is given: the input raster, the one-hot targets of ``labels``
+        (None: no target) and every learned and control variable."""
+        sizes = self.settings.sizes
+        input_spikes = self.check_samples(input_spikes, sizes[0], "input_spikes")
+        targets = None if labels is None else self.one_hot(labels, sizes[-1])
+        tables = {"input_raster": self.table("input_raster", input_spikes, sizes[0]),
+                  "target_raster": self.table("target_raster", targets, sizes[-1])}
+
+        def variables(o: dict) -> dict:
+            values = {}
+            for pathway, layer, W, b in zip(o["pathways"], o["layers"], state.weights, state.biases):
+                values[pathway.w] = matrix_to_synapses(W)
+                values[layer.bias] = np.asarray(b, dtype=np.float64)
+                values[layer.learning_rate] = learning_rate
+            for feedback, B in zip(o["feedback"], state.feedback):
+                values[feedback.feedback_weight] = feedback_to_synapses(B)
+            return values
+
+        return RunValues(tables, variables)
 
     def run(self, state: BioGradState, input_spikes, labels, learning_rate: float) -> RunResult:
         """Run ``samples_per_run`` samples from ``state``; returns the new state and outputs.
@@ -342,29 +300,10 @@ class BioGradNetwork:
         ``input_spikes`` is [N, T, n_in] of 0/1 and ``labels`` [N]; ``learning_rate`` = 0
         evaluates without learning.
         """
-        s = self.settings
-        input_spikes = np.asarray(input_spikes)
-        labels = np.asarray(labels, dtype=int)
-        expected = (self.samples_per_run, s.time_steps, s.sizes[0])
-        if input_spikes.shape != expected:
-            raise ValueError(f"input_spikes must have shape {expected}, got {input_spikes.shape}")
-        if labels.shape != (self.samples_per_run,):
-            raise ValueError(f"labels must have shape ({self.samples_per_run},), got {labels.shape}")
-        if self.standalone:
-            o = self._objects
-            run_args = self._variable_values(o, state, learning_rate)
-            run_args[o["input_raster"]] = self._input_values(input_spikes, reuse=True)
-            run_args[o["target_raster"]] = self._target_values(labels)
-            self.device.run(directory=str(self.project_dir), with_output=False, run_args=run_args)
-            forget_run_arg_files(self.device, self.project_dir)
-        else:
-            o = self._construct(self._input_values(input_spikes), self._target_values(labels))
-            for variable, value in self._variable_values(o, state, learning_rate).items():
-                variable[:] = value
-            o["network"].run(self.steps * s.soma.dt, namespace={})
-        return self._read(o)
+        return self.read(self.simulate(self.run_values(state, input_spikes, labels, learning_rate)))
 
-    def _read(self, o: dict) -> RunResult:
+    def read(self, o: dict) -> RunResult:
+        """The state and output counts a run left in its objects (and the records, with ``record_all``)."""
         sizes = self.settings.sizes
         weights = [synapses_to_matrix(np.asarray(p.w[:], dtype=np.float64), n_pre, n_post)
                    for p, n_pre, n_post in zip(o["pathways"], sizes[:-1], sizes[1:])]
@@ -372,19 +311,9 @@ class BioGradNetwork:
         feedback = [synapses_to_feedback(np.asarray(f.feedback_weight[:], dtype=np.float64), sizes[-1], len(layer))
                     for f, layer in zip(o["feedback"], o["layers"])]
         state = BioGradState(weights, biases, feedback)
-        counts = self._spike_rasters(o["output_spikes"], sizes[-1]).sum(axis=1)
+        counts = self.spike_rasters(o["output_spikes"], sizes[-1]).sum(axis=1)
         layers = self._records(o) if self.record_all else None
         return RunResult(state=state, output_counts=counts, layers=layers)
-
-    def _spike_rasters(self, monitor: SpikeMonitor, n: int) -> np.ndarray:
-        """[N, T, n] 0/1 spikes per sample; the trailing boundary step is dropped."""
-        T, N = self.settings.time_steps, self.samples_per_run
-        steps = np.round(np.asarray(monitor.t / self.settings.soma.dt)).astype(int)
-        indices = np.asarray(monitor.i[:], dtype=int)
-        keep = steps < N * T
-        raster = np.zeros((N * T, n))
-        raster[steps[keep], indices[keep]] = 1.0
-        return raster.reshape(N, T, n)
 
     def _records(self, o: dict) -> list[LayerRecord]:
         """Per-sample records; ``weight_change``/``bias_change`` hold the open minibatch's sum
@@ -394,17 +323,14 @@ class BioGradNetwork:
         for l, layer in enumerate(o["layers"]):
             n_pre, n_post = sizes[l], sizes[l + 1]
             pathway = o["pathways"][l]
-            # Monitor column n+1 is the boundary step that ends sample n.
-            eligibility = np.asarray(o["eligibility_at_end"][l].eligibility)[:, 1:]  # [synapses, N]
-            eligibility = np.stack([synapses_to_matrix(eligibility[:, n], n_pre, n_post)
-                                    for n in range(self.samples_per_run)])
+            eligibility = self.at_sample_ends(o["eligibility_at_end"][l].eligibility)  # [N, synapses]
             at_end = o["soma_at_end"][l]
             records.append(LayerRecord(
-                spikes=self._spike_rasters(o["layer_spikes"][l], n_post),
-                eligibility=eligibility,
-                bias_eligibility=np.asarray(at_end.bias_eligibility)[:, 1:].T,
-                apical=np.asarray(at_end.apical)[:, 1:].T,
-                apical_error=np.asarray(at_end.apical_error)[:, 1:].T,
+                spikes=self.spike_rasters(o["layer_spikes"][l], n_post),
+                eligibility=np.stack([synapses_to_matrix(e, n_pre, n_post) for e in eligibility]),
+                bias_eligibility=self.at_sample_ends(at_end.bias_eligibility),
+                apical=self.at_sample_ends(at_end.apical),
+                apical_error=self.at_sample_ends(at_end.apical_error),
                 weight_change=synapses_to_matrix(pathway.weight_change[:], n_pre, n_post)[None],
                 bias_change=np.array(layer.bias_change[:])[None],
             ))
@@ -415,7 +341,7 @@ def run_single_sample(
     weights, biases, feedback, input_spikes, label, settings: BioGradSettings, learning_rate: float,
     device_name: str = "runtime", build_dir=None,
 ) -> list[LayerRecord]:
-    """One BioGrad sample through the Brian2 network (DESIGN §4 single-sample API).
+    """One BioGrad sample through the Brian2 network (the single-sample entry point).
 
     Returns per layer: spike raster [1, T, n], E, E^b, apical a, δ, and ΔW, Δb — the update
     the sample asks for, read before it is applied (the minibatch is left open).

@@ -1,7 +1,7 @@
 """BioGrad's wake phase as batched array code written for speed: the peer the Brian2 network
-is measured against (DESIGN §6, issue 3 item 6).
+is measured against (docs/performance.md).
 
-The algorithm is exactly that of :mod:`circuits.biograd_oracle` (DESIGN §2): the same soma,
+The algorithm is exactly that of :mod:`apical.circuits.biograd.oracle` (docs/models/biograd.md, "The discrete form"): the same soma,
 pseudo-derivative g = γ·1[|v − θ| < w], reset factor ρ, per-synapse eligibility trace
 ε[t] = λ·ρ_post[t-1]·ε[t-1] + s_pre[t], eligibility E += g·ε, error neurons, apical
 compartments and wake update ΔW = −η·δ_post·E, averaged over a minibatch of M samples.
@@ -33,7 +33,7 @@ In float64 it equals the oracle to 1e-9 (tests/test_biograd_batched.py). What is
   products of the soma pass still see the whole minibatch.
 
 ``eligibility="forward_every_input"`` is the same trace pass without the column skip (every
-presynaptic neuron's traces are swept, silent or not): the peer exactly as issue 3 describes it
+presynaptic neuron's traces are swept, silent or not): the peer exactly as docs/performance.md describes it
 (float32, in place, E only where g ≠ 0), for the speed comparison.
 
 ``eligibility="kernel"`` offers an exact reordering of the same sums, for comparison. Unrolling
@@ -313,7 +313,7 @@ class BatchedBioGrad:
         """One minibatch's wake phase from the current weights, without applying it.
 
         ``weight_change`` is Σ_b ΔW_b / M with M = ``batch_size`` (also for a shorter batch,
-        as :func:`circuits.biograd_oracle.train_sequential` and the Brian2 network do). The
+        as :func:`apical.circuits.biograd.oracle.train_sequential` and the Brian2 network do). The
         weight and bias changes are this trainer's buffers, overwritten by the next call.
         """
         batch = self._load_input(input_spikes)
@@ -418,7 +418,7 @@ class NumpyBioGradNetwork:
 
 class NumpyBioGradSleep:
     """`BioGradSleepNetwork`'s sleep phase for ``run.device = "numpy"``: the same noise draw and
-    :func:`circuits.biograd_oracle.sleep_update`, the numpy oracle the Brian2 sleep network is
+    :func:`apical.circuits.biograd.oracle.sleep_update`, the numpy oracle the Brian2 sleep network is
     tested against (tests/test_biograd_sleep.py)."""
 
     def __init__(self, settings, sleep):

@@ -2,7 +2,7 @@
 
 Tang, Kumar, Polykretis & Michmizos (2021), "BioGrad: Biologically plausible gradient-based
 learning for spiking neural networks", arXiv 2110.14092; the discrete form below follows
-DESIGN.md §2 (read from the authors' released code). One step is one time bin, layers
+docs/models/biograd.md, "The discrete form" (read from the authors' released code). One step is one time bin, layers
 l = 1..L, ``W[l]`` is (post × pre), a batch of B samples runs side by side:
 
     v[t]   = λ·v[t-1]·(1 − s[t-1]) + W·s_pre[t] + b        soma, hard reset via (1 − s)
@@ -29,7 +29,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class DiscreteParameters:
-    """The published discrete constants (DESIGN §2)."""
+    """The published discrete constants (docs/models/biograd.md, "The discrete form")."""
 
     leak: float = 0.3  # λ, membrane decay per step
     threshold: float = 0.3  # θ
@@ -173,7 +173,7 @@ def train_sequential(
 
 @dataclass(frozen=True)
 class SleepParameters:
-    """Sleep phase constants of the released N-MNIST run (DESIGN §2)."""
+    """Sleep phase constants of the released N-MNIST run (docs/models/biograd.md, "The discrete form")."""
 
     steps: int = 50  # T_s, steps of one noise sample
     batch_size: int = 128  # noise samples per sleep

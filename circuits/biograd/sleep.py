@@ -1,4 +1,4 @@
-"""BioGrad's sleep phase as a Brian2 network (Tang et al. 2021, §3.4; DESIGN §2).
+"""BioGrad's sleep phase as a Brian2 network (Tang et al. 2021, §3.4).
 
 During sleep, hidden layer l falls silent and is replaced by signed noise; the layers above
 it respond as they do when awake, and the feedback synapses B^l learn by the Hebbian rule of
@@ -19,10 +19,10 @@ boundary at which the batch's ΔB is applied.
 from __future__ import annotations
 
 import numpy as np
-from brian2 import Network, TimedArray
+from brian2 import Network
 
-from apical.circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
 from apical.circuits.biograd.oracle import SleepParameters, sleep_noise_per_layer
+from apical.circuits.core import CompiledNetwork, RunValues
 from apical.models.eligibility import matrix_to_synapses
 from apical.models.sleep import (
     NOISE_SOURCE_SAMPLE_END,
@@ -40,33 +40,28 @@ from apical.models.sleep import (
 from apical.models.soma import SOMA_BIAS_JUMP, make_layer
 
 
-class BioGradSleepNetwork:
-    """The sleep phase for every hidden layer of a BioGrad network of ``settings.sizes``."""
+class BioGradSleepNetwork(CompiledNetwork):
+    """The sleep phase for every hidden layer of a BioGrad network of ``settings.sizes``: runs of
+    one sleep (B_s noise samples of T_s steps), built once per device."""
 
     def __init__(self, settings, sleep: SleepParameters, device_name: str = "runtime", build_dir=None,
                  threads: int = 1):
         self.settings = settings
         self.sleep = sleep
-        self.device_name = device_name
-        self.steps = sleep.batch_size * sleep.steps + 1
-        build_key = repr(("BioGradSleepNetwork", settings, sleep))
-        self.device, self.project_dir = prepare_device(device_name, build_dir, threads, build_key=build_key)
-        self.standalone = self.project_dir is not None
-        if self.standalone:
-            silent = [np.zeros((self.steps, n)) for n in settings.sizes[1:-1]]
-            self._objects = self._construct(silent)
-            self._objects["network"].run(self.steps * settings.soma.dt)
-            self.device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
+        super().__init__(sleep.batch_size, sleep.steps, settings.soma.dt, device_name, build_dir, threads,
+                         build_key=(settings, sleep))
 
-    def _construct(self, noise_values: list[np.ndarray]) -> dict:
+    def table_widths(self) -> dict[str, int]:
+        return {f"noise_raster_{l + 1}": n for l, n in enumerate(self.settings.sizes[1:-1])}
+
+    def construct(self, tables) -> dict:
         s, sl = self.settings, self.sleep
         dt = s.soma.dt
         sample_dt, batch_dt = sl.steps * dt, sl.batch_size * sl.steps * dt
         n_layers = len(s.sizes) - 1
         branches, objects = [], []
         for l in range(n_layers - 1):  # one branch per hidden layer
-            raster = TimedArray(noise_values[l], dt=dt, name=f"noise_raster_{l + 1}")
-            noise = make_noise_source(s.sizes[l + 1], raster, dt, name=f"sleep_noise_{l + 1}")
+            noise = make_noise_source(s.sizes[l + 1], tables[f"noise_raster_{l + 1}"], dt, name=f"sleep_noise_{l + 1}")
             noise.run_regularly(NOISE_SOURCE_STEP, when="groups", order=0, name=f"sleep_noise_{l + 1}_step")
             noise.thresholder["spike"].when, noise.thresholder["spike"].order = "groups", 1
             noise.run_regularly(NOISE_SOURCE_SAMPLE_END, dt=sample_dt, when="start", order=1,
@@ -98,44 +93,40 @@ class BioGradSleepNetwork:
                                    name=f"sleep_feedback_{l + 1}_update")
             error_units.run_regularly(SLEEP_ERROR_UNIT_BATCH_END, dt=batch_dt, when="start", order=3,
                                       name=f"{error_units.name}_batch_end")
-            branches.append({"raster": raster, "layers": layers, "pathways": pathways, "feedback": feedback,
-                             "first_layer": l + 1})
+            branches.append({"layers": layers, "pathways": pathways, "feedback": feedback, "first_layer": l + 1})
             objects += [noise, *layers, *pathways, error_units, relay, feedback]
-        objects += device_workarounds(self.device_name, dt)
         return {"branches": branches, "network": Network(*objects)}
 
     def draw_noise(self, seed_rng: np.random.Generator) -> list[np.ndarray]:
         """Signed noise [B_s, T_s, n_l] per hidden layer (p drawn once per layer and sleep)."""
         return sleep_noise_per_layer(seed_rng, self.sleep, self.settings.sizes)
 
-    def _noise_values(self, noise: np.ndarray) -> np.ndarray:
-        values = np.zeros((self.steps, noise.shape[-1]))
-        values[: self.steps - 1] = noise.reshape(-1, noise.shape[-1])
-        return values
+    def run_values(self, weights, biases, feedback, noise: list[np.ndarray]) -> RunValues:
+        """What a sleep from the given weights is given: its noise and every branch's weights."""
+        hidden = self.settings.sizes[1:-1]
+        expected = [(self.sleep.batch_size, self.sleep.steps, n) for n in hidden]
+        if [np.shape(x) for x in noise] != expected:
+            raise ValueError(f"noise must have shapes {expected}, got {[np.shape(x) for x in noise]}")
+        tables = {f"noise_raster_{l + 1}": self.table(f"noise_raster_{l + 1}", x, n)
+                  for l, (x, n) in enumerate(zip(noise, hidden))}
+
+        def variables(o: dict) -> dict:
+            values = {}
+            for branch in o["branches"]:
+                first = branch["first_layer"]
+                for pathway, layer, m in zip(branch["pathways"], branch["layers"], range(first, len(weights))):
+                    values[pathway.w] = matrix_to_synapses(weights[m])
+                    values[layer.bias] = np.asarray(biases[m], dtype=np.float64)
+                values[branch["feedback"].feedback_weight] = np.asarray(feedback[first - 1], float).T.ravel()
+            return values
+
+        return RunValues(tables, variables)
 
     def run(self, weights, biases, feedback, noise: list[np.ndarray]) -> list[np.ndarray]:
         """One sleep phase from the given weights; returns the new feedback matrices B^l."""
-        expected = [(self.sleep.batch_size, self.sleep.steps, n) for n in self.settings.sizes[1:-1]]
-        if [np.shape(x) for x in noise] != expected:
-            raise ValueError(f"noise must have shapes {expected}, got {[np.shape(x) for x in noise]}")
-        values = [self._noise_values(x) for x in noise]
-        o = self._objects if self.standalone else self._construct(values)
-        assignments = {}
-        for branch in o["branches"]:
-            first = branch["first_layer"]
-            for pathway, layer, m in zip(branch["pathways"], branch["layers"], range(first, len(weights))):
-                assignments[pathway.w] = matrix_to_synapses(weights[m])
-                assignments[layer.bias] = np.asarray(biases[m], dtype=np.float64)
-            assignments[branch["feedback"].feedback_weight] = np.asarray(feedback[first - 1], float).T.ravel()
-        if self.standalone:
-            for branch, value in zip(o["branches"], values):
-                assignments[branch["raster"]] = value
-            self.device.run(directory=str(self.project_dir), with_output=False, run_args=assignments)
-            forget_run_arg_files(self.device, self.project_dir)
-        else:
-            for variable, value in assignments.items():
-                variable[:] = value
-            o["network"].run(self.steps * self.settings.soma.dt, namespace={})
+        return self.read(self.simulate(self.run_values(weights, biases, feedback, noise)))
+
+    def read(self, o: dict) -> list[np.ndarray]:
         n_out = self.settings.sizes[-1]
         return [np.asarray(branch["feedback"].feedback_weight[:]).reshape(n_out, -1).T.copy()
                 for branch in o["branches"]]

@@ -7,8 +7,12 @@ config.py: the ``[bioleaf]`` section; framework.py: the adapter; claims.py: ``ap
 bench.py: its cost per sample.
 """
 
+from pathlib import Path
+
 from apical.circuits.bioleaf.config import SECTION
 from apical.circuits.framework import FrameworkSpec
+
+_CONFIGS = Path(__file__).resolve().parents[2] / "runs" / "configs"
 
 
 def _build(*args):
@@ -30,4 +34,4 @@ def _bench(args):
 
 
 FRAMEWORK = FrameworkSpec(name="bioleaf", title="BioLeaF", factory=_build, section=SECTION, claims=_claims,
-                          bench=_bench, order=30)
+                          bench=_bench, example_config=_CONFIGS / "mnist-bioleaf.toml", order=30)

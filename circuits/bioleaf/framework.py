@@ -1,4 +1,4 @@
-"""BioLeaF as a training framework: the microcircuit of circuits/bioleaf.py under `apical train`.
+"""BioLeaF as a training framework: the microcircuit of circuits/bioleaf/network.py under `apical train`.
 
 The network (sizes, soma constants λ/θ/w/γ, T, t0 from ``[model]``), its initial weights (W, b ~
 U(±1/√fan_in) from the weight seed, as BioGrad's), its input rasters and its decoding (argmax of
@@ -73,6 +73,31 @@ class BioLeaFFramework(Framework):
         """Output counts with no target and no plasticity."""
         return self.network.run(self.state, input_spikes, labels, LearningRates(), teaching=False).output_counts
 
+    def brian_network(self, input_spikes: np.ndarray | None = None, labels: np.ndarray | None = None) -> dict:
+        """The microcircuit's Brian2 objects with the current state and ``input_spikes`` ([N, T, n_in],
+        one sample's [T, n_in], or None: one silent sample), built on the runtime device and not yet
+        run: add monitors to ``objects["network"]``, then ``objects["network"].run(objects["duration"])``.
+
+        With ``labels`` each label's desired spike train is presented and the circuit learns at the
+        config's rates, as in :meth:`train_chunk`; without, no target and no plasticity, and the
+        output spikes are those of :meth:`evaluate_chunk`. Keys: ``layers`` (pyramidal, output last),
+        ``interneurons``, ``forward``, ``top_down``, ``teaching``, ``interneuron_input``,
+        ``interneuron_apical``, ``inputs``, ``output_spikes`` (a SpikeMonitor), ``network``,
+        ``duration``, and ``read``: after the run, ``objects["read"]()`` gives the new state and the
+        output spike counts per sample.
+        """
+        from apical.circuits.core import as_samples
+
+        spikes, labels = as_samples(input_spikes, labels, self.settings.time_steps, self.settings.sizes[0])
+        network = BioLeaFNetwork(self.settings, len(spikes), device_name="runtime")
+        if labels is None:
+            values = network.run_values(self.state.copy(), spikes, None, LearningRates(), teaching=False)
+        else:
+            values = network.run_values(self.state.copy(), spikes, labels, self.rates(), teaching=True)
+        objects = network.runtime_objects(values)
+        objects["read"] = lambda: network.read(objects)
+        return objects
+
     def metrics(self) -> dict[str, float]:
         """Per hidden layer l: the angle (degrees) between the top-down weights B^l and the
         transposed forward weights of the layer above (0 in the special circumstance), and between
@@ -100,6 +125,25 @@ class BioLeaFFramework(Framework):
 
     def load_state_arrays(self, arrays) -> None:
         self.state = state_from_arrays(arrays, len(self.settings.sizes) - 1)
+
+    def feedback_pairs(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Each top-down matrix B^l against the transposed forward weights of the layer above, what
+        spatial backprop would send down (docs/models/bioleaf.md)."""
+        from apical.analysis.report import superscript
+
+        return [(f"B{superscript(l + 1)} → hidden {l + 1}", B, W_above.T)
+                for l, (B, W_above) in enumerate(zip(self.state.feedback, self.state.weights[1:]))]
+
+    def locality_copy(self, sizes: tuple[int, ...]):
+        """The microcircuit at ``sizes`` with this run's constants, on the runtime device, with the
+        signals it broadcasts (learning rates, the teaching flag, the sample timing)."""
+        from dataclasses import replace
+
+        from apical.circuits.bioleaf.network import GLOBAL_SIGNALS
+        from apical.circuits.framework import LocalityCopy
+
+        circuit = BioLeaFNetwork(replace(self.settings, sizes=tuple(sizes)), 1, device_name="runtime")
+        return LocalityCopy(circuit.brian_objects()["network"], GLOBAL_SIGNALS)
 
 
 def state_from_arrays(arrays, n_layers: int) -> BioLeaFState:

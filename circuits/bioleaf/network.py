@@ -35,25 +35,19 @@ Schedule of one step (``when``/``order``, set in :meth:`BioLeaFNetwork._schedule
 Because each pathway runs after the threshold of its presynaptic layer in the same step, every
 layer sees the spikes of the layer below of the same step, and the apical compartments see the
 spikes and bursts of the layer above of the same step, as the numpy oracle
-(circuits/bioleaf_oracle.py) does.
+(circuits/bioleaf/oracle.py) does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
-from brian2 import Network, SpikeMonitor, StateMonitor, TimedArray
+from brian2 import Network, SpikeMonitor, StateMonitor
 
-from apical.circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
-from apical.circuits.core import SampleRuns, Schedule, make_afferents
-from apical.circuits.bioleaf.oracle import (
-    DiscreteParameters,
-    MicrocircuitRecord,
-    LayerRecord,
-    LearningRates,
-    desired_spikes,
-)
+from apical.circuits.core import CompiledNetwork, RunValues, Schedule, make_afferents
+from apical.circuits.bioleaf.oracle import LearningRates, MicrocircuitRecord
+from apical.circuits.microcircuit import LayerRecord, MicrocircuitSettings
 from apical.models.eligibility import matrix_to_synapses, synapses_to_matrix
 from apical.models.interneurons import (
     INTERNEURON_AFTER_THRESHOLD,
@@ -108,35 +102,15 @@ GLOBAL_SIGNALS = ("learning_rate", "apical_learning_rate", "mirror_learning_rate
 
 
 @dataclass(frozen=True)
-class BioLeaFSettings:
-    """What the network is: sizes and constants fixed when it is built."""
-
-    sizes: tuple[int, ...]  # (n_in, hidden..., n_out)
-    pyramidal: PyramidalParameters = field(default_factory=PyramidalParameters)
-    time_steps: int = 20  # T, steps per sample
-    error_start: int = 5  # t0, first step of the spiking error
-    batch_size: int = 1  # M, samples per weight update
-    desired_interval: int = 1  # the labelled output should fire every this many steps from t0
+class BioLeaFSettings(MicrocircuitSettings):
+    """What the network is: sizes and constants fixed when it is built (docs/models/bioleaf.md,
+    "Time and constants"). Its output cells hold the spiking error d − o, and no other."""
 
     def __post_init__(self):
-        if len(self.sizes) < 2:
-            raise ValueError(f"sizes needs an input and an output size, got {self.sizes}")
-        if not 0 <= self.error_start < self.time_steps:
-            raise ValueError(f"error_start must lie in [0, time_steps), got {self.error_start}")
-        if self.batch_size < 1 or self.desired_interval < 1:
-            raise ValueError("batch_size and desired_interval must be ≥ 1")
-
-    def discrete(self) -> DiscreteParameters:
-        """The same network in the oracle's discrete terms."""
-        p = self.pyramidal
-        return DiscreteParameters(
-            leak=p.leak, threshold=p.theta, window=p.window, gamma=p.gamma, apical_leak=p.apical_leak,
-            psp_leak=p.psp_leak, burst_gain=p.burst_gain, nudging=p.nudging, time_steps=self.time_steps,
-            error_start=self.error_start, output_error=p.output_error, error_gain=p.error_gain,
-        )
-
-    def desired(self, labels) -> np.ndarray:
-        return desired_spikes(labels, self.sizes[-1], self.time_steps, self.error_start, self.desired_interval)
+        super().__post_init__()
+        if type(self.pyramidal) is not PyramidalParameters:
+            raise ValueError("the BioLeaF circuit computes the kernel_mse spiking error d − o only: its cells take "
+                             f"PyramidalParameters, got {type(self.pyramidal).__name__}")
 
 
 @dataclass
@@ -196,10 +170,10 @@ def initial_state(sizes, rng: np.random.Generator, feedback_init: str = "forward
     return BioLeaFState(weights, biases, feedback, inter_w, inter_b, apical)
 
 
-class BioLeaFNetwork(SampleRuns):
+class BioLeaFNetwork(CompiledNetwork):
     """A BioLeaF network for runs of a fixed number of samples, built once per device.
 
-    On ``cpp_standalone`` the project is compiled once, at construction; each :meth:`run` passes
+    On a standalone device the project is compiled once, at construction; each :meth:`run` passes
     weights, input spikes, desired spikes, learning rates and the teaching flag as run arguments.
     On ``runtime`` the objects are rebuilt for every run (tiny networks, tests).
     """
@@ -207,28 +181,20 @@ class BioLeaFNetwork(SampleRuns):
     def __init__(self, settings: BioLeaFSettings, samples_per_run: int, device_name: str = "runtime",
                  build_dir=None, record_all: bool = False, threads: int = 1, precision: str = "float64",
                  profile: bool = False):
-        if settings.pyramidal.output_error != "kernel_mse":
-            raise ValueError("the BioLeaF circuit computes the kernel_mse spiking error only (output_error)")
         self.settings = settings
-        self.samples_per_run = int(samples_per_run)
         self.record_all = record_all
-        self.device_name = device_name
-        build_key = repr(("BioLeaFNetwork", settings, self.samples_per_run, record_all, profile))
-        self.device, self.project_dir = prepare_device(device_name, build_dir, threads, precision, build_key)
-        self.standalone = self.project_dir is not None
-        self.steps = self.samples_per_run * settings.time_steps + 1
-        if self.standalone:
-            self._objects = self._construct(self._raster(None, settings.sizes[0]), self._raster(None, settings.sizes[-1]))
-            self._objects["network"].run(self.steps * settings.pyramidal.dt, profile=profile)
-            self.device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
+        super().__init__(samples_per_run, settings.time_steps, settings.pyramidal.dt, device_name, build_dir, threads,
+                         precision, build_key=(settings, int(samples_per_run), record_all, profile), profile=profile)
 
     # ----------------------------------------------------------------- construction
-    def _construct(self, input_values, desired_values) -> dict:
+    def table_widths(self) -> dict[str, int]:
+        return {"input_raster": self.settings.sizes[0], "desired_raster": self.settings.sizes[-1]}
+
+    def construct(self, tables) -> dict:
         s = self.settings
         p, T, M = s.pyramidal, s.time_steps, s.batch_size
-        input_raster = TimedArray(input_values, dt=p.dt, name="input_raster")
-        desired_raster = TimedArray(desired_values, dt=p.dt, name="desired_raster")
-        inputs, read_input = make_afferents(s.sizes[0], input_raster, ACTIVE_CONDITION, p.dt)
+        desired_raster = tables["desired_raster"]
+        inputs, read_input = make_afferents(s.sizes[0], tables["input_raster"], ACTIVE_CONDITION, p.dt)
         n_layers = len(s.sizes) - 1
         layers, forward = [], []
         pre = inputs
@@ -249,8 +215,7 @@ class BioLeaFNetwork(SampleRuns):
             inter_apical.append(make_interneuron_apical(group, layers[m], M, name=f"interneuron_apical_{m + 1}"))
         o = {"inputs": inputs, "read_input": read_input, "layers": layers, "forward": forward,
              "interneurons": interneurons, "top_down": top_down, "teaching": teaching,
-             "interneuron_input": inter_input, "interneuron_apical": inter_apical,
-             "input_raster": input_raster, "desired_raster": desired_raster}
+             "interneuron_input": inter_input, "interneuron_apical": inter_apical}
         o["runners"] = self._schedule(o, T * p.dt, M * T * p.dt)
         o["output_spikes"] = SpikeMonitor(layers[-1], name="output_readout")
         monitors = [o["output_spikes"]]
@@ -261,9 +226,8 @@ class BioLeaFNetwork(SampleRuns):
             o["interneuron_states"] = [StateMonitor(group, ["spiked", "v"], record=True, name=f"{group.name}_states",
                                                     **record) for group in interneurons]
             # Changes read at the boundary that ends the run, before the extra step's own dynamics.
-            at_end = dict(record=True, dt=T * p.dt, when="start", order=-1)
             o["changes"] = {
-                name: [StateMonitor(obj, variable, name=f"{obj.name}_{variable}_at_end", **at_end) for obj in objs]
+                name: [self.sample_end_monitor(obj, variable, f"{obj.name}_{variable}_at_end") for obj in objs]
                 for name, objs, variable in (
                     ("forward", forward, "weight_change"), ("bias", layers, "bias_change"),
                     ("interneuron_input", inter_input, "weight_change"), ("interneuron_bias", interneurons, "bias_change"),
@@ -272,7 +236,7 @@ class BioLeaFNetwork(SampleRuns):
             monitors += o["layer_states"] + o["interneuron_states"] + [m for ms in o["changes"].values() for m in ms]
         o["network"] = Network(
             inputs, *layers, *forward, *interneurons, *top_down, *teaching, *inter_input, *inter_apical,
-            *o["runners"], *monitors, *device_workarounds(self.device_name, p.dt),
+            *o["runners"], *monitors,
         )
         return o
 
@@ -339,34 +303,35 @@ class BioLeaFNetwork(SampleRuns):
             at(o["interneuron_apical"][m].learn, "groups", base + 2)
         return runners
 
-    def profiling_info(self) -> list[tuple[str, float]]:
-        """(code object, seconds) of the last standalone run, slowest first (built with ``profile``)."""
-        return [(name, float(time)) for name, time in self.device.network_get_profiling_info(self._objects["network"])]
-
-    def brian_objects(self) -> dict:
-        """The Brian2 objects of this network, for audits; on runtime a fresh silent set."""
-        if self.standalone:
-            return self._objects
-        return self._construct(self._raster(None, self.settings.sizes[0]), self._raster(None, self.settings.sizes[-1]))
-
     # ----------------------------------------------------------------- running
-    def _variable_values(self, o: dict, state: BioLeaFState, rates: LearningRates, teaching: bool) -> dict:
-        values = {}
-        for pathway, layer, W, b in zip(o["forward"], o["layers"], state.weights, state.biases):
-            values[pathway.w] = matrix_to_synapses(W)
-            values[layer.bias] = np.asarray(b, dtype=np.float64)
-            values[layer.learning_rate] = rates.forward
-            values[layer.apical_learning_rate] = rates.apical
-            values[layer.mirror_learning_rate] = rates.mirror
-            values[layer.teaching] = 1.0 if teaching else 0.0
-        for m, group in enumerate(o["interneurons"]):
-            values[o["top_down"][m].feedback_weight] = matrix_to_synapses(state.feedback[m])
-            values[o["interneuron_input"][m].w] = matrix_to_synapses(state.interneuron_weights[m])
-            values[group.bias] = np.asarray(state.interneuron_biases[m], dtype=np.float64)
-            values[group.learning_rate] = rates.interneuron
-            values[group.mirror_learning_rate] = rates.mirror
-            values[o["interneuron_apical"][m].w] = matrix_to_synapses(state.apical_weights[m])
-        return values
+    def run_values(self, state: BioLeaFState, input_spikes, labels=None, rates: LearningRates = LearningRates(),
+                   teaching: bool = True, desired=None) -> RunValues:
+        """What a run from ``state`` is given (the arguments of :meth:`run`)."""
+        s = self.settings
+        input_spikes = self.check_samples(input_spikes, s.sizes[0], "input_spikes")
+        desired = self.targets(labels, desired, s.desired, s.sizes[-1])
+        tables = {"input_raster": self.table("input_raster", input_spikes, s.sizes[0]),
+                  "desired_raster": self.table("desired_raster", desired, s.sizes[-1])}
+
+        def variables(o: dict) -> dict:
+            values = {}
+            for pathway, layer, W, b in zip(o["forward"], o["layers"], state.weights, state.biases):
+                values[pathway.w] = matrix_to_synapses(W)
+                values[layer.bias] = np.asarray(b, dtype=np.float64)
+                values[layer.learning_rate] = rates.forward
+                values[layer.apical_learning_rate] = rates.apical
+                values[layer.mirror_learning_rate] = rates.mirror
+                values[layer.teaching] = 1.0 if teaching else 0.0
+            for m, group in enumerate(o["interneurons"]):
+                values[o["top_down"][m].feedback_weight] = matrix_to_synapses(state.feedback[m])
+                values[o["interneuron_input"][m].w] = matrix_to_synapses(state.interneuron_weights[m])
+                values[group.bias] = np.asarray(state.interneuron_biases[m], dtype=np.float64)
+                values[group.learning_rate] = rates.interneuron
+                values[group.mirror_learning_rate] = rates.mirror
+                values[o["interneuron_apical"][m].w] = matrix_to_synapses(state.apical_weights[m])
+            return values
+
+        return RunValues(tables, variables)
 
     def run(self, state: BioLeaFState, input_spikes, labels=None, rates: LearningRates = LearningRates(),
             teaching: bool = True, desired=None) -> RunResult:
@@ -376,24 +341,10 @@ class BioLeaFNetwork(SampleRuns):
         desired spike trains) or ``desired`` [N, T, n_out] directly. ``teaching=False`` presents
         no target (the output's apical compartment stays at 0).
         """
-        s = self.settings
-        input_spikes, desired = self._inputs_and_targets(input_spikes, labels, desired)
-        inputs, wanted = self._raster(input_spikes, s.sizes[0]), self._raster(desired, s.sizes[-1])
-        if self.standalone:
-            o = self._objects
-            run_args = self._variable_values(o, state, rates, teaching)
-            run_args[o["input_raster"]] = inputs
-            run_args[o["desired_raster"]] = wanted
-            self.device.run(directory=str(self.project_dir), with_output=False, run_args=run_args)
-            forget_run_arg_files(self.device, self.project_dir)
-        else:
-            o = self._construct(inputs, wanted)
-            for variable, value in self._variable_values(o, state, rates, teaching).items():
-                variable[:] = value
-            o["network"].run(self.steps * s.pyramidal.dt, namespace={})
-        return self._read(o)
+        return self.read(self.simulate(self.run_values(state, input_spikes, labels, rates, teaching, desired)))
 
-    def _read(self, o: dict) -> RunResult:
+    def read(self, o: dict) -> RunResult:
+        """The state and output counts a run left in its objects (and the records, with ``record_all``)."""
         sizes = self.settings.sizes
 
         def matrices(synapses_list, attribute, shapes):
@@ -410,7 +361,7 @@ class BioLeaFNetwork(SampleRuns):
             interneuron_biases=[np.array(g.bias[:], dtype=np.float64) for g in o["interneurons"]],
             apical_weights=matrices(o["interneuron_apical"], "w", [(b, a) for a, b in inter_shapes]),
         )
-        counts = self._spike_rasters(o["output_spikes"], sizes[-1]).sum(axis=1)
+        counts = self.spike_rasters(o["output_spikes"], sizes[-1]).sum(axis=1)
         result = RunResult(state=state, output_counts=counts)
         if self.record_all:
             result.layers, result.interneurons = self._records(o, layer_shapes, inter_shapes)
@@ -422,24 +373,24 @@ class BioLeaFNetwork(SampleRuns):
         changes = o["changes"]
 
         def at_end(name, index, shape=None):
-            """The open minibatch's change at the run's last boundary (column N of the monitor)."""
+            """The open minibatch's change at the run's last boundary."""
             monitor = changes[name][index]
-            values = np.asarray(getattr(monitor, monitor.record_variables[0]))[:, self.samples_per_run]
+            values = self.at_sample_ends(getattr(monitor, monitor.record_variables[0]))[-1]
             return (values if shape is None else synapses_to_matrix(values, *shape))[None]
 
         layers = []
         for l, shape in enumerate(layer_shapes):
             states = o["layer_states"][l]
             layers.append(LayerRecord(
-                spikes=self._per_sample(states.spiked), soma=self._per_sample(states.v),
-                apical=self._per_sample(states.apical), plasticity_gate=self._per_sample(states.plasticity_gate),
+                spikes=self.per_sample(states.spiked), soma=self.per_sample(states.v),
+                apical=self.per_sample(states.apical), plasticity_gate=self.per_sample(states.plasticity_gate),
                 weight_change=at_end("forward", l, shape), bias_change=at_end("bias", l),
             ))
         interneurons = []
         for m, (n, n_up) in enumerate(inter_shapes):
             states = o["interneuron_states"][m]
             interneurons.append(MicrocircuitRecord(
-                spikes=self._per_sample(states.spiked), soma=self._per_sample(states.v),
+                spikes=self.per_sample(states.spiked), soma=self.per_sample(states.v),
                 weight_change=at_end("interneuron_input", m, (n, n_up)), bias_change=at_end("interneuron_bias", m),
                 apical_weight_change=at_end("interneuron_apical", m, (n_up, n)),
                 feedback_change=at_end("feedback", m, (n_up, n)),
@@ -450,7 +401,7 @@ class BioLeaFNetwork(SampleRuns):
 def run_single_sample(state: BioLeaFState, input_spikes, label, settings: BioLeaFSettings,
                       rates: LearningRates = LearningRates(forward=1.0), teaching: bool = True, desired=None,
                       device_name: str = "runtime", build_dir=None) -> RunResult:
-    """One BioLeaF sample through the Brian2 network (DESIGN §4 single-sample API); ``label`` may be
+    """One BioLeaF sample through the Brian2 network (the single-sample entry point); ``label`` may be
     None when ``desired`` [T, n_out] gives the target spike trains.
 
     Returns per pyramidal layer: spikes, soma v, apical A, gate g·A (each [1, T, n]), ΔW and Δb;

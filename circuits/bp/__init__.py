@@ -3,7 +3,11 @@ trained by backprop through time with the same pseudo-derivative (apical.analysi
 plain gradient descent on the cross-entropy of the output spike counts. numpy arithmetic on every
 device."""
 
+from pathlib import Path
+
 from apical.circuits.framework import FrameworkSpec
+
+_CONFIGS = Path(__file__).resolve().parents[2] / "runs" / "configs"
 
 
 def _build(*args):
@@ -18,4 +22,5 @@ def _claims(context):
     return claims(context)
 
 
-FRAMEWORK = FrameworkSpec(name="bp", title="BPTT baseline", factory=_build, claims=_claims, order=20)
+FRAMEWORK = FrameworkSpec(name="bp", title="BPTT baseline", factory=_build, claims=_claims,
+                          example_config=_CONFIGS / "mnist-bp.toml", order=20)

@@ -1,6 +1,6 @@
 """The BP baseline as a training framework: the same LIF network, trained by BPTT.
 
-DESIGN §2: "the BP baseline is the same LIF network trained by BPTT with the same surrogate,
+docs/models/biograd.md: "the BP baseline is the same LIF network trained by BPTT with the same surrogate,
 Adam lr 1e-4, cross-entropy on output spike counts". The network, its constants (λ, θ, w, γ,
 T from ``[model]``), its initialisation (W, b ~ U(±1/√fan_in) from the same weight seed and
 generator as BioGrad, so both start from the same network), its input rasters and its

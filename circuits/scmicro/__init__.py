@@ -8,8 +8,12 @@ batched in numpy; config.py: the ``[scmicro]`` section; framework.py: the adapte
 ``apical analyze``; bench.py: its cost per sample.
 """
 
+from pathlib import Path
+
 from apical.circuits.framework import FrameworkSpec
 from apical.circuits.scmicro.config import SECTION, check_config
+
+_CONFIGS = Path(__file__).resolve().parents[2] / "runs" / "configs"
 
 
 def _build(*args):
@@ -38,4 +42,4 @@ def _describe(config) -> str:
 
 FRAMEWORK = FrameworkSpec(name="scmicro", title="SC microcircuit", factory=_build, section=SECTION,
                           check_config=check_config, devices=("cpp", "cuda", "runtime", "numpy"), claims=_claims,
-                          bench=_bench, describe=_describe, order=40)
+                          bench=_bench, describe=_describe, example_config=_CONFIGS / "mnist-scmicro.toml", order=40)

@@ -1,4 +1,4 @@
-"""The SC microcircuit as a training framework: circuits/scmicro.py under `apical train`.
+"""The SC microcircuit as a training framework: circuits/scmicro/network.py under `apical train`.
 
 The network (sizes, soma constants λ/θ/w/γ, T, t0 from ``[model]``), its initial weights (W, b ~
 U(±1/√fan_in) from the weight seed, as BioGrad's and BioLeaF's), its input rasters and its decoding
@@ -19,7 +19,7 @@ from apical.analysis.alignment import angle_degrees, sign_concordance
 from apical.circuits.scmicro.network import SCMicroNetwork, SCMicroSettings, SCMicroState, initial_state, run_single_sample
 from apical.circuits.scmicro.numpy_form import NumpySCMicroNetwork
 from apical.models.encoders import sample_rng
-from apical.models.pyramidal import PyramidalParameters
+from apical.models.pyramidal import SCPyramidalParameters
 from apical.circuits.microcircuit import single_sample_figures
 from apical.circuits.framework import ConfigError, Framework
 
@@ -27,7 +27,7 @@ from apical.circuits.framework import ConfigError, Framework
 def scmicro_settings(config, n_in: int, n_out: int) -> SCMicroSettings:
     """The network a config describes (what is fixed at build time)."""
     m, c = config.model, config.scmicro
-    pyramidal = PyramidalParameters(dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window,
+    pyramidal = SCPyramidalParameters(dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window,
                                     gamma=m.gamma, tau_apical=c.tau_apical, tau_psp=c.tau_psp, burst_gain=c.burst_gain,
                                     nudging=c.nudging, output_error=c.error, error_gain=c.error_gain)
     return SCMicroSettings(sizes=(n_in, *m.hidden, n_out), pyramidal=pyramidal, time_steps=m.time_steps,
@@ -78,6 +78,29 @@ class SCMicroFramework(Framework):
         """Output counts with no target and no plasticity."""
         return self.network.run(self.state, input_spikes, labels, 0.0, teaching=False).output_counts
 
+    def brian_network(self, input_spikes: np.ndarray | None = None, labels: np.ndarray | None = None) -> dict:
+        """The circuit's Brian2 objects with the current state and ``input_spikes`` ([N, T, n_in], one
+        sample's [T, n_in], or None: one silent sample), built on the runtime device and not yet run:
+        add monitors to ``objects["network"]``, then ``objects["network"].run(objects["duration"])``.
+
+        With ``labels`` each label's desired spike train is presented and the weights learn at
+        ``learning.learning_rate``, as in :meth:`train_chunk`; without, no target and no learning,
+        and the output spikes are those of :meth:`evaluate_chunk`. Keys: ``layers`` (pyramidal,
+        output last), ``pv``, ``sst``, ``excitatory_forward``, ``inhibitory_forward``,
+        ``excitatory_feedback``, ``inhibitory_feedback``, ``inputs``, ``output_spikes`` (a
+        SpikeMonitor), ``network``, ``duration``, and ``read``: after the run, ``objects["read"]()``
+        gives the new state and the output spike counts per sample.
+        """
+        from apical.circuits.core import as_samples
+
+        spikes, labels = as_samples(input_spikes, labels, self.settings.time_steps, self.settings.sizes[0])
+        state = self.state.copy()
+        network = SCMicroNetwork(self.settings, state.connection_types, len(spikes), device_name="runtime")
+        learning_rate, teaching = (0.0, False) if labels is None else (self.config.learning.learning_rate, True)
+        objects = network.runtime_objects(network.run_values(state, spikes, labels, learning_rate, teaching))
+        objects["read"] = lambda: network.read(objects, state)
+        return objects
+
     def metrics(self) -> dict[str, float]:
         """Per hidden layer l: the angle (degrees) between B^l and the transposed forward weights of
         the layer above, and their sign-concordance on the connections that are not silent; per
@@ -114,6 +137,30 @@ class SCMicroFramework(Framework):
                                   f"{self.config.seeds.weights}: the checkpoint belongs to another network")
         state.check()
         self.state = state
+
+    def feedback_pairs(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Each feedback matrix B^l against the transposed forward weights of the layer above, what
+        spatial backprop would send down (docs/models/scmicro.md); none with
+        ``scmicro.feedback = "transposed"``, where Wᵀ itself is sent."""
+        from apical.analysis.report import superscript
+
+        if self.config.scmicro.feedback == "transposed":
+            return []
+        return [(f"B{superscript(l + 1)} → hidden {l + 1}", B, W_above.T)
+                for l, (B, W_above) in enumerate(zip(self.state.feedback, self.state.weights[1:]))]
+
+    def locality_copy(self, sizes: tuple[int, ...]):
+        """The circuit at ``sizes`` with this run's constants and error function, on the runtime
+        device, its connection types drawn at random (both kinds in every layer)."""
+        from dataclasses import replace
+
+        from apical.circuits.framework import LocalityCopy
+        from apical.circuits.scmicro.network import GLOBAL_SIGNALS
+
+        rng = np.random.default_rng(0)
+        types = [np.where(rng.random((b, a)) < 0.5, 1.0, -1.0) for a, b in zip(sizes[:-1], sizes[1:])]
+        circuit = SCMicroNetwork(replace(self.settings, sizes=tuple(sizes)), types, 1, device_name="runtime")
+        return LocalityCopy(circuit.brian_objects()["network"], GLOBAL_SIGNALS)
 
 
 def state_from_arrays(arrays, n_layers: int) -> SCMicroState:

@@ -38,16 +38,14 @@ Schedule of one step (``when``/``order``, set in :meth:`SCMicroNetwork._schedule
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from brian2 import Network, SpikeMonitor, StateMonitor, Synapses, TimedArray
+from brian2 import Network, SpikeMonitor, StateMonitor, Synapses
 
 from apical.analysis.alignment import measure_effective_feedback
-from apical.circuits.backend import device_workarounds, forget_run_arg_files, prepare_device
-from apical.circuits.bioleaf.network import BioLeaFSettings
-from apical.circuits.core import SampleRuns, Schedule, make_afferents
-from apical.circuits.bioleaf.oracle import LayerRecord
+from apical.circuits.core import CompiledNetwork, RunValues, Schedule, make_afferents
+from apical.circuits.microcircuit import DiscreteParameters, LayerRecord, MicrocircuitSettings
 from apical.models.interneurons import (
     PV_AFTER_THRESHOLD,
     PV_DRIVE_ON_SPIKE,
@@ -80,6 +78,7 @@ from apical.models.pyramidal import (
     SOMA_MINIBATCH_END,
     SOMA_SAMPLE_END,
     SOFTMAX_PARTITION_COUPLING,
+    SCPyramidalParameters,
     make_pyramidal_layer,
 )
 
@@ -107,16 +106,25 @@ RELAY_DRIVE = 1.0  # κ, PV drive per partner spike: above θ, so the PV cell fi
 
 
 @dataclass(frozen=True)
-class SCMicroSettings(BioLeaFSettings):
-    """What the network is: sizes and constants fixed when it is built — BioLeaF's description of a
-    layered pyramidal network (sizes, cell constants, T, t0, M, desired spike trains); the SC
-    microcircuit's PV relays need θ below their drive κ. With ``pyramidal.nudging`` β > 0 the output
+class SCMicroSettings(MicrocircuitSettings):
+    """What the network is: sizes and constants fixed when it is built (docs/models/scmicro.md,
+    "Time and constants"); ``pyramidal`` also chooses the output cells' error, d − o or the softmax
+    error. The PV relays need θ below their drive κ. With ``pyramidal.nudging`` β > 0 the output
     somata also receive β·A (the teacher's somatic drive, Sacramento et al. 2018)."""
+
+    pyramidal: SCPyramidalParameters = field(default_factory=SCPyramidalParameters)
 
     def __post_init__(self):
         super().__post_init__()
+        if not isinstance(self.pyramidal, SCPyramidalParameters):
+            raise TypeError(f"the SC microcircuit's cells take SCPyramidalParameters, got {type(self.pyramidal).__name__}")
         if self.pyramidal.theta >= RELAY_DRIVE:
             raise ValueError(f"threshold θ = {self.pyramidal.theta} must lie below the PV relay drive {RELAY_DRIVE}")
+
+    def discrete(self) -> DiscreteParameters:
+        """The same network in the oracle's discrete terms, with the output cells' error."""
+        return replace(super().discrete(), output_error=self.pyramidal.output_error,
+                       error_gain=self.pyramidal.error_gain)
 
 
 @dataclass
@@ -202,11 +210,11 @@ class RunResult:
     layers: list[LayerRecord] | None = None  # per-sample records (record_all); weight_change is ΔW = ΔW⁺ − ΔW⁻
 
 
-class SCMicroNetwork(SampleRuns):
+class SCMicroNetwork(CompiledNetwork):
     """An SC microcircuit for runs of a fixed number of samples, built once per device for the
     given connection types (``connection_types[l]``, +1 direct, −1 relayed).
 
-    On ``cpp_standalone`` the project is compiled once, at construction; each :meth:`run` passes
+    On a standalone device the project is compiled once, at construction; each :meth:`run` passes
     weights, input spikes, desired spikes, the learning rate and the teaching flag as run
     arguments. On ``runtime`` the objects are rebuilt for every run (tiny networks, tests).
     ``probe`` adds a dendritic electrode to every cell that sends bursts (:func:`effective_feedback`).
@@ -220,32 +228,26 @@ class SCMicroNetwork(SampleRuns):
         expected = [(n_post, n_pre) for n_pre, n_post in zip(settings.sizes[:-1], settings.sizes[1:])]
         if [kind.shape for kind in self.connection_types] != expected:
             raise ValueError(f"connection_types must have shapes {expected}")
-        self.samples_per_run = int(samples_per_run)
-        self.record_all, self.probe, self.device_name = record_all, probe, device_name
+        self.record_all, self.probe = record_all, probe
         types_digest = hashlib.sha256(b"".join(np.sign(k).astype(np.int8).tobytes()
                                                for k in self.connection_types)).hexdigest()
-        build_key = repr(("SCMicroNetwork", settings, types_digest, self.samples_per_run, record_all, probe, profile))
-        self.device, self.project_dir = prepare_device(device_name, build_dir, threads, precision, build_key)
-        self.standalone = self.project_dir is not None
-        self.steps = self.samples_per_run * settings.time_steps + 1
-        if self.standalone:
-            self._objects = self._construct(*self._blank_rasters())
-            self._objects["network"].run(self.steps * settings.pyramidal.dt, profile=profile)
-            self.device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
+        super().__init__(samples_per_run, settings.time_steps, settings.pyramidal.dt, device_name, build_dir, threads,
+                         precision, build_key=(settings, types_digest, int(samples_per_run), record_all, probe, profile),
+                         profile=profile)
 
     # ----------------------------------------------------------------- construction
-    def _blank_rasters(self):
+    def table_widths(self) -> dict[str, int]:
+        """The input and desired spike trains; with ``probe``, the electrode's protocol for every
+        layer above the first hidden one (``burst_probe_<l>``, l counted from the input)."""
         sizes = self.settings.sizes
-        probes = [self._raster(None, n) for n in sizes[2:]] if self.probe else []
-        return self._raster(None, sizes[0]), self._raster(None, sizes[-1]), probes
+        probes = {f"burst_probe_{l + 2}": n for l, n in enumerate(sizes[2:])} if self.probe else {}
+        return {"input_raster": sizes[0], "desired_raster": sizes[-1], **probes}
 
-    def _construct(self, input_values, desired_values, probe_values) -> dict:
+    def construct(self, tables) -> dict:
         s = self.settings
         p, T, M = s.pyramidal, s.time_steps, s.batch_size
-        input_raster = TimedArray(input_values, dt=p.dt, name="input_raster")
-        desired_raster = TimedArray(desired_values, dt=p.dt, name="desired_raster")
-        probe_rasters = [TimedArray(values, dt=p.dt, name=f"burst_probe_{l + 2}") for l, values in enumerate(probe_values)]
-        inputs, read_input = make_afferents(s.sizes[0], input_raster, ACTIVE_CONDITION, p.dt)
+        desired_raster = tables["desired_raster"]
+        inputs, read_input = make_afferents(s.sizes[0], tables["input_raster"], ACTIVE_CONDITION, p.dt)
         n_layers = len(s.sizes) - 1
         layers, pv, pv_drive, excitatory, inhibitory = [], [], [], [], []
         pre, pre_name = inputs, "input"
@@ -256,7 +258,7 @@ class SCMicroNetwork(SampleRuns):
                 n, p, T, s.error_start, M, name="output" if output else f"pyramidal_{l + 1}", output=output,
                 sends_bursts=l > 0, desired_raster=desired_raster,
                 soma_equations=SC_PROBED_SOMA_EQUATIONS if probed else SC_SOMA_EQUATIONS,
-                namespace={"burst_probe": probe_rasters[l - 1]} if probed else None,
+                namespace={"burst_probe": tables[f"burst_probe_{l + 1}"]} if probed else None,
             )
             relay = make_pv_layer(len(pre), p, name=f"pv_{pre_name}")
             kind = self.connection_types[l]
@@ -288,8 +290,7 @@ class SCMicroNetwork(SampleRuns):
         o = {"inputs": inputs, "read_input": read_input, "layers": layers, "pv": pv, "pv_drive": pv_drive,
              "softmax_partition": softmax,
              "excitatory_forward": excitatory, "inhibitory_forward": inhibitory, "sst": sst, "sst_drive": sst_drive,
-             "excitatory_feedback": excitatory_feedback, "inhibitory_feedback": inhibitory_feedback,
-             "input_raster": input_raster, "desired_raster": desired_raster, "probe_rasters": probe_rasters}
+             "excitatory_feedback": excitatory_feedback, "inhibitory_feedback": inhibitory_feedback}
         o["runners"] = self._schedule(o, T * p.dt, M * T * p.dt)
         if self.probe:  # the electrode's protocol, read before any burst of the step
             o["runners"] += [layer.run_regularly(SC_PROBE_STEP, when="groups", order=-95, name=f"{layer.name}_probe")
@@ -300,9 +301,8 @@ class SCMicroNetwork(SampleRuns):
             record = dict(when="after_groups", order=1000)
             o["layer_states"] = [StateMonitor(layer, ["spiked", "v", "apical", "plasticity_gate"], record=True,
                                               name=f"{layer.name}_states", **record) for layer in layers]
-            at_end = dict(record=True, dt=T * p.dt, when="start", order=-1)  # before the boundary folds them
-            o["changes"] = {
-                name: [StateMonitor(obj, variable, name=f"{obj.name}_{variable}_at_end", **at_end) for obj in objs]
+            o["changes"] = {  # read before the boundary folds them
+                name: [self.sample_end_monitor(obj, variable, f"{obj.name}_{variable}_at_end") for obj in objs]
                 for name, objs, variable in (("excitatory_forward", excitatory, "weight_change"),
                                              ("inhibitory_forward", inhibitory, "weight_change"),
                                              ("bias", layers, "bias_change"))
@@ -310,7 +310,7 @@ class SCMicroNetwork(SampleRuns):
             monitors += o["layer_states"] + [m for ms in o["changes"].values() for m in ms]
         o["network"] = Network(
             inputs, *layers, *pv, *pv_drive, *excitatory, *inhibitory, *sst, *sst_drive, *excitatory_feedback,
-            *inhibitory_feedback, *softmax, *o["runners"], *monitors, *device_workarounds(self.device_name, p.dt),
+            *inhibitory_feedback, *softmax, *o["runners"], *monitors,
         )
         return o
 
@@ -372,30 +372,37 @@ class SCMicroNetwork(SampleRuns):
             at(o["inhibitory_feedback"][m].bursts, "groups", base + 3)
         return runners
 
-    def profiling_info(self) -> list[tuple[str, float]]:
-        """(code object, seconds) of the last standalone run, slowest first (built with ``profile``)."""
-        return [(name, float(time)) for name, time in self.device.network_get_profiling_info(self._objects["network"])]
-
-    def brian_objects(self) -> dict:
-        """The Brian2 objects of this network, for audits; on runtime a fresh silent set."""
-        return self._objects if self.standalone else self._construct(*self._blank_rasters())
-
     # ----------------------------------------------------------------- running
-    def _variable_values(self, o: dict, state: SCMicroState, learning_rate: float, teaching: bool) -> dict:
+    def run_values(self, state: SCMicroState, input_spikes, labels=None, learning_rate: float = 0.0,
+                   teaching: bool = True, desired=None, burst_probe=None) -> RunValues:
+        """What a run from ``state`` is given (the arguments of :meth:`run`)."""
+        s = self.settings
         state.check(built_for=self.connection_types)
-        values = {}
-        for l, (layer, W, b) in enumerate(zip(o["layers"], state.weights, state.biases)):
-            kind = self.connection_types[l]
-            values[o["excitatory_forward"][l].w] = _to_synapses(W, kind > 0)
-            values[o["inhibitory_forward"][l].w] = _to_synapses(-W, kind < 0)
-            values[layer.bias] = np.asarray(b, dtype=np.float64)
-            values[layer.learning_rate] = float(learning_rate)
-            values[layer.teaching] = 1.0 if teaching else 0.0
-        for m, B in enumerate(state.feedback):
-            kind = self.connection_types[m + 1].T
-            values[o["excitatory_feedback"][m].feedback_weight] = _to_synapses(B, kind > 0)
-            values[o["inhibitory_feedback"][m].feedback_weight] = _to_synapses(-B, kind < 0)
-        return values
+        input_spikes = self.check_samples(input_spikes, s.sizes[0], "input_spikes")
+        desired = self.targets(labels, desired, s.desired, s.sizes[-1])
+        if burst_probe is not None and not self.probe:
+            raise ValueError("burst_probe needs a network built with probe=True")
+        tables = {"input_raster": self.table("input_raster", input_spikes, s.sizes[0]),
+                  "desired_raster": self.table("desired_raster", desired, s.sizes[-1])}
+        for l, (values, n) in enumerate(zip(burst_probe or [], s.sizes[2:])):
+            tables[f"burst_probe_{l + 2}"] = self.table(f"burst_probe_{l + 2}", values, n)
+
+        def variables(o: dict) -> dict:
+            values = {}
+            for l, (layer, W, b) in enumerate(zip(o["layers"], state.weights, state.biases)):
+                kind = self.connection_types[l]
+                values[o["excitatory_forward"][l].w] = _to_synapses(W, kind > 0)
+                values[o["inhibitory_forward"][l].w] = _to_synapses(-W, kind < 0)
+                values[layer.bias] = np.asarray(b, dtype=np.float64)
+                values[layer.learning_rate] = float(learning_rate)
+                values[layer.teaching] = 1.0 if teaching else 0.0
+            for m, B in enumerate(state.feedback):
+                kind = self.connection_types[m + 1].T
+                values[o["excitatory_feedback"][m].feedback_weight] = _to_synapses(B, kind > 0)
+                values[o["inhibitory_feedback"][m].feedback_weight] = _to_synapses(-B, kind < 0)
+            return values
+
+        return RunValues(tables, variables)
 
     def run(self, state: SCMicroState, input_spikes, labels=None, learning_rate: float = 0.0, teaching: bool = True,
             desired=None, burst_probe=None) -> RunResult:
@@ -405,30 +412,12 @@ class SCMicroNetwork(SampleRuns):
         trains) or ``desired`` [N, T, n_out]; ``teaching=False`` presents none. ``burst_probe``
         (probe networks only): one [N, T, n_l] array per layer above the first hidden one.
         """
-        s = self.settings
-        input_spikes, desired = self._inputs_and_targets(input_spikes, labels, desired)
-        if burst_probe is not None and not self.probe:
-            raise ValueError("burst_probe needs a network built with probe=True")
-        probes = [self._raster(values, n) for values, n in zip(burst_probe, s.sizes[2:])] if burst_probe else \
-            self._blank_rasters()[2]
-        inputs, wanted = self._raster(input_spikes, s.sizes[0]), self._raster(desired, s.sizes[-1])
-        if self.standalone:
-            o = self._objects
-            run_args = self._variable_values(o, state, learning_rate, teaching)
-            run_args[o["input_raster"]] = inputs
-            run_args[o["desired_raster"]] = wanted
-            for raster, values in zip(o["probe_rasters"], probes):
-                run_args[raster] = values
-            self.device.run(directory=str(self.project_dir), with_output=False, run_args=run_args)
-            forget_run_arg_files(self.device, self.project_dir)
-        else:
-            o = self._construct(inputs, wanted, probes)
-            for variable, value in self._variable_values(o, state, learning_rate, teaching).items():
-                variable[:] = value
-            o["network"].run(self.steps * s.pyramidal.dt, namespace={})
-        return self._read(o, state)
+        values = self.run_values(state, input_spikes, labels, learning_rate, teaching, desired, burst_probe)
+        return self.read(self.simulate(values), state)
 
-    def _read(self, o: dict, before: SCMicroState) -> RunResult:
+    def read(self, o: dict, before: SCMicroState) -> RunResult:
+        """The state and output counts a run from ``before`` left in its objects (and the records,
+        with ``record_all``); the feedback magnitudes are fixed, so they are ``before``'s."""
         weights = []
         for l, kind in enumerate(self.connection_types):
             plus = _from_synapses(o["excitatory_forward"][l].w[:], kind > 0)
@@ -437,7 +426,7 @@ class SCMicroNetwork(SampleRuns):
         state = SCMicroState(weights, [np.array(layer.bias[:], dtype=np.float64) for layer in o["layers"]],
                              [np.array(B, dtype=np.float64) for B in before.feedback],
                              [np.array(kind) for kind in self.connection_types])
-        counts = self._spike_rasters(o["output_spikes"], self.settings.sizes[-1]).sum(axis=1)
+        counts = self.spike_rasters(o["output_spikes"], self.settings.sizes[-1]).sum(axis=1)
         result = RunResult(state=state, output_counts=counts)
         if self.record_all:
             result.layers = self._records(o)
@@ -445,11 +434,12 @@ class SCMicroNetwork(SampleRuns):
 
     def _records(self, o) -> list[LayerRecord]:
         """Per-step records and the open minibatch's summed ΔW = ΔW⁺ − ΔW⁻ and Δb."""
-        changes, N = o["changes"], self.samples_per_run
+        changes = o["changes"]
 
         def at_end(name, index):
+            """The open minibatch's change at the run's last boundary."""
             monitor = changes[name][index]
-            return np.asarray(getattr(monitor, monitor.record_variables[0]))[:, N]
+            return self.at_sample_ends(getattr(monitor, monitor.record_variables[0]))[-1]
 
         layers = []
         for l, kind in enumerate(self.connection_types):
@@ -457,8 +447,8 @@ class SCMicroNetwork(SampleRuns):
             change = (_from_synapses(at_end("excitatory_forward", l), kind > 0)
                       - _from_synapses(at_end("inhibitory_forward", l), kind < 0))
             layers.append(LayerRecord(
-                spikes=self._per_sample(states.spiked), soma=self._per_sample(states.v),
-                apical=self._per_sample(states.apical), plasticity_gate=self._per_sample(states.plasticity_gate),
+                spikes=self.per_sample(states.spiked), soma=self.per_sample(states.v),
+                apical=self.per_sample(states.apical), plasticity_gate=self.per_sample(states.plasticity_gate),
                 weight_change=change[None], bias_change=at_end("bias", l)[None],
             ))
         return layers
@@ -466,7 +456,7 @@ class SCMicroNetwork(SampleRuns):
 
 def run_single_sample(state: SCMicroState, input_spikes, label, settings: SCMicroSettings, learning_rate: float = 1.0,
                       teaching: bool = True, desired=None, device_name: str = "runtime", build_dir=None) -> RunResult:
-    """One sample through the Brian2 network (DESIGN §4 single-sample API); ``label`` may be None
+    """One sample through the Brian2 network (the single-sample entry point); ``label`` may be None
     when ``desired`` [T, n_out] gives the target spike trains.
 
     Returns per pyramidal layer: spikes, soma v, apical A, gate g·A (each [1, T, n]), and the

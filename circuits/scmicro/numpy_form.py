@@ -1,8 +1,8 @@
 """The SC microcircuit's learning in batched numpy: the same equations, summed in another order.
 
-circuits/scmicro.py is the model: every synapse carries its own eligibility trace, updated on every
-step, as a Brian2 synapse would (docs/models/scmicro.md, eqs. 1–8). Over one sample the change it
-accumulates is
+circuits/scmicro/network.py is the model: every synapse carries its own eligibility trace, updated
+on every step, as a Brian2 synapse would (docs/models/scmicro.md, eqs. 1–8). Over one sample the
+change it accumulates is
 
     ΔW_ij = η · Σ_t G_i[t] · ε_ij[t],   G_i = g_i·A_i (gate times apical potential),
     ε_ij[t] = λ·(1 − s_i[t−1])·ε_ij[t−1] + x_j[t]          (the trace decays, a post spike clears it)
@@ -16,7 +16,7 @@ H runs backwards in time over the n_post cells, and ΔW is then one matrix produ
 (B·T × n_post)ᵀ·(B·T × n_pre), instead of n_post·n_pre trace updates per step. Nothing here is
 biologically meaningful — a synapse cannot see the future — it is the same arithmetic, used for
 fast sweeps of the learning rule's settings: the tests hold it to the step-by-step oracle
-(circuits/scmicro_oracle.py) to 1e-9 in float64, and the oracle is held to the Brian2 network.
+(circuits/scmicro/oracle.py) to 1e-9 in float64, and the oracle is held to the Brian2 network.
 The forward pass (somata, spikes, the window g, the spiking error, bursts and apical compartments
 top-down) is the oracle's, batched over the samples of one minibatch.
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from apical.circuits.bioleaf.oracle import desired_spikes, output_error
+from apical.circuits.microcircuit import desired_spikes, output_error
 from apical.circuits.scmicro.network import RunResult, SCMicroSettings, SCMicroState
 
 __all__ = ["NumpySCMicroNetwork", "minibatch_changes"]

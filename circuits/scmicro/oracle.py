@@ -1,8 +1,8 @@
 """The SC microcircuit in plain numpy: its discrete equations, and sign-concordant FA.
 
-Two independent things live here, both free of Brian2 (docs/models/scmicro.md):
+Two independent things live here, both in plain numpy (docs/models/scmicro.md):
 
-1. :func:`run_circuit` — the microcircuit of circuits/scmicro.py step by step, written in the
+1. :func:`run_circuit` — the microcircuit of circuits/scmicro/network.py step by step, written in the
    *effective* weights it implements (W = W⁺ − W⁻, B = ±R), the reference the Brian2 network is
    tested against to 1e-9 in float64:
 
@@ -17,8 +17,8 @@ Two independent things live here, both free of Brian2 (docs/models/scmicro.md):
    and, over a training run, each minibatch's mean change applied with the connection's sign
    kept: W ← sign·max(sign·(W + ΔW), 0) (:func:`train_sequential`).
 2. Sign-concordant feedback alignment of the spiking error, for comparison (Liao, Leibo &
-   Poggio 2016): spatial backprop (circuits/bioleaf_oracle.backprop) with B^l in place of
-   (W^{l+1})ᵀ — :func:`sign_concordant_fa`; with B = Wᵀ it is backprop itself.
+   Poggio 2016): spatial backprop of the spiking error (:func:`apical.circuits.microcircuit.backprop`)
+   with B^l in place of (W^{l+1})ᵀ — :func:`sign_concordant_fa`; with B = Wᵀ it is backprop itself.
 
 Layers are 0-based (``weights[l]`` is W^{l+1} of the docs, post × pre; ``feedback[m]`` is the
 n_m × n_{m+1} matrix that carries the bursts of layer m+1 to the apical compartments of layer m).
@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from apical.circuits.bioleaf.oracle import DiscreteParameters, LayerRecord, backprop, desired_spikes, output_error  # noqa: F401
+from apical.circuits.microcircuit import DiscreteParameters, LayerRecord, backprop, output_error
 
-__all__ = ["run_circuit", "train_sequential", "sign_concordant_fa", "keep_signs", "desired_spikes"]
+__all__ = ["run_circuit", "train_sequential", "sign_concordant_fa", "keep_signs"]
 
 
 def _check(input_spikes, desired, params):
