@@ -15,13 +15,17 @@ from __future__ import annotations
 import csv
 import dataclasses
 import fcntl
+import hashlib
 import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +33,7 @@ import numpy as np
 
 from apical.circuits import registry
 from apical.models.encoders import encode_batch, sample_rng
-from apical.runs.config import Config, ConfigError, config_to_toml, load_config
+from apical.runs.config import Config, ConfigError, config_from_dict, config_to_toml, load_config
 from apical.runs.datasets import images_to_intensity, load_cifar10, load_mnist, load_nmnist
 
 METRIC_FIELDS = ["samples_seen", "epoch", "train_accuracy", "test_accuracy", "wall_seconds", "samples_per_second"]
@@ -40,6 +44,95 @@ DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "nmnist": 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (divergence, a results directory in use, a bad resume)."""
+
+
+class CheckpointError(TrainingError):
+    """A checkpoint file cannot be used (truncated, damaged, not a checkpoint)."""
+
+
+class Interrupted(TrainingError):
+    """SIGINT or SIGTERM stopped a run at a chunk boundary, its state checkpointed."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.exit_code = 128 + signal_number
+
+
+def write_atomically(path: Path, write) -> None:
+    """Write a file whole or not at all: ``write(handle)`` fills a hidden temporary file beside
+    ``path``, which is flushed to disk and renamed over ``path``; a kill leaves the old file or the
+    new one. A full or read-only disk ends in one line naming the file, with nothing partial left."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.partial")
+    try:
+        with open(temporary, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as error:
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise TrainingError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def state_digest(arrays: dict) -> str:
+    """SHA-256 of named arrays (names, dtypes, shapes and bytes), to recognise a damaged checkpoint."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: Path) -> tuple[dict, dict]:
+    """A checkpoint's state (named arrays) and progress, verified: a truncated or damaged file, or one
+    whose arrays no longer match the digest written with them, raises CheckpointError naming it."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            state = {name: stored[name] for name in stored.files if name != "progress"}
+            progress = json.loads(str(stored["progress"])) if "progress" in stored.files else {}
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except Exception as error:  # zipfile.BadZipFile, EOFError, ValueError, OSError, a CRC error...
+        raise CheckpointError(f"checkpoint {path} is damaged or not a checkpoint "
+                              f"({type(error).__name__}: {error})") from None
+    expected = progress.get("state_digest")
+    if expected is not None and expected != state_digest(state):
+        raise CheckpointError(f"checkpoint {path} is damaged (its arrays do not match the digest written with them)")
+    return state, progress
+
+
+def config_differences(stored: Config, given: Config, ignore=("run.epochs",)) -> list[str]:
+    """``key (run: value, given: value)`` for every resolved key in which two configs differ."""
+    def values(config):
+        found, section = {}, ""
+        for line in config_to_toml(config).splitlines():
+            if line.startswith("["):
+                section = line.strip("[]")
+            elif " = " in line and not line.startswith("#"):
+                key, value = line.split(" = ", 1)
+                found[f"{section}.{key}"] = value
+            elif line.startswith("# ") and " not set " in line:
+                found[f"{section}.{line[2:].split()[0]}"] = "(not set)"
+        return found
+
+    before, after = values(stored), values(given)
+    return [f"{key} (run: {before.get(key, '(absent)')}, given: {after.get(key, '(absent)')})"
+            for key in sorted(set(before) | set(after)) if key not in ignore and before.get(key) != after.get(key)]
 
 
 @dataclass
@@ -101,6 +194,14 @@ def load_dataset(config: Config) -> Dataset:
                               f"samples of the {len(train_labels)} in {d.dataset}")
         validation, validation_labels = train[-d.validation_samples:], np.asarray(train_labels[-d.validation_samples:], int)
         train, train_labels = train[: -d.validation_samples], train_labels[: -d.validation_samples]
+    if d.train_samples > len(train_labels):
+        raise ConfigError(f"config key 'data.train_samples': {d.train_samples} asks for more than the "
+                          f"{len(train_labels)} training samples of {d.dataset}"
+                          + (f" left after data.validation_samples = {d.validation_samples}" if d.validation_samples else "")
+                          + " (0 = all)")
+    if d.test_samples > len(test_labels):
+        raise ConfigError(f"config key 'data.test_samples': {d.test_samples} asks for more than the "
+                          f"{len(test_labels)} test samples of {d.dataset} (0 = all)")
     if d.train_samples:
         train, train_labels = train[: d.train_samples], train_labels[: d.train_samples]
     if d.test_samples:
@@ -153,6 +254,12 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def framework_package(name: str) -> dict[str, str]:
+    """The version of the outside package a framework comes from (entry point), by its name."""
+    found = registry.distribution(name)
+    return {found[0]: found[1]} if found else {}
+
+
 class ResultsDirectory:
     """Files of one run; holds an exclusive lock for as long as the run lives."""
 
@@ -185,12 +292,35 @@ class ResultsDirectory:
         found = sorted(self.checkpoints.glob("checkpoint-*.npz"))
         return found[-1] if found else None
 
-    def save_checkpoint(self, arrays: dict, progress: dict) -> Path:
+    def newest_good_checkpoint(self, log=None) -> tuple[Path, dict, dict] | None:
+        return self.newest_good_in(self.checkpoints, log)
+
+    @staticmethod
+    def newest_good_in(folder: Path, log=None) -> tuple[Path, dict, dict] | None:
+        """The newest checkpoint in ``folder`` that reads back whole and matches its digest, with its
+        state and progress; damaged newer ones are named on ``log`` and skipped (None: there is none)."""
+        found = sorted(folder.glob("checkpoint-*.npz"))
+        for path in reversed(found):
+            try:
+                state, progress = read_checkpoint(path)
+            except CheckpointError as error:
+                if path.exists():
+                    print(f"skipping {error}", file=log or sys.stderr, flush=True)
+                continue
+            return path, state, progress
+        if found:
+            raise TrainingError(f"no checkpoint in {folder} can be read ({len(found)} damaged); "
+                                "start afresh in another --out")
+        return None
+
+    def save_checkpoint(self, arrays: dict, progress: dict, config_text: str | None = None) -> Path:
+        """Write a checkpoint whole (temporary file, fsync, rename) with the resolved config and a
+        digest of its arrays in its progress record; keep the two newest."""
         path = self.checkpoints / f"checkpoint-{progress['samples_seen']:010d}.npz"
-        # Outside the checkpoint-*.npz pattern: a kill mid-write must not leave a "newest checkpoint".
-        temporary = path.with_name(f"partial-{path.name}")
-        np.savez(temporary, progress=json.dumps(progress), **arrays)
-        os.replace(temporary, path)  # atomic: a kill leaves the old checkpoint or the new one
+        record = {**progress, "state_digest": state_digest(arrays)}
+        if config_text is not None:
+            record["config"] = config_text
+        write_atomically(path, lambda handle: np.savez(handle, progress=json.dumps(record), **arrays))
         for old in sorted(self.checkpoints.glob("checkpoint-*.npz"))[:-2]:
             old.unlink()
         return path
@@ -198,9 +328,8 @@ class ResultsDirectory:
     def save_selected(self, arrays: dict, samples_seen: int) -> Path:
         """The weights of the evaluation with the best validation accuracy (selected.npz)."""
         path = self.checkpoints / "selected.npz"
-        temporary = path.with_name("partial-selected.npz")
-        np.savez(temporary, progress=json.dumps({"samples_seen": samples_seen}), **arrays)
-        os.replace(temporary, path)
+        record = {"samples_seen": samples_seen, "state_digest": state_digest(arrays)}
+        write_atomically(path, lambda handle: np.savez(handle, progress=json.dumps(record), **arrays))
         return path
 
     def append_metrics(self, row: dict):
@@ -211,25 +340,48 @@ class ResultsDirectory:
         if not new:  # a run resumed under a newer version keeps the columns it started with
             with open(path, newline="") as handle:
                 fields = next(csv.reader(handle), None) or fields
-        with open(path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields, restval="", extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        try:
+            with open(path, "a", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=fields, restval="", extrasaction="ignore")
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            raise TrainingError(f"cannot write {path}: {error.strerror or error}") from None
 
     def truncate_metrics(self, samples_seen: int):
-        """Drop rows written after the checkpoint a resumed run starts from."""
+        """Drop rows written after the checkpoint a resumed run starts from, and a row torn by a kill
+        mid-append; the file is rewritten whole (temporary file and rename), never emptied."""
         path = self.path / "metrics.csv"
         if not path.exists():
             return
         with open(path, newline="") as handle:
             reader = csv.DictReader(handle)
-            fields = reader.fieldnames or METRIC_FIELDS
-            rows = [r for r in reader if int(r["samples_seen"]) <= samples_seen]
-        with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
+            fields = reader.fieldnames
+            rows = []
+            for row in reader:
+                try:
+                    complete = None not in row and None not in row.values()
+                    if complete and int(row["samples_seen"]) <= samples_seen:
+                        rows.append(row)
+                except (TypeError, ValueError):
+                    continue  # a torn row
+        if not fields or "samples_seen" not in fields:
+            path.unlink()  # no header: nothing was kept; the next row writes a new one
+            return
+
+        def write(handle):
+            import io
+
+            text = io.StringIO(newline="")
+            writer = csv.DictWriter(text, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
+            handle.write(text.getvalue().encode("utf-8"))
+
+        write_atomically(path, write)
 
     def read_metrics(self) -> list[dict]:
         with open(self.path / "metrics.csv", newline="") as handle:
@@ -324,22 +476,102 @@ def train(config: Config, out_dir, resume: bool = False, config_path: str | None
         results.release()
 
 
+def check_divergence(arrays: dict, bound: float, start: int, stop: int, last_good: Path | None) -> None:
+    """Stop as diverged when a learned array holds a non-finite value or one beyond ± ``bound``
+    (run.max_weight; 0: no bound): such a state is never checkpointed, so rotation keeps the good ones."""
+    for name, array in arrays.items():
+        values = np.asarray(array)
+        if not np.issubdtype(values.dtype, np.number):
+            continue
+        largest = float(np.abs(values).max()) if values.size else 0.0
+        if not np.isfinite(largest):
+            what = f"non-finite values in {name}"
+        elif bound and largest > bound:
+            what = f"|{name}| reached {largest:.3g} > run.max_weight = {bound:g}"
+        else:
+            continue
+        raise TrainingError(f"training diverged ({what}) between samples {start} and {stop}; last good "
+                            f"checkpoint: {last_good or 'none'}; lower learning.learning_rate")
+
+
+class StopSignals:
+    """SIGINT and SIGTERM during training: the first asks the run to stop at the next chunk boundary
+    (the driver checkpoints and exits non-zero), a second stops it at once (the compiled program
+    running the chunk is ended too, so nothing keeps computing after Python has gone)."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self._previous[number] = signal.getsignal(number)
+            signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number, frame):
+        if self.received is None:
+            self.received = number
+            print(f"\n{signal.Signals(number).name}: stopping at the end of this chunk (again: at once)",
+                  file=sys.stderr, flush=True)
+            return
+        self.__exit__()
+        end_child_processes()
+        raise KeyboardInterrupt(f"second {signal.Signals(number).name}")
+
+
+def end_child_processes() -> None:
+    """Send SIGTERM to this process's children (the compiled program of a standalone run)."""
+    me = str(os.getpid())
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:
+            try:
+                os.kill(int(entry.parent.name), signal.SIGTERM)
+            except OSError:
+                pass
+
+
 def _train(config: Config, results: ResultsDirectory, resume: bool, config_path, build_dir: Path) -> dict:
     started = time.perf_counter()
     commit = git_commit()  # the code that runs from here; read now, as the tree may change while it trains
     resolved = config_to_toml(config)
     config_file = results.path / "config.toml"
-    if resume and config_file.exists():
-        stored = load_config(config_file)
-        # A resumed run may only be extended (more epochs); anything else would change its past.
-        if dataclasses.replace(stored, run=dataclasses.replace(stored.run, epochs=config.run.epochs)) != config:
-            raise TrainingError(f"{config_file} differs from the config given to --resume (only run.epochs may "
-                                f"change); resume with the same config")
-    config_file.write_text(resolved)
+    newest = results.newest_good_checkpoint() if resume else None
+    if resume:
+        # A resumed run may only be extended (more epochs); anything else would change its past. The
+        # checkpoint's own record of the config decides; config.toml is consulted for older checkpoints.
+        recorded = newest[2].get("config") if newest else None
+        if recorded is None and config_file.exists():
+            recorded = config_file.read_text()
+        if recorded is not None:
+            try:
+                stored = config_from_dict(tomllib.loads(recorded))
+            except (ConfigError, tomllib.TOMLDecodeError) as error:
+                raise TrainingError(f"the run's recorded config cannot be read ({error})") from None
+            differences = config_differences(stored, config)
+            if differences:
+                raise TrainingError("the config given to --resume differs from the run's in "
+                                    + "; ".join(differences) + " (only run.epochs may change)")
+    write_text_atomically(config_file, resolved)  # only once the resume is accepted
 
     dataset = load_dataset(config)
     n_train = len(dataset.train_labels)
     chunk = chunk_size(n_train, config.run.chunk_samples, config.learning.batch_size)
+    if chunk != config.run.chunk_samples:
+        print(f"note: run.chunk_samples = {config.run.chunk_samples} is run as chunks of {chunk} samples, the largest "
+              f"that divides the {n_train} training samples into whole minibatches", file=sys.stderr, flush=True)
+    if config.run.eval_every % chunk:
+        raise ConfigError(f"config key 'run.eval_every': {config.run.eval_every} is not a multiple of the chunk of "
+                          f"{chunk} samples (evaluations fall between chunks); use a multiple of {chunk}, or 0 "
+                          "for once per epoch")
     framework = make_framework(config, dataset.n_inputs, dataset.n_classes, chunk, build_dir)
     print(f"built {config.model.framework} network {framework.settings.sizes} on {config.run.device} "
           f"in {framework.compile_seconds:.1f} s; {chunk} samples per run", file=sys.stderr, flush=True)
@@ -347,11 +579,11 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
     total = config.run.epochs * n_train
     eval_every = config.run.eval_every or n_train
     progress = {"samples_seen": 0, "wall_seconds": 0.0, "train_seconds": 0.0, "eval_seconds": 0.0}
-    checkpoint = results.latest_checkpoint() if resume else None
-    if checkpoint is not None:
-        with np.load(checkpoint) as stored:
-            progress = json.loads(str(stored["progress"]))
-            framework.load_state_arrays({k: stored[k] for k in stored.files if k != "progress"})
+    checkpoint = None
+    if newest is not None:
+        checkpoint, state, progress = newest
+        progress = {k: v for k, v in progress.items() if k not in ("config", "state_digest")}
+        framework.load_state_arrays(state)
         results.truncate_metrics(progress["samples_seen"])
         print(f"resuming from {checkpoint.name} at {progress['samples_seen']} samples", file=sys.stderr)
     elif resume:
@@ -369,60 +601,93 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
     correct, counted = progress.get("correct", 0), progress.get("counted", 0)
     interval_samples, interval_seconds = 0, 0.0
     last_good = checkpoint
-    while seen < total:
-        epoch = seen // n_train
-        chunk_started = time.perf_counter()
-        indices, spikes, chunk_arguments = training_chunk(config, dataset, chunk, seen)
-        counts = framework.train_chunk(spikes, dataset.train_labels[indices], **chunk_arguments)
-        elapsed = time.perf_counter() - chunk_started
-        if not all(np.all(np.isfinite(a)) for a in framework.state_arrays().values()):
-            raise TrainingError(
-                f"training diverged (non-finite weights) between samples {seen} and {seen + chunk}; "
-                f"last good checkpoint: {last_good or 'none'}; lower learning.learning_rate"
-            )
-        seen += chunk
-        progress["train_seconds"] += elapsed
-        correct += int((counts.argmax(axis=1) == dataset.train_labels[indices]).sum())
-        counted += chunk
-        interval_samples += chunk
-        interval_seconds += elapsed
-        display.update(seen, epoch, config.run.epochs, correct, counted, interval_samples / interval_seconds)
+    resume_command = (f"apical train {config_path or 'CONFIG'} --out {results.path} --resume")
 
-        at_eval = seen % eval_every == 0 or seen == total
-        if at_eval:
-            eval_started = time.perf_counter()
-            test_counts = evaluation_counts(framework, dataset, config, chunk)
-            test_accuracy = float((test_counts.argmax(axis=1) == dataset.test_labels).mean())
-            silence = output_silence(test_counts)
-            held_out = {}
-            if dataset.validation_labels is not None:
-                held_out["validation_accuracy"] = round(evaluate(framework, dataset, config, chunk, "validation"), 6)
-            progress["eval_seconds"] += time.perf_counter() - eval_started
-            wall = time.perf_counter() - started + wall_offset
-            results.append_metrics({
-                "samples_seen": seen, "epoch": round(seen / n_train, 4),
-                "train_accuracy": round(correct / counted, 6), "test_accuracy": round(test_accuracy, 6),
-                "wall_seconds": round(wall, 2), "samples_per_second": round(interval_samples / interval_seconds, 2),
-                **held_out, **silence, **framework.metrics(),
-            })
-            shown = "".join(f", validation {100 * v:.2f}%" for v in held_out.values())
-            print(f"  test accuracy after {seen} samples: {100 * test_accuracy:.2f}%{shown}", file=sys.stderr, flush=True)
-            if silence["silent_outputs"]:
-                silent = np.flatnonzero(test_counts.sum(axis=0) == 0).tolist()
-                print(f"  warning: output cells {silent} fired on no test sample; cells below their "
-                      f"depolarisation window get no learning signal (lower learning.learning_rate; "
-                      f"docs/results.md, SC microcircuit)", file=sys.stderr, flush=True)
-            if held_out and selected_row(results.read_metrics())["samples_seen"] == str(seen):
-                # the best evaluation on held-out samples so far: keep its weights apart
-                results.save_selected(framework.state_arrays(), seen)
-            correct = counted = 0
-            interval_samples, interval_seconds = 0, 0.0
-        every = config.run.checkpoint_every
-        at_epoch_end = seen % n_train == 0
-        if at_eval or at_epoch_end or (every and seen % every < chunk):
-            progress.update(samples_seen=seen, correct=correct, counted=counted,
-                            wall_seconds=time.perf_counter() - started + wall_offset)
-            last_good = results.save_checkpoint(framework.state_arrays(), progress)
+    def halt(before, signal_number):
+        """Checkpoint the state ``before`` holds (unless the newest checkpoint is that state) and stop."""
+        nonlocal last_good
+        state, kept = before
+        framework.load_state_arrays(state)
+        kept["wall_seconds"] = time.perf_counter() - started + wall_offset
+        if last_good is None or read_checkpoint(last_good)[1]["samples_seen"] != kept["samples_seen"]:
+            last_good = results.save_checkpoint(state, kept, resolved)
+        raise Interrupted(f"stopped by {signal.Signals(signal_number).name} after {kept['samples_seen']} training "
+                          f"samples (checkpoint {last_good.name}); resume with: {resume_command}", signal_number)
+
+    with StopSignals() as stop:
+        while seen < total:
+            # What the run was before this chunk: a signal during the chunk or its evaluation puts it
+            # back, so that no chunk stopped part-way (the compiled program also ends a run early on
+            # SIGINT) and no partial evaluation is ever taken as done; the resumed run replays it.
+            before = ({name: np.array(array) for name, array in framework.state_arrays().items()},
+                      dict(progress, samples_seen=seen, correct=correct, counted=counted))
+            if stop.received is not None:  # arrived after the last chunk was complete
+                halt(before, stop.received)
+            epoch = seen // n_train
+            chunk_started = time.perf_counter()
+            indices, spikes, chunk_arguments = training_chunk(config, dataset, chunk, seen)
+            try:
+                counts = framework.train_chunk(spikes, dataset.train_labels[indices], **chunk_arguments)
+            except RuntimeError:
+                if stop.received is None:
+                    raise
+                halt(before, stop.received)  # the signal also ended the compiled program
+            elapsed = time.perf_counter() - chunk_started
+            if stop.received is None:
+                check_divergence(framework.state_arrays(), config.run.max_weight, seen, seen + chunk, last_good)
+            if stop.received is None:
+                seen += chunk
+                progress["train_seconds"] += elapsed
+                correct += int((counts.argmax(axis=1) == dataset.train_labels[indices]).sum())
+                counted += chunk
+                interval_samples += chunk
+                interval_seconds += elapsed
+                display.update(seen, epoch, config.run.epochs, correct, counted, interval_samples / interval_seconds)
+
+            at_eval = stop.received is None and (seen % eval_every == 0 or seen == total)
+            if at_eval:
+                eval_started = time.perf_counter()
+                try:
+                    test_counts = evaluation_counts(framework, dataset, config, chunk)
+                    held_out = {}
+                    if dataset.validation_labels is not None:
+                        held_out["validation_accuracy"] = round(evaluate(framework, dataset, config, chunk,
+                                                                         "validation"), 6)
+                except RuntimeError:
+                    if stop.received is None:
+                        raise
+                    halt(before, stop.received)
+                test_accuracy = float((test_counts.argmax(axis=1) == dataset.test_labels).mean())
+                silence = output_silence(test_counts)
+                progress["eval_seconds"] += time.perf_counter() - eval_started
+            if stop.received is not None:
+                halt(before, stop.received)
+            if at_eval:
+                wall = time.perf_counter() - started + wall_offset
+                results.append_metrics({
+                    "samples_seen": seen, "epoch": round(seen / n_train, 4),
+                    "train_accuracy": round(correct / counted, 6), "test_accuracy": round(test_accuracy, 6),
+                    "wall_seconds": round(wall, 2), "samples_per_second": round(interval_samples / interval_seconds, 2),
+                    **held_out, **silence, **framework.metrics(),
+                })
+                shown = "".join(f", validation {100 * v:.2f}%" for v in held_out.values())
+                print(f"  test accuracy after {seen} samples: {100 * test_accuracy:.2f}%{shown}", file=sys.stderr, flush=True)
+                if silence["silent_outputs"]:
+                    silent = np.flatnonzero(test_counts.sum(axis=0) == 0).tolist()
+                    print(f"  warning: output cells {silent} fired on no test sample; cells below their "
+                          f"depolarisation window get no learning signal (lower learning.learning_rate; "
+                          f"docs/results.md, SC microcircuit)", file=sys.stderr, flush=True)
+                if held_out and selected_row(results.read_metrics())["samples_seen"] == str(seen):
+                    # the best evaluation on held-out samples so far: keep its weights apart
+                    results.save_selected(framework.state_arrays(), seen)
+                correct = counted = 0
+                interval_samples, interval_seconds = 0, 0.0
+            every = config.run.checkpoint_every
+            at_epoch_end = seen % n_train == 0
+            if at_eval or at_epoch_end or (every and seen % every < chunk):
+                progress.update(samples_seen=seen, correct=correct, counted=counted,
+                                wall_seconds=time.perf_counter() - started + wall_offset)
+                last_good = results.save_checkpoint(framework.state_arrays(), progress, resolved)
 
     metrics = results.read_metrics()
     summary = {
@@ -437,7 +702,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
         "config_file": config_path,
         "git_commit": commits[0],  # the commit the run started from
         "git_commits": commits,  # more than one when it was resumed on other code
-        "versions": package_versions(),
+        "versions": {**package_versions(), **framework_package(config.model.framework)},
         "seeds": dataclasses.asdict(config.seeds),
         "timings": {
             "compile_seconds": round(framework.compile_seconds, 2),
@@ -457,7 +722,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
                    f"{DATASET_TITLES.get(config.data.dataset, config.data.dataset)}, "
                    f"{'-'.join(map(str, framework.settings.sizes))}")
     # Written last: a summary marks a finished run (sweeps skip it), figures included.
-    (results.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomically(results.path / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -493,17 +758,43 @@ def find_checkpoint(directory: Path, checkpoint: str, purpose: str) -> Path:
     return path
 
 
+def load_checkpoint(directory: Path, checkpoint: str, purpose: str, log=None) -> tuple[Path, dict, dict]:
+    """The checkpoint ``find_checkpoint`` names, read and verified, with its state and progress. For
+    "latest", a checkpoint that a training beside us rotates away is replaced by the next newest, and
+    a damaged one is named and skipped for the newest good one; a file the caller named must be good."""
+    directory = Path(directory)
+    for _ in range(5):  # a training may rotate its checkpoints while we read
+        path = find_checkpoint(directory, checkpoint, purpose)
+        if checkpoint != "latest":
+            state, progress = read_checkpoint(path)
+            return path, state, progress
+        try:
+            state, progress = read_checkpoint(path)
+            return path, state, progress
+        except CheckpointError as error:
+            if path.exists():
+                found = ResultsDirectory.newest_good_in(directory / "checkpoints", log)
+                if found is None:
+                    raise TrainingError(f"{directory} holds no readable checkpoint to {purpose}") from None
+                return found
+    raise TrainingError(f"the checkpoints of {directory} keep changing under us; try again")
+
+
 def directory_counts(directory, device: str | None = None, checkpoint: str = "latest"):
     """Output spike counts [N, n_out] of a results directory's checkpoint on its test set, with
     the labels, config and checkpoint used. ``checkpoint``: "latest" (the newest periodic one),
-    "selected" (the one chosen on validation) or a file's path."""
+    "selected" (the one chosen on validation) or a file's path.
+
+    Nothing is written into the directory: the network is compiled in a private temporary folder,
+    so a training running in it is left alone and a read-only (archived, shared) run can be scored."""
     directory = Path(directory)
     overrides = [f"run.device={json.dumps(device)}"] if device else []
     config = load_config(directory / "config.toml", overrides)
-    path = find_checkpoint(directory, checkpoint, "evaluate")
+    path, state, _ = load_checkpoint(directory, checkpoint, "evaluate")
     dataset = load_dataset(config)
     chunk = chunk_size(len(dataset.train_labels), config.run.chunk_samples, config.learning.batch_size)
-    framework = make_framework(config, dataset.n_inputs, dataset.n_classes, chunk, directory / "build")
-    with np.load(path) as stored:
-        framework.load_state_arrays({k: stored[k] for k in stored.files if k != "progress"})
-    return evaluation_counts(framework, dataset, config, chunk), dataset.test_labels, config, path
+    with tempfile.TemporaryDirectory(prefix="apical-evaluate-") as build_dir:
+        framework = make_framework(config, dataset.n_inputs, dataset.n_classes, chunk, Path(build_dir))
+        framework.load_state_arrays(state)
+        counts = evaluation_counts(framework, dataset, config, chunk)
+    return counts, dataset.test_labels, config, path

@@ -207,9 +207,10 @@ def test_killed_worker_loses_nothing(swept):
 
 @pytest.mark.standalone
 def test_rerun_does_no_work(swept):
+    """A second `apical sweep` over a finished sweep schedules nothing and touches no file but its
+    own sweep.json: no job restarts, no project is built or written (the work is counted, not timed)."""
     sweep = swept["dir"]
     before = {p: p.stat().st_mtime_ns for p in sweep.rglob("*") if p.is_file()}
-    started = time.perf_counter()
     result = apical("sweep", swept["config"], *(f"--grid={g}" for g in GRID), "--seeds", 2, "--workers", 2,
                     "--out", sweep, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = result.communicate(timeout=120)
@@ -217,5 +218,4 @@ def test_rerun_does_no_work(swept):
     assert "8 jobs, 8 finished before, 0 to run" in err and "running on" not in err
     after = {p: p.stat().st_mtime_ns for p in sweep.rglob("*") if p.is_file()}
     changed = [p for p in after if before.get(p) != after[p] and p.name != "sweep.json"]
-    assert not changed, changed
-    assert time.perf_counter() - started < 60
+    assert not changed, changed  # a new file (a build, a checkpoint) counts as changed too
