@@ -22,13 +22,17 @@ several runs side by side (batching them on a GPU), when it comes, belongs in th
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from brian2 import NeuronGroup, SpikeMonitor, StateMonitor, TimedArray
+from brian2.core.variables import DynamicArrayVariable
 
-from apical.circuits.backend import device_workarounds, forget_run_arg_files, prepare_device, select_runtime
+from apical.circuits.backend import (DeviceError, device_workarounds, forget_run_arg_files, prepare_device,
+                                     select_runtime)
 
 __all__ = ["CompiledNetwork", "RunValues", "Schedule", "as_samples", "make_afferents"]
 
@@ -42,6 +46,12 @@ class RunValues:
 
     tables: Mapping[str, np.ndarray] = field(default_factory=dict)
     variables: Callable[[dict], Mapping] = lambda objects: {}
+
+
+def no_space_note(folder: Path) -> str:
+    """Why a result file may be short, with the space left where it was written."""
+    free = shutil.disk_usage(folder).free
+    return f"no space left on the device? ({free / 1e6:.1f} MB free in {folder})"
 
 
 class CompiledNetwork:
@@ -113,7 +123,40 @@ class CompiledNetwork:
             run_args[objects["tables"][name]] = values.tables[name] if name in values.tables else np.zeros((self.steps, n))
         self.device.run(directory=str(self.project_dir), with_output=False, run_args=run_args)
         forget_run_arg_files(self.device, self.project_dir)
+        self.check_results()
         return objects
+
+    def check_results(self) -> None:
+        """Refuse what the compiled program left incomplete: a run it ended early (a signal sent to
+        it alone) or result files written short (a full disk); Brian2 would read either back as if
+        whole."""
+        completed = getattr(self.device, "_last_run_completed_fraction", 1.0)
+        if completed < 1.0:
+            raise DeviceError(f"the compiled program in {self.project_dir} stopped after {100 * completed:.1f} % of "
+                              "its run (was it sent a signal?); its results are not used")
+        if self.device_name == "cuda":
+            return  # brian2cuda lays its result files out its own way; not checked (no GPU has run it yet)
+        results = Path(self.device.results_dir)
+        lengths: dict[str, dict[str, int]] = {}
+        for variable, name in self.device.arrays.items():
+            path = results / self.device.get_array_filename(variable)
+            if not path.exists():
+                continue  # never written (constants): Brian2 does not read it back either
+            written = path.stat().st_size
+            itemsize = np.dtype(variable.dtype).itemsize
+            if isinstance(variable, DynamicArrayVariable):
+                short = written % itemsize != 0
+                if not short and variable.name in ("i", "t") and variable.ndim == 1:  # a spike monitor's columns
+                    lengths.setdefault(f"{getattr(variable.owner, 'name', '')}", {})[variable.name] = written // itemsize
+            else:
+                short = written != int(np.prod(variable.size)) * itemsize
+            if short:
+                raise DeviceError(f"the compiled program wrote {path} short ({written} bytes): "
+                                  f"{no_space_note(results)}")
+        for owner, found in lengths.items():
+            if len(found) == 2 and found["i"] != found["t"]:  # a spike monitor's i and t grow together
+                raise DeviceError(f"the compiled program's records of {owner} in {results} differ in length "
+                                  f"(i: {found['i']}, t: {found['t']}): {no_space_note(results)}")
 
     def runtime_objects(self, values: RunValues) -> dict:
         """Fresh objects holding ``values``, not yet run (runtime device only): add monitors to

@@ -270,10 +270,14 @@ class ResultsDirectory:
         existing = (self.path / "metrics.csv").exists() or any(self.checkpoints.glob("*.npz"))
         if existing and not resume:
             raise TrainingError(f"results directory {self.path} already holds a run; pass --resume or choose another --out")
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.checkpoints.mkdir(exist_ok=True)
-        self.figures.mkdir(exist_ok=True)
-        self._lock = open(self.path / ".lock", "a+")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.checkpoints.mkdir(exist_ok=True)
+            self.figures.mkdir(exist_ok=True)
+            self._lock = open(self.path / ".lock", "a+")
+        except OSError as error:
+            raise TrainingError(f"cannot write into the results directory {self.path} "
+                                f"({error.strerror or error}); choose another --out") from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

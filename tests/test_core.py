@@ -117,6 +117,26 @@ def test_compiled_core_equals_runtime_and_profiles(tmp_path):
     with pytest.raises(RuntimeError, match="runtime device"):
         network.runtime_objects(network.run_values(drive, gain))
 
+    # What the compiled program leaves incomplete is refused, never read back as whole.
+    from pathlib import Path
+
+    from apical.circuits.backend import DeviceError
+
+    results = Path(network.device.results_dir)
+    written = sorted(results.glob("_array_*"), key=lambda path: path.stat().st_size)[-1]
+    written.write_bytes(written.read_bytes()[:-8])  # one value missing, as on a full disk
+    with pytest.raises(DeviceError, match=rf"wrote {written} short .*no space left on the device\?"):
+        network.check_results()
+    network.run(drive, gain)  # a new run writes whole results again
+    spikes_t = next(results.glob("_dynamic_array_cells_spikes_t_*"))
+    spikes_t.write_bytes(spikes_t.read_bytes()[:-8])  # the monitor's times one spike short of its indices
+    with pytest.raises(DeviceError, match=r"records of cells_spikes .* differ in length"):
+        network.check_results()
+    network.device._last_run_completed_fraction = 0.5  # as when a signal reaches the program alone
+    with pytest.raises(DeviceError, match=r"stopped after 50.0 % of its run"):
+        network.check_results()
+    network.run(drive, gain)  # a new run writes whole results again
+
 
 @pytest.mark.slow  # tests/test_biograd.py holds the compiled network equal to the oracle by default
 @pytest.mark.standalone

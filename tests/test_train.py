@@ -111,13 +111,26 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "apical.runs.cli", "train", str(config_path), "--out", str(interrupted)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not list((interrupted / "checkpoints").glob("checkpoint-*.npz")) and time.time() < deadline:
+    while not list((interrupted / "checkpoints").glob("checkpoint-*.npz")):
+        assert time.time() < deadline and process.poll() is None, "no checkpoint appeared before the kill"
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not (interrupted / "summary.json").exists(), "the run finished before it could be killed"
+    kept = sorted((interrupted / "checkpoints").glob("checkpoint-*.npz"))[-1]
 
-    train(load_config(config_path), interrupted, resume=True)
+    loaded = []
+    original = ResultsDirectory.newest_good_checkpoint
+
+    def recording(self, log=None):
+        found = original(self, log)
+        loaded.append(found[0] if found else None)
+        return found
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ResultsDirectory, "newest_good_checkpoint", recording)
+        train(load_config(config_path), interrupted, resume=True)
+    assert loaded == [kept], "the resume did not start from the checkpoint the killed run left"
     ours, expected = final_weights(interrupted), final_weights(reference)
     assert ours.keys() == expected.keys()
     for name in expected:
@@ -224,13 +237,24 @@ def test_resume_without_a_checkpoint_drops_the_killed_attempts_rows(tmp_path):
     assert (out / "summary.json").exists() and (out / "figures" / "learning_curve.png").exists()
 
 
-def test_a_checkpoint_killed_mid_write_is_never_the_newest(tmp_path):
-    from apical.runs.train import ResultsDirectory
+def test_a_checkpoint_killed_mid_write_is_never_the_newest(tmp_path, monkeypatch):
+    """The writer itself is stopped half-way through the archive (as by kill -9): what it leaves
+    is a hidden partial file that no reader takes for a checkpoint."""
+    import apical.runs.train as driver
 
     results = ResultsDirectory(tmp_path / "run", resume=False)
     kept = results.save_checkpoint({"w": np.ones(3)}, {"samples_seen": 50})
-    (results.checkpoints / "partial-checkpoint-0000000100.npz").write_bytes(b"PK\x03\x04 cut short")
+
+    def killed_mid_write(handle, **arrays):
+        handle.write(b"PK\x03\x04 the first bytes of an archive")
+        raise KeyboardInterrupt  # no handler of the writer runs after a kill: nothing cleans up
+
+    monkeypatch.setattr(driver.np, "savez", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        results.save_checkpoint({"w": np.zeros(3)}, {"samples_seen": 100})
+    assert (results.checkpoints / ".checkpoint-0000000100.npz.partial").exists()
     assert results.latest_checkpoint() == kept
+    assert results.newest_good_checkpoint()[0] == kept
     results.release()
 
 
