@@ -147,7 +147,7 @@ class CompiledNetwork:
             if isinstance(variable, DynamicArrayVariable):
                 short = written % itemsize != 0
                 if not short and variable.name in ("i", "t") and variable.ndim == 1:  # a spike monitor's columns
-                    lengths.setdefault(f"{getattr(variable.owner, 'name', '')}", {})[variable.name] = written // itemsize
+                    lengths.setdefault(getattr(variable.owner, "name", ""), {})[variable.name] = written // itemsize
             else:
                 short = written != int(np.prod(variable.size)) * itemsize
             if short:

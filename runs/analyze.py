@@ -32,7 +32,6 @@ framework (``ClaimsResult.restated``).
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -58,7 +57,7 @@ from apical.analysis.report_figures import figure_alignment, figure_sign_concord
 from apical.circuits import registry
 from apical.circuits.framework import ClaimsContext, ClaimsResult
 from apical.runs.config import load_config
-from apical.runs.train import TrainingError, encode, load_checkpoint, load_dataset, read_checkpoint
+from apical.runs.train import TrainingError, encode, load_checkpoint, load_dataset, read_checkpoint, read_metrics
 
 UPDATE_SAMPLES = 32  # test samples handed to a framework's claims (updates compared with gradients)
 MAX_FEEDBACK_ANGLE = 45.0  # degrees: feedback "aligns" below this angle to what backprop would send
@@ -85,14 +84,6 @@ def main(args) -> int:
 
 
 # ------------------------------------------------------------------------------- loading
-def read_metrics(directory: Path) -> list[dict]:
-    path = directory / "metrics.csv"
-    if not path.exists():
-        return []
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def analysis_framework(spec, config, n_in: int, n_out: int, build_dir: Path):
     """The run's framework with its initial state, built for one sample at a time on a device that
     compiles nothing: the numpy form where the run used it, else Brian2's runtime device where the

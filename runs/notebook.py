@@ -17,7 +17,6 @@ docs/notebook.md walks through this example with a figure.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 from apical.circuits import registry
 from apical.circuits.framework import Framework, FrameworkSpec
 from apical.runs.config import Config, load_config
-from apical.runs.train import Dataset, encode, load_checkpoint, load_dataset, make_framework
+from apical.runs.train import Dataset, encode, load_checkpoint, load_dataset, make_framework, read_metrics
 
 __all__ = ["Run", "load_run"]
 
@@ -78,9 +77,5 @@ def load_run(directory, checkpoint: str = "latest") -> Run:
     directory = Path(directory)
     config = load_config(directory / "config.toml")
     path, state, progress = load_checkpoint(directory, checkpoint, "load")
-    metrics_path = directory / "metrics.csv"
-    metrics = []
-    if metrics_path.exists():
-        with open(metrics_path, newline="") as handle:
-            metrics = list(csv.DictReader(handle))
-    return Run(directory, config, registry.get(config.model.framework), path, state, progress, metrics)
+    return Run(directory, config, registry.get(config.model.framework), path, state, progress,
+               read_metrics(directory))

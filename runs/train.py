@@ -16,6 +16,7 @@ import csv
 import dataclasses
 import fcntl
 import hashlib
+import io
 import json
 import math
 import os
@@ -56,6 +57,10 @@ class Interrupted(TrainingError):
     def __init__(self, message: str, signal_number: int):
         super().__init__(message)
         self.exit_code = 128 + signal_number
+
+
+def checkpoint_name(samples_seen: int) -> str:
+    return f"checkpoint-{samples_seen:010d}.npz"
 
 
 def write_atomically(path: Path, write) -> None:
@@ -303,24 +308,25 @@ class ResultsDirectory:
     def newest_good_in(folder: Path, log=None) -> tuple[Path, dict, dict] | None:
         """The newest checkpoint in ``folder`` that reads back whole and matches its digest, with its
         state and progress; damaged newer ones are named on ``log`` and skipped (None: there is none)."""
-        found = sorted(folder.glob("checkpoint-*.npz"))
-        for path in reversed(found):
+        damaged = 0
+        for path in sorted(folder.glob("checkpoint-*.npz"), reverse=True):
             try:
                 state, progress = read_checkpoint(path)
             except CheckpointError as error:
-                if path.exists():
+                if path.exists():  # else rotated away by a training beside us since the listing
+                    damaged += 1
                     print(f"skipping {error}", file=log or sys.stderr, flush=True)
                 continue
             return path, state, progress
-        if found:
-            raise TrainingError(f"no checkpoint in {folder} can be read ({len(found)} damaged); "
+        if damaged:
+            raise TrainingError(f"no checkpoint in {folder} can be read ({damaged} damaged); "
                                 "start afresh in another --out")
         return None
 
     def save_checkpoint(self, arrays: dict, progress: dict, config_text: str | None = None) -> Path:
         """Write a checkpoint whole (temporary file, fsync, rename) with the resolved config and a
         digest of its arrays in its progress record; keep the two newest."""
-        path = self.checkpoints / f"checkpoint-{progress['samples_seen']:010d}.npz"
+        path = self.checkpoints / checkpoint_name(progress["samples_seen"])
         record = {**progress, "state_digest": state_digest(arrays)}
         if config_text is not None:
             record["config"] = config_text
@@ -377,8 +383,6 @@ class ResultsDirectory:
             return
 
         def write(handle):
-            import io
-
             text = io.StringIO(newline="")
             writer = csv.DictWriter(text, fieldnames=fields)
             writer.writeheader()
@@ -388,8 +392,16 @@ class ResultsDirectory:
         write_atomically(path, write)
 
     def read_metrics(self) -> list[dict]:
-        with open(self.path / "metrics.csv", newline="") as handle:
-            return list(csv.DictReader(handle))
+        return read_metrics(self.path)
+
+
+def read_metrics(directory: Path) -> list[dict]:
+    """The rows of a results directory's metrics.csv (none when it has none yet)."""
+    path = Path(directory) / "metrics.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def selected_row(metrics: list[dict]) -> dict | None:
@@ -613,7 +625,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
         state, kept = before
         framework.load_state_arrays(state)
         kept["wall_seconds"] = time.perf_counter() - started + wall_offset
-        if last_good is None or read_checkpoint(last_good)[1]["samples_seen"] != kept["samples_seen"]:
+        if last_good is None or last_good.name != checkpoint_name(kept["samples_seen"]):
             last_good = results.save_checkpoint(state, kept, resolved)
         raise Interrupted(f"stopped by {signal.Signals(signal_number).name} after {kept['samples_seen']} training "
                           f"samples (checkpoint {last_good.name}); resume with: {resume_command}", signal_number)
@@ -767,20 +779,14 @@ def load_checkpoint(directory: Path, checkpoint: str, purpose: str, log=None) ->
     "latest", a checkpoint that a training beside us rotates away is replaced by the next newest, and
     a damaged one is named and skipped for the newest good one; a file the caller named must be good."""
     directory = Path(directory)
-    for _ in range(5):  # a training may rotate its checkpoints while we read
+    if checkpoint != "latest":
         path = find_checkpoint(directory, checkpoint, purpose)
-        if checkpoint != "latest":
-            state, progress = read_checkpoint(path)
-            return path, state, progress
-        try:
-            state, progress = read_checkpoint(path)
-            return path, state, progress
-        except CheckpointError as error:
-            if path.exists():
-                found = ResultsDirectory.newest_good_in(directory / "checkpoints", log)
-                if found is None:
-                    raise TrainingError(f"{directory} holds no readable checkpoint to {purpose}") from None
-                return found
+        return (path, *read_checkpoint(path))
+    for _ in range(5):  # a training may rotate every listed checkpoint away while we read
+        find_checkpoint(directory, checkpoint, purpose)  # one line when there is none at all
+        found = ResultsDirectory.newest_good_in(directory / "checkpoints", log)
+        if found is not None:
+            return found
     raise TrainingError(f"the checkpoints of {directory} keep changing under us; try again")
 
 

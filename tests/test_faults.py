@@ -19,6 +19,7 @@ import pytest
 
 from apical.runs.config import load_config
 from apical.runs.train import Interrupted, TrainingError, directory_counts, train
+from tests.test_train import final_weights as state_of
 
 TINY = """
 [model]
@@ -60,12 +61,6 @@ def write_config(folder: Path, text: str = TINY) -> Path:
     path = folder / "config.toml"
     path.write_text(text)
     return path
-
-
-def state_of(directory: Path) -> dict:
-    newest = sorted((directory / "checkpoints").glob("checkpoint-*.npz"))[-1]
-    with np.load(newest) as stored:
-        return {k: stored[k] for k in stored.files if k != "progress"}
 
 
 def metrics_of(directory: Path) -> list[tuple]:
