@@ -8,7 +8,8 @@ time with one step per time bin; layers l = 1..L, W^l is (post × pre):
 with s^0 the input raster and layer l+1 seeing layer l's spikes of the same step. The
 output is the spike count C = Σ_t s^L[t]; the loss is the cross-entropy of softmax(C)
 with the one-hot label, averaged over the batch. Backprop through time with the
-pseudo-derivative g[t] = γ·1[|v[t] − θ| < w] gives, per layer and going backwards in time,
+pseudo-derivative g[t] = γ·1[|v[t] − θ| < w] (or another family of models/surrogate.py,
+``LIFParams.surrogate``, the same definition the networks use) gives, per layer and going backwards in time,
 
     ∂L/∂v[t] = g[t]·D[t] + λ·ρ[t]·∂L/∂v[t+1],    ρ[t] = 1 − s[t] − v[t]·g[t]
 
@@ -31,6 +32,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from apical.models.surrogate import FAMILIES, Surrogate
+
 __all__ = [
     "LIFParams",
     "LayerTrace",
@@ -42,7 +45,7 @@ __all__ = [
     "BPTrainer",
 ]
 
-SURROGATES = ("rectangular", "smooth")
+SURROGATES = FAMILIES + ("smooth",)
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,9 @@ class LIFParams:
 
     leak: float = 0.3  # λ, membrane decay per time bin
     threshold: float = 0.3  # θ, spike when v > θ (strict)
-    window: float = 0.3  # w, half-width of the rectangular pseudo-derivative
-    gamma: float = 1.0  # γ, height of the rectangular pseudo-derivative
+    window: float = 0.3  # w, half-width of the pseudo-derivative
+    gamma: float = 1.0  # γ, height of the pseudo-derivative
+    surrogate: str = "rectangular"  # family of the pseudo-derivative (models/surrogate.py)
 
 
 class LayerTrace(NamedTuple):
@@ -93,7 +97,7 @@ def _check_network(weights, biases, raster):
 
 
 def _check_surrogate(surrogate, beta):
-    if surrogate not in SURROGATES:
+    if surrogate is not None and surrogate not in SURROGATES:
         raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
     if surrogate == "smooth" and not beta > 0:
         raise ValueError(f"the smooth surrogate needs beta > 0, got {beta!r}")
@@ -101,7 +105,7 @@ def _check_surrogate(surrogate, beta):
 
 def _spike(v, params, surrogate, beta, out):
     """s = 1[v > θ], or σ(β(v − θ)) for the smooth variant, written into ``out``."""
-    if surrogate == "rectangular":
+    if surrogate != "smooth":
         np.greater(v, params.threshold, out=out)
     else:
         np.subtract(params.threshold, v, out=out)
@@ -113,11 +117,12 @@ def _spike(v, params, surrogate, beta, out):
 
 
 def _pseudo_derivative(v, s, params, surrogate, beta):
-    """g = γ·1[|v − θ| < w], or the exact β·σ·(1 − σ) for the smooth variant."""
-    if surrogate == "rectangular":
-        g = np.abs(v - params.threshold) < params.window
-        return g.astype(v.dtype) * params.gamma
-    return beta * s * (1.0 - s)
+    """g of the family ``surrogate`` (None: ``params.surrogate``), or the exact β·σ·(1 − σ) of
+    the smooth variant."""
+    if surrogate == "smooth":
+        return beta * s * (1.0 - s)
+    family = Surrogate(surrogate or params.surrogate, params.window, params.gamma)
+    return family.numpy(v, params.threshold).astype(v.dtype)
 
 
 def forward(
@@ -126,7 +131,7 @@ def forward(
     raster,
     params=LIFParams(),
     *,
-    surrogate="rectangular",
+    surrogate=None,
     beta=10.0,
     reset_spikes=None,
 ):
@@ -208,7 +213,7 @@ def bptt_gradients(
     labels,
     params=LIFParams(),
     *,
-    surrogate="rectangular",
+    surrogate=None,
     beta=10.0,
     detach_reset=False,
 ):
@@ -286,7 +291,7 @@ class BPTrainer:
         params=LIFParams(),
         lr=1e-4,
         *,
-        surrogate="rectangular",
+        surrogate=None,
         beta=10.0,
         detach_reset=False,
     ):

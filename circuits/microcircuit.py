@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from apical.models.pyramidal import PyramidalParameters
+from apical.models.pyramidal import PyramidalEquations, PyramidalParameters
+from apical.models.surrogate import Surrogate
 
 __all__ = ["DiscreteParameters", "MicrocircuitSettings", "OUTPUT_ERRORS", "LayerRecord", "output_error",
            "desired_spikes", "as_batch", "backprop", "bptt", "single_sample_figures"]
@@ -52,6 +53,7 @@ class DiscreteParameters:
     threshold: float = 0.3  # θ
     window: float = 0.3  # w
     gamma: float = 1.0  # γ
+    surrogate: str = "rectangular"  # family of g (models/surrogate.py)
     apical_leak: float = float(np.exp(-5.0))  # λ_a (τ_a = 1 ms at dt = 5 ms)
     psp_leak: float = float(np.exp(-1.0))  # λ_o (τ_psp = 5 ms at dt = 5 ms)
     burst_gain: float = 1.0  # c
@@ -60,6 +62,10 @@ class DiscreteParameters:
     error_start: int = 5  # t0
     output_error: str = "kernel_mse"  # the global spiking error: "kernel_mse" or "softmax" (output_error())
     error_gain: float = 2.0  # κ of the "softmax" error
+
+    @property
+    def pseudo_derivative(self) -> Surrogate:
+        return Surrogate(self.surrogate, self.window, self.gamma)
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class MicrocircuitSettings:
     error_start: int = 5  # t0, first step of the spiking error
     batch_size: int = 1  # M, samples per weight update
     desired_interval: int = 1  # the labelled output should fire every this many steps from t0
+    pyramidal_equations: PyramidalEquations = PyramidalEquations()  # the soma's Brian2 code (published)
 
     def __post_init__(self):
         if len(self.sizes) < 2:
@@ -86,7 +93,8 @@ class MicrocircuitSettings:
         """The same network in the oracle's discrete terms."""
         p = self.pyramidal
         return DiscreteParameters(
-            leak=p.leak, threshold=p.theta, window=p.window, gamma=p.gamma, apical_leak=p.apical_leak,
+            leak=p.leak, threshold=p.theta, window=p.window, gamma=p.gamma, surrogate=p.surrogate,
+            apical_leak=p.apical_leak,
             psp_leak=p.psp_leak, burst_gain=p.burst_gain, nudging=p.nudging, time_steps=self.time_steps,
             error_start=self.error_start,
         )
@@ -170,7 +178,7 @@ def _forward(weights, biases, x, params):
             eps[l] = params.leak * (1.0 - s[l])[:, :, None] * eps[l] + pre[:, None, :]
             eps_b[l] = params.leak * (1.0 - s[l]) * eps_b[l] + 1.0
             s[l] = (v[l] > params.threshold).astype(float)
-            g.append(params.gamma * (np.abs(v[l] - params.threshold) < params.window))
+            g.append(params.pseudo_derivative.numpy(v[l], params.threshold))
             pre = s[l]
         yield s, g, eps, eps_b
 

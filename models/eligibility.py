@@ -24,6 +24,8 @@ update are pathways of the same kind, on the presynaptic group's ``sample_end`` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from brian2 import NeuronGroup, Synapses
 
@@ -64,6 +66,18 @@ weight_change = 0
 """
 
 
+@dataclass(frozen=True)
+class EligibilityEquations:
+    """The plasticity rule of a forward synapse as Brian2 code, part by part; the defaults are
+    the published rule (a variant is ``replace(EligibilityEquations(), trace_step=...)``)."""
+
+    synapse: str = FORWARD_SYNAPSE_MODEL  # w, ε, E, ΔW
+    on_pre: str = FORWARD_ON_PRE  # presynaptic spike: v_post += w, ε += 1
+    trace_step: str = FORWARD_TRACE_STEP  # every active step: E += g·ε, ε ← λρ·ε
+    sample_end: str = FORWARD_SAMPLE_END  # ΔW += −η·δ·E
+    minibatch_end: str = FORWARD_MINIBATCH_END  # W += ΔW / M
+
+
 def all_to_all_indices(n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
     """Presynaptic and postsynaptic indices of a dense projection, presynaptic-major.
 
@@ -76,7 +90,8 @@ def all_to_all_indices(n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def make_forward_pathway(
-    pre: NeuronGroup, post: NeuronGroup, batch_size: int, name: str
+    pre: NeuronGroup, post: NeuronGroup, batch_size: int, name: str,
+    equations: EligibilityEquations = EligibilityEquations(),
 ) -> Synapses:
     """Dense plastic projection ``pre → post`` with eligibility traces (weights set later).
 
@@ -84,9 +99,9 @@ def make_forward_pathway(
     synapses = Synapses(
         pre,
         post,
-        model=FORWARD_SYNAPSE_MODEL,
-        on_pre={"pre": FORWARD_ON_PRE, "trace": FORWARD_TRACE_STEP, "fold": FORWARD_SAMPLE_END,
-                "apply": FORWARD_MINIBATCH_END},
+        model=equations.synapse,
+        on_pre={"pre": equations.on_pre, "trace": equations.trace_step, "fold": equations.sample_end,
+                "apply": equations.minibatch_end},
         on_event={"pre": "spike", "trace": "active", "fold": "sample_end", "apply": "minibatch_end"},
         namespace={"batch_size": float(batch_size)},
         dt=pre.clock.dt,

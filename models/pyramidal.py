@@ -8,6 +8,7 @@ the reasons for each choice are in docs/models/bioleaf.md. Discrete time, one st
     soma       v[t] = λ·v[t−1]·(1 − s[t−1]) + Σ_j W_ij·s_j[t] + b_i      (basal input, hard reset)
                s[t] = 1[v[t] > θ]                                         somatic spike
                g[t] = γ·1[|v[t] − θ| < w]                                  depolarisation window
+               (published: rectangular; ``surrogate`` picks another family, models/surrogate.py)
     apical     hidden cell: A[t] = λ_a·A[t−1] + top-down spikes and bursts + interneuron spikes
                output cell: A[t] = [t ≥ t0]·(d[t] − o[t]), the global spiking error, with
                d[t] = λ_o·d[t−1] + desired spikes[t]  and  o[t] = λ_o·o[t−1] + s[t]
@@ -23,6 +24,9 @@ reset by its own spikes: ε^b[t] = λ·(1 − s[t−1])·ε^b[t−1] + 1), and �
 With ``nudging`` β > 0 the output soma also receives β·A (its apical potential of the previous
 step) as a current, the somatic nudging of Sacramento et al.; BioLeaF's special circumstance
 is β → 0, where the apical compartment never changes a somatic spike.
+
+The per-step code of the soma is a field of :class:`PyramidalEquations` (published code by
+default), which the circuits take from their settings: a variant is a ``replace`` away.
 """
 
 from __future__ import annotations
@@ -32,13 +36,15 @@ from dataclasses import dataclass, field
 
 from brian2 import NeuronGroup, Quantity, ms, second
 
+from apical.models.surrogate import Surrogate
+
 #: Soma and bookkeeping shared by hidden and output pyramidal cells (BioLeaF and the SC
 #: microcircuit alike); each circuit adds how its cells' bursts are made and what else they learn.
 SOMA_CORE_EQUATIONS = """
 dv/dt = -v / tau_m : 1                      # soma potential (basal input jumps in), leaks between steps
 bias : 1                                    # b_i, one jump per step
 spiked : 1                                  # s_i[t]
-pseudo_derivative : 1                       # g_i[t] = gamma * 1[|v - theta| < window]
+pseudo_derivative : 1                       # g_i[t], the surrogate ds/dv at this step's v
 trace_survival : 1                          # lambda * (1 - s_i[t]): what an input trace keeps for the next step
 bias_trace : 1                              # eps^b_i, input since the last spike of an always-on input
 bias_change : 1                             # Delta b_i, summed over the minibatch
@@ -77,10 +83,10 @@ dpsp_own/dt = -psp_own / tau_psp : 1            # o_k, the cell's own spike trai
 SOMA_BIAS_JUMP = "v += bias"
 OUTPUT_NUDGING = "v += bias + nudging * apical"
 
-#: Per step, after the threshold test and before the reset.
+#: Per step, after the threshold test and before the reset; ``pseudo_derivative = g(v)`` is put in
+#: front of it (:meth:`PyramidalEquations.after_threshold_code`).
 SOMA_AFTER_THRESHOLD = """
 spiked = int(v > theta)
-pseudo_derivative = gamma * int(abs(v - theta) < window)
 trace_survival = exp(-dt / tau_m) * (1 - spiked)
 bias_trace += 1
 spike_count += spiked
@@ -131,7 +137,8 @@ bias_trace = 0
 spike_count = 0
 spiked = 0
 """
-OUTPUT_SAMPLE_END = SOMA_SAMPLE_END + """
+#: What an output cell clears besides (its PSP traces).
+OUTPUT_PSP_SAMPLE_END = """
 psp_own = 0
 psp_desired = 0
 """
@@ -141,6 +148,27 @@ SOMA_MINIBATCH_END = """
 bias += bias_change / batch_size
 bias_change = 0
 """
+
+
+@dataclass(frozen=True)
+class PyramidalEquations:
+    """The pyramidal soma's per-step Brian2 code, part by part; the defaults are the published
+    model. ``pseudo_derivative`` empty means the surrogate family of
+    :attr:`PyramidalParameters.surrogate` (models/surrogate.py), which the references implement."""
+
+    threshold: str = "v > theta"  # somatic spike
+    reset: str = "v = 0"  # hard reset
+    bias_jump: str = SOMA_BIAS_JUMP  # v += b before the threshold
+    pseudo_derivative: str = ""  # g(v); "" = the configured surrogate family
+    after_threshold: str = SOMA_AFTER_THRESHOLD  # s, λ(1 − s), bias trace, counts
+    bias_plasticity: str = SOMA_BIAS_PLASTICITY  # Δb += η·g·A·ε^b
+    sample_end: str = SOMA_SAMPLE_END  # every compartment and trace to zero
+    minibatch_end: str = SOMA_MINIBATCH_END  # b += Δb / M
+
+    def after_threshold_code(self, params: "PyramidalParameters") -> str:
+        """``pseudo_derivative = g(v)`` followed by :attr:`after_threshold`."""
+        g = self.pseudo_derivative or params.pseudo_derivative.brian()
+        return f"pseudo_derivative = {g}\n{self.after_threshold.strip()}\n"
 
 
 def leak_time_constant(leak: float, dt: Quantity) -> Quantity:
@@ -165,10 +193,16 @@ class PyramidalParameters:
     theta: float = 0.3  # θ, firing threshold (strict)
     window: float = 0.3  # w, half width of the depolarisation window that gates plasticity and bursts
     gamma: float = 1.0  # γ, height of that window (the pseudo-derivative ds/dv)
+    surrogate: str = "rectangular"  # family of g (models/surrogate.py); the published window is rectangular
     tau_apical: Quantity = field(default_factory=lambda: 1 * ms)  # τ_a, apical leak: λ_a = e^(−5) ≈ 0.007 per step
     tau_psp: Quantity = field(default_factory=lambda: 5 * ms)  # τ_psp, PSP kernel of the spiking error: λ_o = e^(−1)
     burst_gain: float = 1.0  # c, burst size per unit of g·A
     nudging: float = 0.0  # β, somatic nudging of the output cells by their apical error (0: none)
+
+    @property
+    def pseudo_derivative(self) -> Surrogate:
+        """g as a :class:`Surrogate` of width w and height γ."""
+        return Surrogate(self.surrogate, self.window, self.gamma)
 
     @property
     def leak(self) -> float:
@@ -190,7 +224,7 @@ class PyramidalParameters:
 def make_pyramidal_layer(
     n: int, params: PyramidalParameters, time_steps: int, error_start: int, batch_size: int, name: str,
     output: bool = False, sends_bursts: bool = True, desired_raster=None, soma_equations: str = SOMA_EQUATIONS,
-    namespace: dict | None = None,
+    namespace: dict | None = None, equations: PyramidalEquations = PyramidalEquations(),
 ) -> NeuronGroup:
     """A layer of pyramidal cells; ``output`` cells hold the spiking error in their apical
     compartment (read from ``desired_raster``), hidden cells integrate top-down input.
@@ -208,8 +242,8 @@ def make_pyramidal_layer(
         soma_equations + (OUTPUT_APICAL_EQUATIONS if output else HIDDEN_APICAL_EQUATIONS)
         + (OUTPUT_SOFTMAX_EQUATIONS if output and isinstance(params, SCPyramidalParameters)
            and params.output_error == "softmax" else ""),
-        threshold="v > theta",
-        reset="v = 0",
+        threshold=equations.threshold,
+        reset=equations.reset,
         events=events,
         method="exact",
         namespace=namespace,

@@ -31,6 +31,7 @@ from brian2.units.fundamentalunits import get_dimensions
 
 from apical.circuits import registry
 from apical.circuits.framework import ConfigError, ConfigSection
+from apical.models.surrogate import FAMILIES
 
 __all__ = [
     "ConfigError",
@@ -64,6 +65,7 @@ class ModelConfig:
     threshold: float = 0.3  # θ, firing threshold (strict: v > θ)
     window: float = 0.3  # w, half-width of the pseudo-derivative window |v - θ| < w
     gamma: float = 1.0  # γ, height of the pseudo-derivative
+    surrogate: str = "rectangular"  # family of the pseudo-derivative (models/surrogate.py), width w, height γ
     feedback_init: str = "forward_product"  # B init: "forward_product" (released code) or "random"
 
     @property
@@ -184,11 +186,11 @@ CORE = {
     "model": ConfigSection("model", ModelConfig, kinds={
         "framework": "str", "hidden": "int_list", "time_steps": "int", "error_start": "int", "dt": "time",
         "leak": "float", "tau_m": "time", "threshold": "float", "window": "float", "gamma": "float",
-        "feedback_init": "str",
+        "surrogate": "str", "feedback_init": "str",
     }, bounds={
         "time_steps": [(">=", 1)], "error_start": [(">=", 0)], "leak": [(">", 0), ("<", 1)],
         "threshold": [(">", 0)], "window": [(">", 0)], "gamma": [(">", 0)],
-    }, choices={"feedback_init": ("forward_product", "random")}),
+    }, choices={"feedback_init": ("forward_product", "random"), "surrogate": FAMILIES}),
     "learning": ConfigSection("learning", LearningConfig, bounds={
         "learning_rate": [(">", 0)], "batch_size": [(">=", 1)], "decay": [(">", 0), ("<=", 1)],
         "decay_every": [(">", 0)], "warmup_epochs": [(">=", 0)], "sleep_steps": [(">=", 1)],

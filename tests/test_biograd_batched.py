@@ -8,6 +8,7 @@ import pytest
 from apical.circuits.biograd.network import initial_state
 from apical.circuits.biograd.numpy_form import BatchedBioGrad
 from apical.circuits.biograd.oracle import DiscreteParameters, run_batch, train_sequential
+from apical.models.surrogate import FAMILIES
 
 TOLERANCE = 1e-9
 SHAPES = [(20, 15, 12, 5), (25, 14, 10, 8, 3)]  # two and three hidden layers
@@ -39,8 +40,9 @@ def assert_nontrivial(records):
 @pytest.mark.parametrize("sizes", SHAPES, ids=lambda s: "-".join(map(str, s)))
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("block_size", [1, 4])
-def test_wake_equals_oracle_float64(sizes, method, block_size):
-    params = DiscreteParameters(time_steps=12, error_start=4, learning_rate=0.5, gamma=0.7)
+@pytest.mark.parametrize("surrogate", FAMILIES)
+def test_wake_equals_oracle_float64(sizes, method, block_size, surrogate):
+    params = DiscreteParameters(time_steps=12, error_start=4, learning_rate=0.5, gamma=0.7, surrogate=surrogate)
     case = random_case(sizes, 6, seed=1)
     records = run_batch(*case, params)
     assert_nontrivial(records)
@@ -58,9 +60,10 @@ def test_wake_equals_oracle_float64(sizes, method, block_size):
 
 @pytest.mark.parametrize("sizes", SHAPES, ids=lambda s: "-".join(map(str, s)))
 @pytest.mark.parametrize("method", METHODS)
-def test_training_equals_sequential_oracle_float64(sizes, method):
+@pytest.mark.parametrize("surrogate", FAMILIES)
+def test_training_equals_sequential_oracle_float64(sizes, method, surrogate):
     """Three minibatches of 4, the last one short (its sum is still divided by M = 4)."""
-    params = DiscreteParameters(time_steps=10, error_start=3, learning_rate=0.3)
+    params = DiscreteParameters(time_steps=10, error_start=3, learning_rate=0.3, surrogate=surrogate)
     case = random_case(sizes, 10, seed=2, time_steps=10)
     weights, biases, counts = train_sequential(*case, params, batch_size=4)
     model = trainer(sizes, params, case, 4, eligibility=method, block_size=3)

@@ -30,7 +30,7 @@ def update_and_gradient(config, weights, biases, feedback, rasters, labels):
     """Mean BioGrad update (oracle) and the BPTT gradient on the same rasters, per layer."""
     m = config.model
     params = DiscreteParameters(leak=config.leak_per_step, threshold=m.threshold, window=m.window, gamma=m.gamma,
-                                time_steps=m.time_steps, error_start=m.error_start,
+                                surrogate=m.surrogate, time_steps=m.time_steps, error_start=m.error_start,
                                 learning_rate=config.learning.learning_rate)
     delta_W = [np.zeros_like(W) for W in weights]
     delta_b = [np.zeros_like(b) for b in biases]
@@ -40,8 +40,9 @@ def update_and_gradient(config, weights, biases, feedback, rasters, labels):
         for l, record in enumerate(records):
             delta_W[l] += record.weight_change.sum(axis=0) / len(labels)
             delta_b[l] += record.bias_change.sum(axis=0) / len(labels)
-    lif = LIFParams(leak=config.leak_per_step, threshold=m.threshold, window=m.window, gamma=m.gamma)
-    _, grad_W, grad_b = bptt_gradients(weights, biases, rasters, labels, lif, surrogate="rectangular")
+    lif = LIFParams(leak=config.leak_per_step, threshold=m.threshold, window=m.window, gamma=m.gamma,
+                    surrogate=m.surrogate)
+    _, grad_W, grad_b = bptt_gradients(weights, biases, rasters, labels, lif)
     return delta_W, delta_b, grad_W, grad_b
 
 

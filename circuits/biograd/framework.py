@@ -27,7 +27,8 @@ from apical.models.soma import SomaParameters
 def biograd_settings(config, n_in: int, n_out: int) -> BioGradSettings:
     """The network a config describes (what is fixed at build time)."""
     m = config.model
-    soma = SomaParameters(dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window, gamma=m.gamma)
+    soma = SomaParameters(dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window, gamma=m.gamma,
+                          surrogate=m.surrogate)
     return BioGradSettings(
         sizes=(n_in, *m.hidden, n_out),
         soma=soma,

@@ -38,6 +38,7 @@ from brian2 import Network, NeuronGroup, SpikeMonitor
 from apical.circuits.biograd.oracle import DiscreteParameters, LayerRecord
 from apical.circuits.core import CompiledNetwork, RunValues
 from apical.models.eligibility import (
+    EligibilityEquations,
     make_forward_pathway,
     matrix_to_synapses,
     synapses_to_matrix,
@@ -53,12 +54,10 @@ from apical.models.error_neurons import (
     synapses_to_feedback,
 )
 from apical.models.soma import (
-    SOMA_AFTER_THRESHOLD,
-    SOMA_BIAS_JUMP,
-    SOMA_MINIBATCH_END,
-    SOMA_SAMPLE_END,
+    SomaEquations,
     SomaParameters,
     boundary_events,
+    boundary_namespace,
     make_layer,
 )
 
@@ -81,6 +80,8 @@ class BioGradSettings:
     time_steps: int = 20  # T, steps per sample
     error_start: int = 5  # t0, first step with an output error
     batch_size: int = 1  # M, samples per weight update
+    soma_equations: SomaEquations = SomaEquations()  # the soma's Brian2 code (published by default)
+    plasticity: EligibilityEquations = EligibilityEquations()  # the forward synapses' rule
 
     def __post_init__(self):
         if len(self.sizes) < 2:
@@ -97,6 +98,7 @@ class BioGradSettings:
             threshold=self.soma.theta,
             window=self.soma.window,
             gamma=self.soma.gamma,
+            surrogate=self.soma.surrogate,
             time_steps=self.time_steps,
             error_start=self.error_start,
             learning_rate=learning_rate,
@@ -188,7 +190,8 @@ class BioGradNetwork(CompiledNetwork):
 
         inputs = NeuronGroup(
             s.sizes[0], "spiked : 1\nspike_count : 1\nminibatch_spike_count : 1", threshold="spiked > 0.5", reset="",
-            events=boundary_events(T, s.batch_size), namespace={"input_raster": input_raster}, dt=dt, name="input",
+            events=boundary_events(), namespace={"input_raster": input_raster, **boundary_namespace(T, s.batch_size)},
+            dt=dt, name="input",
         )
         read_input = inputs.run_regularly(
             "spiked = input_raster(t, i)\nspike_count += spiked\nminibatch_spike_count += spiked", name="input_read")
@@ -196,8 +199,9 @@ class BioGradNetwork(CompiledNetwork):
         pre = inputs
         for l, n in enumerate(s.sizes[1:]):
             name = "output" if l == len(s.sizes) - 2 else f"hidden_{l + 1}"
-            layer = make_layer(n, s.soma, T - s.error_start, s.batch_size, name=name, time_steps=T)
-            pathway = make_forward_pathway(pre, layer, s.batch_size, name=f"forward_{l + 1}")
+            layer = make_layer(n, s.soma, T - s.error_start, s.batch_size, name=name, time_steps=T,
+                               equations=s.soma_equations)
+            pathway = make_forward_pathway(pre, layer, s.batch_size, name=f"forward_{l + 1}", equations=s.plasticity)
             layers.append(layer)
             pathways.append(pathway)
             pre = layer
@@ -211,7 +215,7 @@ class BioGradNetwork(CompiledNetwork):
             "inputs": inputs, "read_input": read_input, "layers": layers, "pathways": pathways,
             "errors": errors, "softmax": softmax, "feedback": feedback, "output_feedback": output_feedback,
         }
-        objects["runners"] = self._schedule(objects, sample_clock_dt, minibatch_clock_dt)
+        objects["runners"] = self._schedule(objects, s, sample_clock_dt, minibatch_clock_dt)
         objects["output_spikes"] = SpikeMonitor(output, name="output_readout")
         monitors = [objects["output_spikes"]]
         if self.record_all:
@@ -228,7 +232,7 @@ class BioGradNetwork(CompiledNetwork):
         return objects
 
     @staticmethod
-    def _schedule(o: dict, sample_clock_dt, minibatch_clock_dt) -> list:
+    def _schedule(o: dict, s: BioGradSettings, sample_clock_dt, minibatch_clock_dt) -> list:
         """Set every object's place in the step (see the module docstring); returns the
         extra code runners that have to join the network."""
         runners = []
@@ -247,18 +251,19 @@ class BioGradNetwork(CompiledNetwork):
         for l, (layer, pathway) in enumerate(zip(o["layers"], o["pathways"])):
             base = 10 * (l + 1)
             layer.state_updater.when, layer.state_updater.order = "groups", -100
-            runners.append(layer.run_regularly(SOMA_BIAS_JUMP, when="groups", order=base, name=f"{layer.name}_bias"))
+            soma = s.soma_equations
+            runners.append(layer.run_regularly(soma.bias_jump, when="groups", order=base, name=f"{layer.name}_bias"))
             pathway.pre.when, pathway.pre.order = "groups", base + 1
             layer.thresholder["spike"].when, layer.thresholder["spike"].order = "groups", base + 2
-            runners.append(layer.run_regularly(SOMA_AFTER_THRESHOLD, when="groups", order=base + 3,
+            runners.append(layer.run_regularly(soma.after_threshold_code(s.soma), when="groups", order=base + 3,
                                                name=f"{layer.name}_after_threshold"))
             layer.thresholder["active"].when, layer.thresholder["active"].order = "groups", base + 4
             pathway.trace.when, pathway.trace.order = "after_groups", l
             pathway.fold.when, pathway.fold.order = "start", 0  # ΔW += −η·δ·E (sample_end event)
-            runners.append(layer.run_regularly(SOMA_SAMPLE_END, dt=sample_clock_dt, when="start", order=1,
+            runners.append(layer.run_regularly(soma.sample_end, dt=sample_clock_dt, when="start", order=1,
                                                name=f"{layer.name}_sample_end"))
             pathway.apply.when, pathway.apply.order = "start", 2  # W += ΔW / M (minibatch_end event)
-            runners.append(layer.run_regularly(SOMA_MINIBATCH_END, dt=minibatch_clock_dt, when="start", order=2,
+            runners.append(layer.run_regularly(soma.minibatch_end, dt=minibatch_clock_dt, when="start", order=2,
                                                name=f"{layer.name}_minibatch_end"))
         base = 10 * (len(o["layers"]) + 1)
         for updater in o["softmax"].summed_updaters.values():

@@ -21,9 +21,11 @@ In float64 it equals the oracle to 1e-9 (tests/test_biograd_batched.py). What is
   presynaptic neuron j spikes in the sample, and a row i of ΔW is 0 unless δ_i ≠ 0 and
   g_i ≠ 0 at some step. The trace pass keeps only those columns and rows (for MNIST most
   pixels never spike: layer 1 keeps roughly a third of its 784 columns for a block of samples).
-* **E accumulated only where g ≠ 0.** g is 0 or γ, so E = γ·Σ_{t: g≠0} ε[t]: each step gathers
-  the (sample, post) rows inside the window and adds their traces, instead of a dense
-  multiply-add over every synapse; γ is applied once at the end.
+* **E accumulated only where g ≠ 0.** With the published rectangular g, g is 0 or γ, so
+  E = γ·Σ_{t: g≠0} ε[t]: each step gathers the (sample, post) rows inside the window and adds
+  their traces, instead of a dense multiply-add over every synapse; γ is applied once at the
+  end. Another surrogate family (``params.surrogate``, models/surrogate.py) keeps g per step
+  and adds g·ε on the rows where g ≠ 0 (every row for the exponential and fast-sigmoid ones).
 * **Cache-sized blocks.** The trace tensor of the oracle is [M, n_post, n_pre] per layer (for
   784-500 and M = 128, 50 million numbers, 200 MB in float32, far beyond the caches). The trace
   pass walks the minibatch in blocks of ``block_size`` samples, so the live traces of a block
@@ -110,6 +112,8 @@ class BatchedBioGrad:
         self.batch_size = int(batch_size)
         self.block_size = int(block_size)
         self.eligibility = eligibility
+        # A non-rectangular g is not 0-or-γ: keep its values per step (see the module docstring).
+        self._graded = params.surrogate != "rectangular"
         if weights is None:
             from apical.circuits.biograd.network import initial_state  # imports Brian2: only when asked to initialise
 
@@ -147,6 +151,7 @@ class BatchedBioGrad:
         # Per layer and step: spikes s, window indicator 1[g ≠ 0], survival λρ (applied to the next step).
         self._spikes = [np.zeros((T, M, n), dtype=dt) for n in posts]
         self._in_window = [np.zeros((T, M, n), dtype=bool) for n in posts]
+        self._pseudo = [np.zeros((T, M, n), dtype=dt) for n in posts] if self._graded else None
         self._survival = [np.zeros((T, M, n), dtype=dt) for n in posts]
         self._potential = [np.zeros((M, n), dtype=dt) for n in posts]
         self._scratch = [np.zeros((M, n), dtype=dt) for n in posts]
@@ -170,6 +175,7 @@ class BatchedBioGrad:
         """
         p = self.params
         lam, theta, window, gamma = p.leak, p.threshold, p.window, p.gamma
+        surrogate = p.pseudo_derivative
         T, t0 = p.time_steps, p.error_start
         L = len(self._weights_t)
         n_out = self.sizes[-1]
@@ -201,14 +207,20 @@ class BatchedBioGrad:
                 v += self.biases[l]
                 np.greater(v, theta, out=s_fired)
                 np.copyto(spikes, s_fired)
-                # g = γ·1[|v − θ| < w]
-                np.subtract(v, theta, out=x)
-                np.abs(x, out=x)
-                np.less(x, window, out=in_window)
+                if self._graded:
+                    g = self._pseudo[l][t, :batch]
+                    np.copyto(g, surrogate.numpy(v, theta))
+                    np.not_equal(g, 0, out=in_window)
+                    np.multiply(v, g, out=x)
+                else:
+                    # g = γ·1[|v − θ| < w]
+                    np.subtract(v, theta, out=x)
+                    np.abs(x, out=x)
+                    np.less(x, window, out=in_window)
+                    np.multiply(v, in_window, out=x)
+                    if gamma != 1.0:
+                        x *= gamma
                 # λρ = λ·(1 − s − v·g), the survival of every trace into step t+1
-                np.multiply(v, in_window, out=x)
-                if gamma != 1.0:
-                    x *= gamma
                 x += spikes
                 np.subtract(1.0, x, out=survival)
                 survival *= lam
@@ -216,7 +228,10 @@ class BatchedBioGrad:
                     # ε^b = λρ[t-1]·ε^b + 1 (survival folded in below), E^b += g·ε^b
                     bt = bias_trace[l]
                     bt += 1.0
-                    np.add(bias_eligibility[l], bt, out=bias_eligibility[l], where=in_window)
+                    if self._graded:
+                        bias_eligibility[l] += g * bt
+                    else:
+                        np.add(bias_eligibility[l], bt, out=bias_eligibility[l], where=in_window)
                     bt *= survival
                 presynaptic = spikes
             counts += self._spikes[-1][t, :batch]
@@ -266,6 +281,8 @@ class BatchedBioGrad:
             eligibility_rows = eligibility.reshape(n_block * n_rows, n_columns)
             spikes_kept = presynaptic[:, :, columns]  # [T, block, columns]
             window_kept = in_window[:, :, rows].reshape(T, n_block * n_rows)
+            pseudo_kept = (self._pseudo[l][:, b0:b1][:, :, rows].reshape(T, n_block * n_rows)
+                           if self._graded else None)
             survival_kept = survival_all[:, b0:b1][:, :, rows]  # [T, block, rows]
             for t in range(T):
                 if t > 0:  # ε = λρ[t-1]·ε + s_pre[t]
@@ -274,7 +291,10 @@ class BatchedBioGrad:
                 # E += g·ε only on the (sample, post) rows inside the window (γ applied below)
                 active = np.flatnonzero(window_kept[t])
                 if active.size:
-                    eligibility_rows[active] += trace_rows[active]
+                    if self._graded:
+                        eligibility_rows[active] += pseudo_kept[t, active, None] * trace_rows[active]
+                    else:
+                        eligibility_rows[active] += trace_rows[active]
             # Σ_b δ_b,i·E_b,ij, one matrix product per kept row over the block's samples
             contribution = np.matmul(block_delta[:, rows].T[:, None, :], eligibility.transpose(1, 0, 2))[:, 0]
             weight_change[np.ix_(rows, columns)] += contribution
@@ -285,10 +305,14 @@ class BatchedBioGrad:
         in_window = self._in_window[l][:, :batch]
         survival = self._survival[l][:, :batch]
         kernel = np.empty_like(survival)
-        np.multiply(in_window[T - 1], gamma, out=kernel[T - 1])
+        if self._graded:
+            pseudo = self._pseudo[l][:, :batch]
+            np.copyto(kernel[T - 1], pseudo[T - 1])
+        else:
+            np.multiply(in_window[T - 1], gamma, out=kernel[T - 1])
         for t in range(T - 2, -1, -1):
             np.multiply(survival[t], kernel[t + 1], out=kernel[t])
-            kernel[t] += in_window[t] * self.dtype.type(gamma)
+            kernel[t] += pseudo[t] if self._graded else in_window[t] * self.dtype.type(gamma)
         kernel *= delta[None]
         presynaptic = self._presynaptic(l, batch)
         flat_kernel = kernel.reshape(T * batch, -1)
@@ -329,8 +353,9 @@ class BatchedBioGrad:
             if self.eligibility != "kernel":
                 self._forward_eligibility(l, batch, delta)
                 np.einsum("bi,bi->i", delta, self._bias_eligibility[l][:batch], out=self._bias_change[l])
-                self._weight_change[l] *= self.params.gamma
-                self._bias_change[l] *= self.params.gamma
+                if not self._graded:  # γ of the rectangular g, applied once (module docstring)
+                    self._weight_change[l] *= self.params.gamma
+                    self._bias_change[l] *= self.params.gamma
             else:
                 self._kernel_eligibility(l, batch, delta)
             scale = -self.params.learning_rate / self.batch_size

@@ -7,7 +7,8 @@ l = 1..L, ``W[l]`` is (post × pre), a batch of B samples runs side by side:
 
     v[t]   = λ·v[t-1]·(1 − s[t-1]) + W·s_pre[t] + b        soma, hard reset via (1 − s)
     s[t]   = 1[v[t] > θ]
-    g[t]   = γ·1[|v[t] − θ| < w]                           pseudo-derivative
+    g[t]   = γ·1[|v[t] − θ| < w]                           pseudo-derivative (published; another
+                                                            ``surrogate`` family: models/surrogate.py)
     ρ[t]   = 1 − s[t] − v[t]·g[t]                          reset factor
     ε[t]   = λ·ρ_post[t-1]·ε[t-1] + s_pre[t]               eligibility trace, per synapse
     E     += g_post[t]·ε[t]                                eligibility, per synapse
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from apical.models.surrogate import Surrogate
+
 
 @dataclass(frozen=True)
 class DiscreteParameters:
@@ -35,9 +38,14 @@ class DiscreteParameters:
     threshold: float = 0.3  # θ
     window: float = 0.3  # w, half width of the pseudo-derivative window
     gamma: float = 1.0  # γ, height of the pseudo-derivative
+    surrogate: str = "rectangular"  # family of g (models/surrogate.py)
     time_steps: int = 20  # T
     error_start: int = 5  # t0, first step on which the error neurons integrate
     learning_rate: float = 1e-3  # η
+
+    @property
+    def pseudo_derivative(self) -> Surrogate:
+        return Surrogate(self.surrogate, self.window, self.gamma)
 
 
 @dataclass
@@ -106,7 +114,7 @@ def run_batch(
         for l, (W, b) in enumerate(zip(weights, biases)):
             v[l] = lam * v[l] * (1.0 - spiked[l]) + presynaptic @ W.T + b
             s = (v[l] > theta).astype(np.float64)
-            g = params.gamma * (np.abs(v[l] - theta) < params.window)
+            g = params.pseudo_derivative.numpy(v[l], theta)
             trace[l] = lam * reset_factor[l][:, :, None] * trace[l] + presynaptic[:, None, :]
             eligibility[l] += g[:, :, None] * trace[l]
             bias_trace[l] = lam * reset_factor[l] * bias_trace[l] + 1.0

@@ -37,7 +37,7 @@ from apical.models.sleep import (
     make_sleep_feedback,
     make_static_pathway,
 )
-from apical.models.soma import SOMA_BIAS_JUMP, make_layer
+from apical.models.soma import make_layer
 
 
 class BioGradSleepNetwork(CompiledNetwork):
@@ -69,10 +69,11 @@ class BioGradSleepNetwork(CompiledNetwork):
             layers, pathways, pre = [], [], noise
             for depth, m in enumerate(range(l + 1, n_layers)):
                 base = 10 * (depth + 1)
-                layer = make_layer(s.sizes[m + 1], s.soma, 1, 1, name=f"sleep_{l + 1}_layer_{m + 1}")
+                layer = make_layer(s.sizes[m + 1], s.soma, 1, 1, name=f"sleep_{l + 1}_layer_{m + 1}",
+                                   equations=s.soma_equations)
                 pathway = make_static_pathway(pre, layer, signed=depth == 0, name=f"sleep_{l + 1}_forward_{m + 1}")
                 layer.state_updater.when, layer.state_updater.order = "groups", -100
-                layer.run_regularly(SOMA_BIAS_JUMP, when="groups", order=base, name=f"{layer.name}_bias")
+                layer.run_regularly(s.soma_equations.bias_jump, when="groups", order=base, name=f"{layer.name}_bias")
                 pathway.pre.when, pathway.pre.order = "groups", base + 1
                 layer.thresholder["spike"].when, layer.thresholder["spike"].order = "groups", base + 2
                 layer.run_regularly("v = 0", dt=sample_dt, when="start", order=1, name=f"{layer.name}_sample_end")

@@ -32,7 +32,7 @@ def bioleaf_settings(config, n_in: int, n_out: int) -> BioLeaFSettings:
     m, b = config.model, config.bioleaf
     pyramidal = PyramidalParameters(
         dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window, gamma=m.gamma,
-        tau_apical=b.tau_apical, tau_psp=b.tau_psp, burst_gain=b.burst_gain, nudging=b.nudging,
+        surrogate=m.surrogate, tau_apical=b.tau_apical, tau_psp=b.tau_psp, burst_gain=b.burst_gain, nudging=b.nudging,
     )
     return BioLeaFSettings(sizes=(n_in, *m.hidden, n_out), pyramidal=pyramidal, time_steps=m.time_steps,
                            error_start=m.error_start, batch_size=config.learning.batch_size,

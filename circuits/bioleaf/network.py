@@ -69,12 +69,9 @@ from apical.models.pyramidal import (
     ACTIVE_CONDITION,
     OUTPUT_ERROR,
     OUTPUT_NUDGING,
-    OUTPUT_SAMPLE_END,
-    SOMA_AFTER_THRESHOLD,
+    OUTPUT_PSP_SAMPLE_END,
     SOMA_BIAS_JUMP,
-    SOMA_BIAS_PLASTICITY,
     SOMA_MINIBATCH_END,
-    SOMA_SAMPLE_END,
     PyramidalParameters,
     make_pyramidal_layer,
 )
@@ -201,7 +198,8 @@ class BioLeaFNetwork(CompiledNetwork):
         for l, n in enumerate(s.sizes[1:]):
             output = l == n_layers - 1
             layer = make_pyramidal_layer(n, p, T, s.error_start, M, name="output" if output else f"pyramidal_{l + 1}",
-                                         output=output, sends_bursts=l > 0, desired_raster=desired_raster)
+                                         output=output, sends_bursts=l > 0, desired_raster=desired_raster,
+                                         equations=s.pyramidal_equations)
             forward.append(make_forward_stdp(pre, layer, M, name=f"forward_{l + 1}"))
             layers.append(layer)
             pre = layer
@@ -216,7 +214,7 @@ class BioLeaFNetwork(CompiledNetwork):
         o = {"inputs": inputs, "read_input": read_input, "layers": layers, "forward": forward,
              "interneurons": interneurons, "top_down": top_down, "teaching": teaching,
              "interneuron_input": inter_input, "interneuron_apical": inter_apical}
-        o["runners"] = self._schedule(o, T * p.dt, M * T * p.dt)
+        o["runners"] = self._schedule(o, s, T * p.dt, M * T * p.dt)
         o["output_spikes"] = SpikeMonitor(layers[-1], name="output_readout")
         monitors = [o["output_spikes"]]
         if self.record_all:
@@ -241,7 +239,7 @@ class BioLeaFNetwork(CompiledNetwork):
         return o
 
     @staticmethod
-    def _schedule(o: dict, sample_dt, minibatch_dt) -> list:
+    def _schedule(o: dict, s, sample_dt, minibatch_dt) -> list:
         """Set every object's place in the step (module docstring); returns the extra runners."""
         schedule = Schedule()
         at, every, runners = schedule.at, schedule.every, schedule.runners
@@ -249,23 +247,25 @@ class BioLeaFNetwork(CompiledNetwork):
         layers, interneurons = o["layers"], o["interneurons"]
         n_layers = len(layers)
         schedule.afferents(o["inputs"], o["read_input"], sample_dt)
+        soma = s.pyramidal_equations
         for l, (layer, pathway) in enumerate(zip(layers, o["forward"])):
             base, output = 100 * (l + 1), l == n_layers - 1
             at(layer.state_updater, "groups", -100)
-            runners.append(layer.run_regularly(OUTPUT_NUDGING if output else SOMA_BIAS_JUMP, when="groups",
+            runners.append(layer.run_regularly(OUTPUT_NUDGING if output else soma.bias_jump, when="groups",
                                                order=base, name=f"{layer.name}_bias"))
             at(pathway.pre, "groups", base + 1)
             at(layer.thresholder["spike"], "groups", base + 2)
-            runners.append(layer.run_regularly(SOMA_AFTER_THRESHOLD + (OUTPUT_ERROR if output else ""), when="groups",
-                                               order=base + 3, name=f"{layer.name}_after_threshold"))
+            runners.append(layer.run_regularly(soma.after_threshold_code(s.pyramidal) + (OUTPUT_ERROR if output else ""),
+                                               when="groups", order=base + 3, name=f"{layer.name}_after_threshold"))
             at(layer.thresholder["active"], "groups", base + 4)
             at(pathway.plasticity, "after_groups", l)
-            runners.append(layer.run_regularly(SOMA_BIAS_PLASTICITY, when="after_groups", order=50 + l,
+            runners.append(layer.run_regularly(soma.bias_plasticity, when="after_groups", order=50 + l,
                                                name=f"{layer.name}_bias_plasticity"))
             every(pathway, TRACE_SAMPLE_END, sample_dt, 0, f"{pathway.name}_sample_end")
-            every(layer, OUTPUT_SAMPLE_END if output else SOMA_SAMPLE_END, sample_dt, 1, f"{layer.name}_sample_end")
+            every(layer, soma.sample_end + (OUTPUT_PSP_SAMPLE_END if output else ""), sample_dt, 1,
+                  f"{layer.name}_sample_end")
             every(pathway, PLASTIC_MINIBATCH_END, minibatch_dt, 2, f"{pathway.name}_minibatch_end")
-            every(layer, SOMA_MINIBATCH_END, minibatch_dt, 2, f"{layer.name}_minibatch_end")
+            every(layer, soma.minibatch_end, minibatch_dt, 2, f"{layer.name}_minibatch_end")
         for m, group in enumerate(interneurons):
             base = 100 * (m + 1) + 10  # after pyramidal layer m+1 (1-based) has fired
             inputs, apical, top_down = o["interneuron_input"][m], o["interneuron_apical"][m], o["top_down"][m]

@@ -95,7 +95,7 @@ def run_circuit(state, input_spikes, desired, params: DiscreteParameters, rates:
             eps[l] = lam * (1.0 - s[l])[:, :, None] * eps[l] + pre[:, None, :]
             eps_b[l] = lam * (1.0 - s[l]) * eps_b[l] + 1.0
             s[l] = (v[l] > theta).astype(float)
-            g[l] = p.gamma * (np.abs(v[l] - theta) < p.window)
+            g[l] = p.pseudo_derivative.numpy(v[l], theta)
             rec["spikes"][l][:, t], rec["soma"][l][:, t] = s[l], v[l]
             if l < L - 1:  # this layer's interneurons, driven by its spikes of this step
                 vI[l] = lam * vI[l] * (1.0 - sI[l]) + s[l] @ WIP[l].T + bI[l]

@@ -5,7 +5,7 @@ Adam lr 1e-4, cross-entropy on output spike counts". The network, its constants 
 T from ``[model]``), its initialisation (W, b ~ U(±1/√fan_in) from the same weight seed and
 generator as BioGrad, so both start from the same network), its input rasters and its
 decoding (argmax of output counts) are BioGrad's; only the learning rule differs:
-``analysis.bptt`` computes the exact BPTT gradient with the rectangular pseudo-derivative,
+``analysis.bptt`` computes the exact BPTT gradient with the configured pseudo-derivative,
 and Adam (``learning.optimizer = "adam"``) or plain gradient descent (``"sgd"``) steps with
 ``learning.bp_learning_rate`` once per minibatch of ``learning.batch_size`` samples.
 
@@ -40,7 +40,8 @@ class BPSettings:
 
 def bp_settings(config, n_in: int, n_out: int) -> BPSettings:
     m = config.model
-    params = LIFParams(leak=config.leak_per_step, threshold=m.threshold, window=m.window, gamma=m.gamma)
+    params = LIFParams(leak=config.leak_per_step, threshold=m.threshold, window=m.window, gamma=m.gamma,
+                       surrogate=m.surrogate)
     return BPSettings((n_in, *m.hidden, n_out), params, m.time_steps, config.learning.batch_size)
 
 

@@ -28,7 +28,7 @@ def scmicro_settings(config, n_in: int, n_out: int) -> SCMicroSettings:
     """The network a config describes (what is fixed at build time)."""
     m, c = config.model, config.scmicro
     pyramidal = SCPyramidalParameters(dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window,
-                                    gamma=m.gamma, tau_apical=c.tau_apical, tau_psp=c.tau_psp, burst_gain=c.burst_gain,
+                                    gamma=m.gamma, surrogate=m.surrogate, tau_apical=c.tau_apical, tau_psp=c.tau_psp, burst_gain=c.burst_gain,
                                     nudging=c.nudging, output_error=c.error, error_gain=c.error_gain)
     return SCMicroSettings(sizes=(n_in, *m.hidden, n_out), pyramidal=pyramidal, time_steps=m.time_steps,
                            error_start=m.error_start, batch_size=config.learning.batch_size,

@@ -68,15 +68,10 @@ from apical.models.pyramidal import (
     OUTPUT_NUDGING,
     OUTPUT_PSP_TRACES,
     OUTPUT_SOFTMAX_ERROR,
-    OUTPUT_SAMPLE_END,
+    OUTPUT_PSP_SAMPLE_END,
     SC_PROBE_STEP,
     SC_PROBED_SOMA_EQUATIONS,
     SC_SOMA_EQUATIONS,
-    SOMA_AFTER_THRESHOLD,
-    SOMA_BIAS_JUMP,
-    SOMA_BIAS_PLASTICITY,
-    SOMA_MINIBATCH_END,
-    SOMA_SAMPLE_END,
     SOFTMAX_PARTITION_COUPLING,
     SCPyramidalParameters,
     make_pyramidal_layer,
@@ -256,7 +251,7 @@ class SCMicroNetwork(CompiledNetwork):
             probed = self.probe and l > 0
             layer = make_pyramidal_layer(
                 n, p, T, s.error_start, M, name="output" if output else f"pyramidal_{l + 1}", output=output,
-                sends_bursts=l > 0, desired_raster=desired_raster,
+                sends_bursts=l > 0, desired_raster=desired_raster, equations=s.pyramidal_equations,
                 soma_equations=SC_PROBED_SOMA_EQUATIONS if probed else SC_SOMA_EQUATIONS,
                 namespace={"burst_probe": tables[f"burst_probe_{l + 1}"]} if probed else None,
             )
@@ -291,7 +286,7 @@ class SCMicroNetwork(CompiledNetwork):
              "softmax_partition": softmax,
              "excitatory_forward": excitatory, "inhibitory_forward": inhibitory, "sst": sst, "sst_drive": sst_drive,
              "excitatory_feedback": excitatory_feedback, "inhibitory_feedback": inhibitory_feedback}
-        o["runners"] = self._schedule(o, T * p.dt, M * T * p.dt)
+        o["runners"] = self._schedule(o, s, T * p.dt, M * T * p.dt)
         if self.probe:  # the electrode's protocol, read before any burst of the step
             o["runners"] += [layer.run_regularly(SC_PROBE_STEP, when="groups", order=-95, name=f"{layer.name}_probe")
                              for layer in layers[1:]]
@@ -315,7 +310,7 @@ class SCMicroNetwork(CompiledNetwork):
         return o
 
     @staticmethod
-    def _schedule(o: dict, sample_dt, minibatch_dt) -> list:
+    def _schedule(o: dict, s, sample_dt, minibatch_dt) -> list:
         """Set every object's place in the step (module docstring); returns the extra runners."""
         schedule = Schedule()
         at, every, runners = schedule.at, schedule.every, schedule.runners
@@ -323,13 +318,14 @@ class SCMicroNetwork(CompiledNetwork):
         layers = o["layers"]
         n_layers = len(layers)
         schedule.afferents(o["inputs"], o["read_input"], sample_dt)
+        soma = s.pyramidal_equations
         for l, layer in enumerate(layers):
             base, output = 100 * (l + 1), l == n_layers - 1
             relay, drive = o["pv"][l], o["pv_drive"][l]
             excitatory, inhibitory = o["excitatory_forward"][l], o["inhibitory_forward"][l]
             at(layer.state_updater, "groups", -100)
             at(relay.state_updater, "groups", -100)
-            runners.append(layer.run_regularly(OUTPUT_NUDGING if output else SOMA_BIAS_JUMP, when="groups", order=base,
+            runners.append(layer.run_regularly(OUTPUT_NUDGING if output else soma.bias_jump, when="groups", order=base,
                                                name=f"{layer.name}_bias"))
             at(excitatory.pre, "groups", base + 1)
             at(drive.relay, "groups", base + 2)  # the PV relays of layer l−1 fire in the same step as their partners
@@ -340,25 +336,26 @@ class SCMicroNetwork(CompiledNetwork):
             at(inhibitory.pre, "groups", base + 6)
             at(layer.thresholder["spike"], "groups", base + 7)
             if output and o["softmax_partition"]:  # traces, then Σ_j exp(κ·o_j), then the error
-                runners.append(layer.run_regularly(SOMA_AFTER_THRESHOLD + OUTPUT_PSP_TRACES, when="groups",
-                                                   order=base + 8, name=f"{layer.name}_after_threshold"))
+                runners.append(layer.run_regularly(soma.after_threshold_code(s.pyramidal) + OUTPUT_PSP_TRACES,
+                                                   when="groups", order=base + 8, name=f"{layer.name}_after_threshold"))
                 at(o["softmax_partition"][0].summed_updaters["partition_post"], "groups", base + 10)
                 runners.append(layer.run_regularly(OUTPUT_SOFTMAX_ERROR, when="groups", order=base + 11,
                                                    name=f"{layer.name}_softmax_error"))
             else:
-                runners.append(layer.run_regularly(SOMA_AFTER_THRESHOLD + (OUTPUT_ERROR if output else ""),
+                runners.append(layer.run_regularly(soma.after_threshold_code(s.pyramidal) + (OUTPUT_ERROR if output else ""),
                                                    when="groups", order=base + 8, name=f"{layer.name}_after_threshold"))
             at(layer.thresholder["active"], "groups", base + 9)
             at(excitatory.plasticity, "after_groups", 2 * l)
             at(inhibitory.plasticity, "after_groups", 2 * l + 1)
-            runners.append(layer.run_regularly(SOMA_BIAS_PLASTICITY, when="after_groups", order=50 + l,
+            runners.append(layer.run_regularly(soma.bias_plasticity, when="after_groups", order=50 + l,
                                                name=f"{layer.name}_bias_plasticity"))
             for synapses in (excitatory, inhibitory):
                 every(synapses, TRACE_SAMPLE_END, sample_dt, 0, f"{synapses.name}_sample_end")
                 every(synapses, SIGN_CONSTRAINED_MINIBATCH_END, minibatch_dt, 2, f"{synapses.name}_minibatch_end")
-            every(layer, OUTPUT_SAMPLE_END if output else SOMA_SAMPLE_END, sample_dt, 1, f"{layer.name}_sample_end")
+            every(layer, soma.sample_end + (OUTPUT_PSP_SAMPLE_END if output else ""), sample_dt, 1,
+                  f"{layer.name}_sample_end")
             every(relay, PV_SAMPLE_END, sample_dt, 1, f"{relay.name}_sample_end")
-            every(layer, SOMA_MINIBATCH_END, minibatch_dt, 2, f"{layer.name}_minibatch_end")
+            every(layer, soma.minibatch_end, minibatch_dt, 2, f"{layer.name}_minibatch_end")
         # Top-down, from the output down: stage j completes the apical compartments of layer L−1−j.
         for j, m in enumerate(reversed(range(n_layers - 1))):
             base = 100 * (n_layers + 1) + 10 * j

@@ -64,7 +64,7 @@ def minibatch_changes(weights, biases, feedback, input_spikes, desired, params, 
             nudge = params.nudging * A[l] if (l == L - 1 and params.nudging) else 0.0  # A of step t−1
             v[l] = lam * v[l] * (1 - s[l]) + drive + biases[l] + nudge
             s[l] = (v[l] > params.threshold).astype(x.dtype)
-            g.append((params.gamma * (np.abs(v[l] - params.threshold) < params.window)).astype(x.dtype))
+            g.append(params.pseudo_derivative.numpy(v[l], params.threshold).astype(x.dtype))
             spikes[l][:, t] = s[l]
             pre = s[l]
         own = params.psp_leak * own + s[-1]

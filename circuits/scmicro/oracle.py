@@ -72,7 +72,7 @@ def run_circuit(weights, biases, feedback, input_spikes, desired, params: Discre
             eps[l] = lam * (1.0 - s[l])[:, :, None] * eps[l] + pre[:, None, :]
             eps_b[l] = lam * (1.0 - s[l]) * eps_b[l] + 1.0
             s[l] = (v[l] > p.threshold).astype(float)
-            g.append(p.gamma * (np.abs(v[l] - p.threshold) < p.window))
+            g.append(p.pseudo_derivative.numpy(v[l], p.threshold))
             rec["spikes"][l][:, t], rec["soma"][l][:, t] = s[l], v[l]
             pre = s[l]
         own = p.psp_leak * own + s[-1]
