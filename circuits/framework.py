@@ -197,6 +197,22 @@ class Framework(ABC):
         frameworks without a Brian2 network raise NotImplementedError."""
         raise NotImplementedError(f"{type(self).__name__} has no Brian2 network")
 
+    # ---------------------------------------------------------------- what a sample costs (analysis.events)
+    def traffic_classes(self) -> dict[str, str]:
+        """The traffic class of the signal each pathway of :meth:`brian_network` delivers, by the
+        name of its SynapticPathway or a prefix of it (the name of its Synapses object, say):
+        "forward" (the signal that computes the output) or "feedback" (errors, targets, top-down
+        signals that exist for learning). Pathways that write only synaptic state are "learning"
+        traffic unless their exact name is declared. Default: none declared (every signal forward)."""
+        return {}
+
+    def operation_counts(self, input_spikes: np.ndarray, labels: np.ndarray) -> dict | None:
+        """Operations per training and per inference sample ({"training": ..., "inference": ...},
+        each an ``apical.analysis.events.OperationCounts``) for a framework that has no Brian2
+        network to count them from; default None: ``apical.analysis.events`` counts them on
+        :meth:`brian_network`."""
+        return None
+
     # ---------------------------------------------------------------- what ``apical analyze`` reads
     def locality_copy(self, sizes: tuple[int, ...]) -> LocalityCopy | None:
         """This network's Brian2 code built at ``sizes`` (the same depth, a few neurons per layer),

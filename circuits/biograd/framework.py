@@ -172,6 +172,10 @@ class BioGradFramework(Framework):
         return [(f"B{superscript(l + 1)} → hidden {l + 1}", B, forward_pathway(self.state.weights, l))
                 for l, B in enumerate(self.state.feedback)]
 
+    def traffic_classes(self) -> dict[str, str]:
+        """Error spikes reach the apical compartments through B (feedback_<l>, feedback_output)."""
+        return {"feedback": "feedback"}
+
     def locality_copy(self, sizes: tuple[int, ...]):
         """The wake network at ``sizes`` with this run's constants, on the runtime device. Its
         global signals: the learning rate (0 while testing), the length of the error window, the

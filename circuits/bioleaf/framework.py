@@ -134,6 +134,12 @@ class BioLeaFFramework(Framework):
         return [(f"B{superscript(l + 1)} → hidden {l + 1}", B, W_above.T)
                 for l, (B, W_above) in enumerate(zip(self.state.feedback, self.state.weights[1:]))]
 
+    def traffic_classes(self) -> dict[str, str]:
+        """Top-down spikes and bursts, the teaching input and the SST interneurons (their input from
+        pyramidal cells and their apical inhibition) carry the error circuit, not the forward signal."""
+        return {"top_down": "feedback", "teaching": "feedback", "interneuron_input": "feedback",
+                "interneuron_apical": "feedback"}
+
     def locality_copy(self, sizes: tuple[int, ...]):
         """The microcircuit at ``sizes`` with this run's constants, on the runtime device, with the
         signals it broadcasts (learning rates, the teaching flag, the sample timing)."""

@@ -104,6 +104,18 @@ class BPFramework(Framework):
             self.optimizer.step(grad_W + grad_b)
         return np.concatenate(counts)
 
+    def operation_counts(self, input_spikes: np.ndarray, labels: np.ndarray) -> dict:
+        """Operations per training and inference sample (apical.analysis.events): the forward pass's
+        spikes counted on these samples; BPTT's backward pass as dense arithmetic (Adam: about 10
+        operations per parameter and step; gradient descent: 2)."""
+        from apical.analysis.events import backprop_counts
+
+        traces = forward(self.weights, self.biases, input_spikes.astype(DTYPE), self.settings.params)
+        spikes = [float(input_spikes.sum())] + [float(trace.s.sum()) for trace in traces]
+        per_parameter = 10 if self.config.learning.optimizer == "adam" else 2
+        return backprop_counts(self.settings.sizes, spikes, self.settings.time_steps, len(input_spikes),
+                               self.settings.batch_size, per_parameter)
+
     def metrics(self) -> dict[str, float]:
         """No framework-specific columns for metrics.csv: BP has no feedback weights to align."""
         return {}

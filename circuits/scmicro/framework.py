@@ -149,6 +149,11 @@ class SCMicroFramework(Framework):
         return [(f"B{superscript(l + 1)} → hidden {l + 1}", B, W_above.T)
                 for l, (B, W_above) in enumerate(zip(self.state.feedback, self.state.weights[1:]))]
 
+    def traffic_classes(self) -> dict[str, str]:
+        """The bursts fed back to apical compartments, directly or relayed by SST cells, carry the
+        error; the PV relays belong to the forward pathway (inhibitory forward connections)."""
+        return {"excitatory_feedback": "feedback", "inhibitory_feedback": "feedback", "sst_drive": "feedback"}
+
     def locality_copy(self, sizes: tuple[int, ...]):
         """The circuit at ``sizes`` with this run's constants and error function, on the runtime
         device, its connection types drawn at random (both kinds in every layer)."""
