@@ -16,6 +16,8 @@ from apical.circuits.biograd.oracle import run_batch, train_sequential
 from brian2 import ms
 
 from apical.models.soma import SomaParameters
+from apical.models.surrogate import FAMILIES
+from tests.forms import assert_layer_records_equal
 
 TOLERANCE = 1e-9
 FIELDS = ("spikes", "eligibility", "bias_eligibility", "apical", "apical_error", "weight_change", "bias_change")
@@ -32,12 +34,7 @@ def random_case(sizes, time_steps, seed, rate=0.35, gain=3.0, feedback_init="ran
 
 
 def assert_records_equal(brian_records, oracle_records):
-    assert len(brian_records) == len(oracle_records)
-    for l, (ours, reference) in enumerate(zip(brian_records, oracle_records)):
-        for field in FIELDS:
-            a, b = getattr(ours, field), getattr(reference, field)
-            assert a.shape == b.shape, f"layer {l + 1} {field}: shape {a.shape} vs {b.shape}"
-            np.testing.assert_allclose(a, b, rtol=0, atol=TOLERANCE, err_msg=f"layer {l + 1} {field}")
+    assert_layer_records_equal(brian_records, oracle_records, FIELDS, TOLERANCE)
 
 
 def assert_nontrivial(oracle_records):
@@ -75,6 +72,26 @@ def test_single_sample_equals_oracle_runtime(sizes, timing, seed):
                           settings.discrete(0.05))
     assert_nontrivial(reference)
     assert_records_equal(ours, reference)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("surrogate", [f for f in FAMILIES if f != "rectangular"])
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_every_surrogate_family_equals_the_oracle_runtime(surrogate, batch_size):
+    """One sample's records, then a training run with minibatches, for each non-published g."""
+    settings = BioGradSettings(sizes=(20, 15, 12, 5), time_steps=12, error_start=5, batch_size=batch_size,
+                               soma=SomaParameters(surrogate=surrogate, window=0.4, gamma=0.8))
+    state, spikes, label = random_case(settings.sizes, 12, 0)
+    ours = run_single_sample(state.weights, state.biases, state.feedback, spikes, label, settings, 0.05)
+    reference = run_batch(state.weights, state.biases, state.feedback, spikes[None], np.array([label]),
+                          settings.discrete(0.05))
+    assert_nontrivial(reference)
+    assert_records_equal(ours, reference)
+    rng = np.random.default_rng(3)
+    many = (rng.random((6, 12, 20)) < 0.35).astype(float)
+    labels = rng.integers(5, size=6)
+    result = BioGradNetwork(settings, 6).run(state, many, labels, learning_rate=0.2)
+    assert_run_equals_sequential_oracle(result, state, many, labels, settings, 0.2, batch_size)
 
 
 def test_oracle_matches_a_hand_computed_step():
@@ -176,9 +193,13 @@ def test_cpp_standalone_equals_oracle(tmp_path):
 
 
 @pytest.mark.standalone
-def test_cpp_standalone_training_equals_oracle(tmp_path):
+@pytest.mark.oracle
+@pytest.mark.parametrize("surrogate", ["rectangular", "exponential"])
+def test_cpp_standalone_training_equals_oracle(tmp_path, surrogate):
+    """The published g, and a g that never vanishes (every trace learns at every step)."""
     sizes, time_steps, error_start, n = (14, 10, 4), 8, 2, 6
-    settings = BioGradSettings(sizes=sizes, time_steps=time_steps, error_start=error_start, batch_size=2)
+    settings = BioGradSettings(sizes=sizes, time_steps=time_steps, error_start=error_start, batch_size=2,
+                               soma=SomaParameters(surrogate=surrogate))
     rng = np.random.default_rng(11)
     state = initial_state(sizes, rng, "forward_product")
     state.weights = [3.0 * w for w in state.weights]

@@ -31,6 +31,9 @@ from apical.runs.analyze import analyze
 from apical.runs.config import config_from_dict
 from tests.test_train import train_then_resume_without_last_checkpoint
 
+from apical.models.surrogate import FAMILIES
+from tests.forms import assert_layer_records_equal
+
 TOLERANCE = 1e-9
 LAYER_FIELDS = ("spikes", "soma", "apical", "plasticity_gate", "weight_change", "bias_change")
 MICROCIRCUIT_FIELDS = ("spikes", "soma", "weight_change", "bias_change", "apical_weight_change", "feedback_change")
@@ -78,6 +81,25 @@ def test_single_sample_equals_oracle(sizes, nudging):
         for field in MICROCIRCUIT_FIELDS:
             np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=0, atol=TOLERANCE,
                                        err_msg=f"interneurons {m + 1} {field}")
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("surrogate", [f for f in FAMILIES if f != "rectangular"])
+def test_every_surrogate_family_equals_the_oracle(surrogate):
+    sizes = (12, 9, 6, 4)
+    settings = BioLeaFSettings(sizes=sizes, time_steps=12, error_start=3, pyramidal=PyramidalParameters(
+        tau_apical=4.0 * PyramidalParameters().dt, surrogate=surrogate, window=0.4, gamma=0.8))
+    rng = np.random.default_rng(0)
+    state = initial_state(sizes, rng, "random", "random")
+    state.weights = [3.0 * W for W in state.weights]
+    spikes = (rng.random((12, sizes[0])) < 0.4).astype(float)
+    ours = run_single_sample(state, spikes, 2, settings, RATES)
+    layers, interneurons = run_circuit(state, spikes[None], settings.desired([2]), settings.discrete(), RATES)
+    for l, layer in enumerate(layers):
+        assert layer.spikes.sum() > 0 and np.abs(layer.weight_change).max() > 0, f"layer {l + 1} is silent or static"
+    assert_layer_records_equal(ours.layers, layers, LAYER_FIELDS, TOLERANCE)
+    assert_layer_records_equal(ours.interneurons, interneurons, MICROCIRCUIT_FIELDS, TOLERANCE,
+                               label="interneuron layer")
 
 
 def test_training_run_equals_sequential_oracle():

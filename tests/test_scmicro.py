@@ -30,6 +30,8 @@ from apical.circuits.scmicro.network import (
 from apical.circuits.scmicro.numpy_form import NumpySCMicroNetwork
 from apical.circuits.scmicro.oracle import run_circuit, sign_concordant_fa, train_sequential
 from apical.models.pyramidal import SCPyramidalParameters
+from apical.models.surrogate import FAMILIES
+from tests.forms import assert_layer_records_equal
 from apical.runs.analyze import analyze
 from apical.runs.config import ConfigError, config_from_dict
 from apical.circuits.scmicro.framework import SCMicroFramework, scmicro_initial_state
@@ -65,6 +67,35 @@ def test_single_sample_equals_oracle(nudging, error):
         for field in LAYER_FIELDS:
             np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=0, atol=TOLERANCE,
                                        err_msg=f"layer {l + 1} {field}")
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("surrogate", [f for f in FAMILIES if f != "rectangular"])
+def test_every_surrogate_family_equals_the_oracle_and_the_numpy_form(surrogate):
+    """One sample's records (Brian2 against the oracle), then several minibatches (the numpy form
+    against the sequential oracle), for each non-published g."""
+    sizes = (12, 9, 6, 4)
+    pyramidal = SCPyramidalParameters(tau_apical=4.0 * SCPyramidalParameters().dt, nudging=0.5, surrogate=surrogate,
+                                      window=0.4, gamma=0.8)
+    settings = SCMicroSettings(sizes=sizes, time_steps=12, error_start=3, pyramidal=pyramidal)
+    state, rng = active_state(sizes, seed=0)
+    spikes = (rng.random((12, sizes[0])) < 0.4).astype(float)
+    ours = run_single_sample(state, spikes, 2, settings, learning_rate=0.1)
+    layers = run_circuit(state.weights, state.biases, state.feedback, spikes[None], settings.desired([2]),
+                         settings.discrete(), 0.1)
+    for l, layer in enumerate(layers):
+        assert layer.spikes.sum() > 0 and np.abs(layer.weight_change).max() > 0, f"layer {l + 1} is silent or static"
+    assert_layer_records_equal(ours.layers, layers, LAYER_FIELDS, TOLERANCE)
+    batched = replace(settings, time_steps=8, error_start=2, batch_size=2)
+    many = (rng.random((8, 8, sizes[0])) < 0.35).astype(float)
+    labels = rng.integers(sizes[-1], size=8)
+    result = NumpySCMicroNetwork(batched, state.connection_types, 8, precision="float64").run(state, many, labels, 0.6)
+    weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback, state.connection_types,
+                                               many, batched.desired(labels), batched.discrete(), 0.6, 2)
+    np.testing.assert_array_equal(result.output_counts, counts)
+    for l, (ours_w, expected, before) in enumerate(zip(result.state.weights, weights, state.weights)):
+        assert np.abs(expected - before).max() > 1e-3, f"layer {l + 1} did not learn: vacuous comparison"
+        np.testing.assert_allclose(ours_w, expected, rtol=0, atol=TOLERANCE, err_msg=f"weights of layer {l + 1}")
 
 
 def train_small(seed=11, n=8, rate=0.6, error="kernel_mse"):
