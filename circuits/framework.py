@@ -122,6 +122,10 @@ class FrameworkSpec:
     describe: Callable[[Any], str] | None = None
     example_config: str | Path | None = None
     order: int = 100  # place in listings (built-in frameworks first)
+    # The equations its references implement (circuits/provenance.py): the digest file, and the
+    # config overrides (tiny networks) whose Brian2 networks together hold every such block.
+    reference_file: str | Path | None = None
+    reference_configs: tuple[dict, ...] = ()
 
     @property
     def has_numpy_form(self) -> bool:
@@ -190,6 +194,13 @@ class Framework(ABC):
         """(label, feedback matrix, what exact backprop would send instead) for every feedback
         pathway, for the generic feedback-alignment check; default: none (no feedback pathway)."""
         return []
+
+    def compiled_networks(self) -> dict:
+        """The Brian2 networks this framework runs, by role ("wake", "sleep"), each a CompiledNetwork
+        or an objects dict with a "network": what the run's record of its equations (model.md) is
+        read from. On the numpy device, the Brian2 networks the numpy form is tested equal to, built
+        on the runtime device from the same settings. Default: none (no Brian2 network)."""
+        return {}
 
     def brian_network(self, input_spikes: np.ndarray | None = None, labels: np.ndarray | None = None) -> dict:
         """The Brian2 objects of this network with the current state and the given inputs, built on
@@ -271,3 +282,8 @@ class ClaimsResult:
     summary: list[str] = field(default_factory=list)  # lines the command prints
     info: dict = field(default_factory=dict)  # added to the "analysis" entry
     restated: dict[str, Any] = field(default_factory=dict)
+    # keys of the shared claims vocabulary (apical.analysis.report.CLAIMS, docs/claims.md) the
+    # framework's paper does not make (still checked, shown as not claimed), and those that do not
+    # apply to it, with why (shown as N/A)
+    unclaimed: list[str] = field(default_factory=list)
+    not_applicable: dict[str, str] = field(default_factory=dict)

@@ -144,6 +144,15 @@ def main(argv=None) -> int:
     report.add_argument("--section", help="with --into: the text between <!-- report:SECTION --> and "
                         "<!-- /report:SECTION --> is replaced, or the block appended (default: the directory's name)")
     report.set_defaults(handler=lambda args: _delegate("apical.runs.report", args))
+
+    equations = commands.add_parser("equations", help="the Brian2 equations a config builds (as a run's model.md), "
+                                    "and whether the framework's references implement them")
+    equations.add_argument("config", nargs="?", help="a TOML config")
+    equations.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    equations.add_argument("--update-references", action="store_true",
+                           help="rewrite the built-in frameworks' reference digests from the current source "
+                                "(after changing a model and its references together)")
+    equations.set_defaults(handler=lambda args: _delegate("apical.runs.equations", args))
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -40,6 +40,7 @@ from apical.runs.datasets import images_to_intensity, load_cifar10, load_mnist, 
 METRIC_FIELDS = ["samples_seen", "epoch", "train_accuracy", "test_accuracy", "wall_seconds", "samples_per_second"]
 
 
+EVENT_SAMPLES = 8  # test samples whose operations summary.json counts (apical.analysis.events)
 DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "nmnist": "N-MNIST", "cifar10": "CIFAR-10"}
 
 
@@ -234,6 +235,29 @@ def chunk_size(n_train: int, requested: int, batch_size: int) -> int:
         if n_train % size == 0 and size % batch_size == 0:
             return size
     raise ConfigError(f"config key 'run.chunk_samples': no chunk ≤ {requested} holds whole minibatches")
+
+
+def record_equations(config: Config, framework, directory: Path, resumed: bool) -> None:
+    """Write what the network was built with (model.md, model.json, source.diff: runs/equations.py);
+    refuse the numpy form for equations its references do not implement, and a resume whose
+    equations differ from the run's."""
+    from brian2.utils.logger import BrianLogger
+
+    from apical.runs.equations import read_record, record_for, refuse_unless_referenced, write_record
+
+    BrianLogger.suppress_name("unused_brian_object")  # objects built only to be described, never run
+    spec = registry.get(config.model.framework)
+    record = record_for(spec, config, framework)
+    if config.run.device == "numpy":
+        refuse_unless_referenced(config, record, 'config key \'run.device\' = "numpy": the numpy form')
+    previous = read_record(directory) if resumed else None
+    if previous is not None and previous.digests != record.digests:
+        changed = sorted({f"{b.owner} {b.role}" for b in record.blocks if b.digest not in previous.digests}
+                         | {f"{b.owner} {b.role}" for b in previous.blocks if b.digest not in record.digests})
+        raise TrainingError("the network's equations differ from those the run was built with (model.md), in "
+                            + ", ".join(changed[:4]) + (" and more" if len(changed) > 4 else "")
+                            + ": resume it with the code it ran, or start a new run")
+    write_record(directory, record, spec.run_title(config), write_text_atomically)
 
 
 def git_commit() -> str:
@@ -591,6 +615,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
     framework = make_framework(config, dataset.n_inputs, dataset.n_classes, chunk, build_dir)
     print(f"built {config.model.framework} network {framework.settings.sizes} on {config.run.device} "
           f"in {framework.compile_seconds:.1f} s; {chunk} samples per run", file=sys.stderr, flush=True)
+    record_equations(config, framework, results.path, resumed=newest is not None)
 
     total = config.run.epochs * n_train
     eval_every = config.run.eval_every or n_train
@@ -610,6 +635,15 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
     if not commits or commits[-1] != commit:
         commits.append(commit)
 
+    if progress["samples_seen"] == 0 and "initial_test_accuracy" not in progress:
+        # The untrained network on the test set: every learning curve starts at 0 samples.
+        eval_started = time.perf_counter()
+        initial = evaluation_counts(framework, dataset, config, chunk)
+        progress["initial_test_accuracy"] = round(float((initial.argmax(axis=1) == dataset.test_labels).mean()), 6)
+        progress["initial_metrics"] = framework.metrics()  # e.g. the feedback angles before training
+        progress["eval_seconds"] += time.perf_counter() - eval_started
+        print(f"  test accuracy before training: {100 * progress['initial_test_accuracy']:.2f}%", file=sys.stderr,
+              flush=True)
     display = Progress(total)
     seen = progress["samples_seen"]
     # Running train accuracy since the last evaluation: carried through checkpoints, so a
@@ -709,6 +743,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
     summary = {
         "framework": config.model.framework,
         "final_test_accuracy": float(metrics[-1]["test_accuracy"]),
+        "initial_test_accuracy": progress.get("initial_test_accuracy"),  # None: resumed from a run made before it
         "best_test_accuracy": max(float(r["test_accuracy"]) for r in metrics),
         **selected_summary(metrics),
         "samples_seen": seen,
@@ -728,15 +763,23 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
             "train_ms_per_sample": round(1e3 * progress["train_seconds"] / max(seen, 1), 3),
         },
     }
-    from apical.analysis.figures import alignment_curve, learning_curve
+    from apical.analysis.figures import learning_curve
+    from apical.analysis.report_figures import alignment_from_metrics
 
-    alignment_curve(metrics, results.figures / "alignment", title="feedback alignment")
+    alignment_from_metrics(metrics, progress.get("initial_metrics"), results.figures / "feedback_alignment")
     shown = min(20, len(dataset.test_labels))
     test_spikes = encode(dataset.test_inputs[:shown], config.model.time_steps, config.seeds.input, "test", 0)
+    from apical.analysis.events import event_summary
+
+    # What a training and an inference sample cost in events and energy, on the trained network.
+    counted = min(EVENT_SAMPLES, shown)
+    events = event_summary(framework, test_spikes[:counted], dataset.test_labels[:counted])
+    if events is not None:
+        summary["events"] = events
     framework.figures(results.figures, test_spikes, dataset.test_labels[:shown])
     learning_curve(metrics, results.figures / "learning_curve", title=f"{run_title(config)} on "
                    f"{DATASET_TITLES.get(config.data.dataset, config.data.dataset)}, "
-                   f"{'-'.join(map(str, framework.settings.sizes))}")
+                   f"{'-'.join(map(str, framework.settings.sizes))}", initial=summary["initial_test_accuracy"])
     # Written last: a summary marks a finished run (sweeps skip it), figures included.
     write_text_atomically(results.path / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

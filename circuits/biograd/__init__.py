@@ -35,4 +35,11 @@ def _bench(args):
 
 FRAMEWORK = FrameworkSpec(name="biograd", title="BioGrad", factory=_build,
                           devices=("cpp", "cuda", "runtime", "numpy"), claims=_claims, bench=_bench,
-                          example_config=_CONFIGS / "mnist-sleep.toml", order=10)
+                          example_config=_CONFIGS / "mnist-sleep.toml", order=10,
+                          reference_file=Path(__file__).with_name("reference_equations.json"),
+                          # two hidden layers with a sleep phase, and one without: every block its references implement
+                          reference_configs=(
+                              {"model": {"hidden": [5, 4], "time_steps": 6, "error_start": 2},
+                               "learning": {"batch_size": 2, "sleep": True, "sleep_steps": 4, "sleep_batch": 2}},
+                              {"model": {"hidden": [5], "time_steps": 6, "error_start": 2}, "learning": {"sleep": False}},
+                          ))

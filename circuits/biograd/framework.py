@@ -125,6 +125,18 @@ class BioGradFramework(Framework):
     def evaluate_chunk(self, input_spikes: np.ndarray, labels: np.ndarray) -> np.ndarray:
         return self.network.run(self.state, input_spikes, labels, 0.0).output_counts
 
+    def compiled_networks(self) -> dict:
+        """The wake (and sleep) networks; on the numpy device, the Brian2 networks it equals."""
+        if self.config.run.device != "numpy":
+            networks = {"wake": self.network}
+            if self.sleep_network is not None:
+                networks["sleep"] = self.sleep_network
+            return networks
+        networks = {"wake": BioGradNetwork(self.settings, 1, device_name="runtime")}
+        if self.sleep_network is not None:
+            networks["sleep"] = BioGradSleepNetwork(self.settings, self.sleep_network.sleep, device_name="runtime")
+        return networks
+
     def brian_network(self, input_spikes: np.ndarray | None = None, labels: np.ndarray | None = None) -> dict:
         """The wake network's Brian2 objects with the current state and ``input_spikes`` ([N, T, n_in],
         one sample's [T, n_in], or None: one silent sample), built on the runtime device and not yet

@@ -34,4 +34,6 @@ def _bench(args):
 
 
 FRAMEWORK = FrameworkSpec(name="bioleaf", title="BioLeaF", factory=_build, section=SECTION, claims=_claims,
-                          bench=_bench, example_config=_CONFIGS / "mnist-bioleaf.toml", order=30)
+                          bench=_bench, example_config=_CONFIGS / "mnist-bioleaf.toml", order=30,
+                          reference_file=Path(__file__).with_name("reference_equations.json"),
+                          reference_configs=({"model": {"hidden": [5, 4], "time_steps": 6, "error_start": 2}},))

@@ -54,6 +54,9 @@ class BioLeaFFramework(Framework):
                                       threads=config.run.threads, precision=config.run.precision)
         self.compile_seconds = time.perf_counter() - started
 
+    def compiled_networks(self) -> dict:
+        return {"circuit": self.network}
+
     def rates(self, rate_scale: float = 1.0) -> LearningRates:
         b = self.config.bioleaf
         forward = self.config.learning.learning_rate * rate_scale

@@ -42,4 +42,8 @@ def _describe(config) -> str:
 
 FRAMEWORK = FrameworkSpec(name="scmicro", title="SC microcircuit", factory=_build, section=SECTION,
                           check_config=check_config, devices=("cpp", "cuda", "runtime", "numpy"), claims=_claims,
-                          bench=_bench, describe=_describe, example_config=_CONFIGS / "mnist-scmicro.toml", order=40)
+                          bench=_bench, describe=_describe, example_config=_CONFIGS / "mnist-scmicro.toml", order=40,
+                          reference_file=Path(__file__).with_name("reference_equations.json"),
+                          # both output errors the references implement
+                          reference_configs=tuple({"model": {"hidden": [5, 4], "time_steps": 6, "error_start": 2},
+                                                   "scmicro": {"error": error}} for error in ("kernel_mse", "softmax")))

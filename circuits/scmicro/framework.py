@@ -65,6 +65,12 @@ class SCMicroFramework(Framework):
                                           threads=config.run.threads, precision=config.run.precision)
         self.compile_seconds = time.perf_counter() - started
 
+    def compiled_networks(self) -> dict:
+        """The circuit; on the numpy device, the Brian2 circuit its numpy form equals."""
+        if self.config.run.device != "numpy":
+            return {"circuit": self.network}
+        return {"circuit": SCMicroNetwork(self.settings, self.state.connection_types, 1, device_name="runtime")}
+
     def train_chunk(self, input_spikes: np.ndarray, labels: np.ndarray, chunk_index: int = 0,
                     rate_scale: float = 1.0) -> np.ndarray:
         """Learning over the chunk at η·rate_scale, each label's desired spike train the target

@@ -1,0 +1,104 @@
+"""What a run was built with is recorded (model.md, model.json, source.diff), and nothing scores or
+replays an edited model against references that implement the published one."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from apical.circuits import registry
+from apical.circuits.biograd import framework as biograd_framework
+from apical.circuits.biograd.network import BioGradNetwork, BioGradSettings
+from apical.circuits.provenance import EquationRecord, check_against_reference, load_reference
+from apical.models.soma import SomaEquations, SomaParameters
+from apical.models.surrogate import FAMILIES
+from apical.runs.config import ConfigError, config_from_dict
+from apical.runs.equations import reference_records
+from apical.runs.train import TrainingError, train
+
+TINY = {"model": {"hidden": [12], "time_steps": 6, "error_start": 2},
+        "learning": {"learning_rate": 0.05},
+        "data": {"dataset": "mnist", "train_samples": 20, "test_samples": 10, "validation_samples": 0},
+        "run": {"device": "runtime", "epochs": 1, "chunk_samples": 10, "eval_every": 10, "checkpoint_every": 10,
+                "precision": "float64"}}
+EDITED_RESET = "v -= theta"  # reset by subtraction: no reference implements it
+
+
+def with_keys(tree, **sections):
+    return {**tree, **{name: {**tree.get(name, {}), **values} for name, values in sections.items()}}
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", [n for n, spec in registry.frameworks().items() if spec.reference_file])
+def test_the_source_builds_exactly_the_equations_the_references_implement(name):
+    """Fails when an equation is edited without its references: the message names the code."""
+    spec = registry.get(name)
+    shipped = load_reference(spec)
+    assert shipped is not None and set(shipped) == set(FAMILIES)
+    for family in FAMILIES:
+        records = reference_records(spec, family)
+        built = {block.digest: block for record in records for block in record.blocks}
+        new = [f"{b.owner} {b.role}: {b.text!r}" for d, b in built.items() if d not in shipped[family]]
+        assert not new, (f"{spec.title} ({family}) builds code its references were not checked against: "
+                         + "; ".join(new[:3]) + ". If the oracle and numpy form implement it too, run "
+                         "`apical equations --update-references`")
+        assert set(built) == shipped[family], f"{spec.title} ({family}): the reference file lists code no longer built"
+
+
+def test_a_hand_edited_equation_is_named_and_the_published_ones_pass():
+    spec = registry.get("biograd")
+    published = EquationRecord.of("biograd", "rectangular", {"wake": BioGradNetwork(BioGradSettings(sizes=(5, 4, 3)), 1)})
+    assert check_against_reference(spec, published).matches
+    edited_settings = BioGradSettings(sizes=(5, 4, 3), soma_equations=replace(SomaEquations(), reset=EDITED_RESET))
+    edited = EquationRecord.of("biograd", "rectangular", {"wake": BioGradNetwork(edited_settings, 1)})
+    verdict = check_against_reference(spec, edited)
+    assert not verdict.matches
+    assert [(b.role, b.text) for b in verdict.unmatched] == [("reset spike", EDITED_RESET)]
+    assert "reset spike: 'v -= theta'" in verdict.reason()
+    # the same code under another family is another model: the rectangular reference does not hold it
+    triangular = EquationRecord.of("biograd", "rectangular", {"wake": BioGradNetwork(
+        BioGradSettings(sizes=(5, 4, 3), soma=SomaParameters(surrogate="triangular")), 1)})
+    assert [b.owner for b in check_against_reference(spec, triangular).unmatched] == ["hidden_1_after_threshold"]
+
+
+def test_a_run_records_its_equations_and_the_surrogate_it_used(tmp_path):
+    train(config_from_dict(with_keys(TINY, model={"surrogate": "exponential"})), tmp_path / "run")
+    markdown = (tmp_path / "run" / "model.md").read_text()
+    assert "pseudo_derivative = gamma * exp(-abs(v - theta) / window)" in markdown
+    assert "### Synapses `forward_1`" in markdown and "v_post += w" in markdown
+    record = EquationRecord.from_dict(json.loads((tmp_path / "run" / "model.json").read_text()))
+    assert record.surrogate == "exponential"
+    assert check_against_reference(registry.get("biograd"), record).matches
+
+
+@pytest.fixture
+def edited_biograd(monkeypatch):
+    """BioGrad whose soma resets by subtraction, as if models/soma.py had been edited by hand."""
+    original = biograd_framework.biograd_settings
+
+    def edited(config, n_in, n_out):
+        return replace(original(config, n_in, n_out), soma_equations=replace(SomaEquations(), reset=EDITED_RESET))
+
+    monkeypatch.setattr(biograd_framework, "biograd_settings", edited)
+
+
+def test_an_edited_model_trains_records_itself_and_the_numpy_form_refuses(tmp_path, edited_biograd):
+    summary = train(config_from_dict(TINY), tmp_path / "edited")
+    assert summary["samples_seen"] == 20
+    assert "reset spike:\n\n```\nv -= theta\n```" in (tmp_path / "edited" / "model.md").read_text()
+    with pytest.raises(ConfigError, match=r"config key 'run.device' = \"numpy\": the numpy form implements BioGrad's "
+                                          r"reference equations, but this source and config build 1 piece\(s\) of "
+                                          r"model code that no reference implements \(hidden_1 reset spike"):
+        train(config_from_dict(with_keys(TINY, run={"device": "numpy"})), tmp_path / "numpy")
+    assert not (tmp_path / "numpy" / "checkpoints").exists() or not any((tmp_path / "numpy" / "checkpoints").iterdir())
+
+
+def test_a_resume_with_other_equations_is_refused(tmp_path, monkeypatch):
+    train(config_from_dict(with_keys(TINY, run={"epochs": 1})), tmp_path / "run")
+    original = biograd_framework.biograd_settings
+    monkeypatch.setattr(biograd_framework, "biograd_settings", lambda config, n_in, n_out: replace(
+        original(config, n_in, n_out), soma_equations=replace(SomaEquations(), reset=EDITED_RESET)))
+    with pytest.raises(TrainingError, match="equations differ from those the run was built with .* reset spike"):
+        train(config_from_dict(with_keys(TINY, run={"epochs": 2})), tmp_path / "run", resume=True)
