@@ -61,15 +61,20 @@ def finish_training_axes(figure, axes, path: Path, title: str, legend_below: boo
     return save(figure, path)
 
 
-def learning_curve(metrics: list[dict], path: Path, title: str = "") -> list[Path]:
-    """Train (running, while learning) and test accuracy against training samples seen."""
+def learning_curve(metrics: list[dict], path: Path, title: str = "", initial: float | None = None) -> list[Path]:
+    """Train (running, while learning) and test accuracy against training samples seen; the test
+    curve starts at 0 samples with ``initial``, the untrained network's test accuracy."""
     seen = [int(r["samples_seen"]) for r in metrics]
     train = [100 * float(r["train_accuracy"]) for r in metrics]
     test = [100 * float(r["test_accuracy"]) for r in metrics]
     with plt.rc_context(STYLE):
         figure, axes = plt.subplots()
         axes.plot(seen, train, "o-", label="train (while learning)")
-        axes.plot(seen, test, "s-", label="test")
+        if initial is not None:
+            axes.plot([0] + seen, [100 * initial] + test, "s-", label="test (0: before training)")
+        else:
+            axes.plot(seen, test, "s-", label="test")
+        axes.set_xlim(left=0)
         held_out = [100 * float(r["validation_accuracy"]) for r in metrics if r.get("validation_accuracy") not in (None, "")]
         if len(held_out) == len(metrics):
             axes.plot(seen, held_out, "^-", label="validation (held out)")
@@ -78,26 +83,10 @@ def learning_curve(metrics: list[dict], path: Path, title: str = "") -> list[Pat
                       label=f"selected on validation: test {test[chosen]:.2f}%")
             test = test + held_out
         axes.set_ylabel("accuracy (%)")
-        low = min(train + test)
+        low = min(train + test + ([100 * initial] if initial is not None else []))
         axes.set_ylim(max(0.0, min(low - 2.0, 90.0)), 100.0)
         if axes.get_ylim()[0] < 10.0:
             axes.axhline(10.0, color="0.6", linestyle=":", linewidth=0.8, label="chance (10 classes)")
-        return finish_training_axes(figure, axes, path, title)
-
-
-def alignment_curve(metrics: list[dict], path: Path, title: str = "") -> list[Path] | None:
-    """Angle between each B^l and its forward pathway against training samples seen."""
-    layers = sorted(int(k.rsplit("_", 1)[1]) for k in metrics[0] if k.startswith("alignment_angle_"))
-    if not layers:
-        return None
-    seen = [int(r["samples_seen"]) for r in metrics]
-    with plt.rc_context(STYLE):
-        figure, axes = plt.subplots()
-        for l in layers:
-            axes.plot(seen, [float(r[f"alignment_angle_{l}"]) for r in metrics], "o-", label=f"B$^{{{l}}}$ (hidden {l})")
-        axes.axhline(90.0, color="0.6", linestyle=":", linewidth=0.8)
-        axes.set_ylabel("angle to forward pathway (°)")
-        axes.set_ylim(0.0, 100.0)
         return finish_training_axes(figure, axes, path, title)
 
 

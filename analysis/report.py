@@ -23,7 +23,9 @@ from apical.analysis.alignment import (
 )
 
 __all__ = [
+    "CLAIMS",
     "Check",
+    "claims_entry",
     "alignment_entries",
     "update_cosine_entries",
     "sign_concordance_entries",
@@ -114,12 +116,51 @@ def write_analysis_json(path, *entries):
 
 @dataclass
 class Check:
-    """One row of the plausibility report."""
+    """One row of the plausibility report; ``key`` names the claim in the shared vocabulary
+    (:data:`CLAIMS`, docs/claims.md) when the row checks one of them."""
 
     claim: str
     check: str
     result: str
     passed: bool | None  # None: informative, no pass/fail criterion
+    key: str | None = None
+    value: object = None  # the number(s) behind the verdict, for tables (e.g. cosines per layer)
+
+
+#: The claims every framework's analysis.json answers under the same key (its "claims" entry),
+#: each meaning one thing across frameworks; docs/claims.md states how each is checked.
+CLAIMS = {
+    "update_vs_backprop": "each layer's update points along the gradient of backprop through time of a named "
+                          "loss on the same samples (cosine ≥ 0.9)",
+    "locality": "every quantity a synapse's learning reads is its own, its two cells', a constant or a declared "
+                "global signal (audit of the Brian2 code)",
+    "event_based": "cells interact only through spikes (no analog coupling in the built network)",
+    "weight_transport": "no synapse's weight is copied from, or read off, another synapse (passes when none is)",
+    "feedback_alignment": "each feedback matrix lies within 45° of what exact backprop would send in its place",
+    "sign_concordance": "≥ 99 % of feedback entries share the sign of the forward pathway they stand for",
+    "dale": "every presynaptic cell's outgoing weights share one sign, that of its declared type",
+}
+
+
+def claims_entry(checks, unclaimed=(), not_applicable=None) -> dict:
+    """The ``claims`` entry of analysis.json: for every key of :data:`CLAIMS`, the verdict ("pass",
+    "fail", "info" or "n/a"), whether the framework makes the claim, and the row behind it;
+    ``not_applicable`` maps keys to why they do not apply (no row then)."""
+    rows = {}
+    for c in checks:  # the first row of a key answers it: a framework's own rows precede the closing generic ones
+        if getattr(c, "key", None) and c.key not in rows:
+            rows[c.key] = c
+    found = {}
+    for key, meaning in CLAIMS.items():
+        if key in rows:
+            c = rows[key]
+            verdict = {True: "pass", False: "fail", None: "info"}[c.passed]
+            found[key] = {"verdict": verdict, "claimed": key not in unclaimed, "claim": c.claim, "check": c.check,
+                          "result": c.result, "value": c.value, "meaning": meaning}
+        else:
+            reason = (not_applicable or {}).get(key, "no check of this claim applies to this framework")
+            found[key] = {"verdict": "n/a", "claimed": False, "reason": reason, "meaning": meaning}
+    return found
 
 
 def _layers(values, fmt):
@@ -136,12 +177,16 @@ def alignment_check(alignment, max_angle=45.0, claim="Feedback aligns with the f
     )
 
 
-def update_cosine_check(cosines, min_cosine=0.9, claim="Updates follow the backprop gradient"):
+def update_cosine_check(cosines, min_cosine=0.9, claim="Updates follow the backprop gradient", loss="L"):
+    """Each layer's update against −∇ of ``loss`` by BPTT on the same samples; the vocabulary's
+    ``update_vs_backprop`` row."""
     return Check(
         claim,
-        f"cosine of each layer's update with −∇L (BPTT, same samples) ≥ {min_cosine:g}",
+        f"cosine of each layer's update with −∇ of {loss} (BPTT, same samples) ≥ {min_cosine:g}",
         _layers(cosines, "{:.3f}"),
         all(c >= min_cosine for c in cosines),
+        key="update_vs_backprop",
+        value={"loss": loss, **_per_layer(None if c != c else c for c in cosines)},
     )
 
 
@@ -151,10 +196,12 @@ def sign_concordance_check(fractions, minimum=0.99, claim="Feedback is sign-conc
         f"fraction of feedback entries with the sign of the forward pathway ≥ {minimum:g}",
         _layers(fractions, "{:.1%}"),
         all(f >= minimum for f in fractions),
+        key="sign_concordance",
+        value=_per_layer(fractions),
     )
 
 
-def dale_check(reports, claim="Neurons obey Dale's law"):
+def dale_check(reports, claim="Neurons obey Dale's law", key=None):
     """``reports``: one DaleReport per weight matrix."""
     mixed = sum(len(r.mixed_sign) for r in reports)
     wrong = sum(len(r.type_violations) for r in reports)
@@ -164,6 +211,8 @@ def dale_check(reports, claim="Neurons obey Dale's law"):
         "every presynaptic neuron's outgoing weights share one sign, that of its declared type",
         f"{mixed} mixed-sign and {wrong} wrong-type neurons of {total}",
         mixed == 0 and wrong == 0,
+        key=key,
+        value={"mixed_sign": mixed, "wrong_type": wrong, "presynaptic": total},
     )
 
 
@@ -223,14 +272,17 @@ def _cosines(values):
     return ", ".join(f"layer {l}: {'n/a' if c is None else f'{c:.3f}'}" for l, c in enumerate(values, start=1))
 
 
-def cosine_check(cosines, claim, gradient, minimum=0.9):
-    """Each layer's ΔW against −∇E of ``gradient`` on the same samples; ``minimum`` None: no criterion."""
+def cosine_check(cosines, claim, gradient, minimum=0.9, key=None, loss=None):
+    """Each layer's ΔW against −∇E of ``gradient`` on the same samples; ``minimum`` None: no criterion;
+    ``key`` the vocabulary claim it answers, ``loss`` the loss E it differentiates."""
     return Check(
         claim,
-        f"cosine of each layer's ΔW with −∇E of {gradient}, same digits"
+        f"cosine of each layer's ΔW with −∇E of {gradient}" + (f", E the {loss}" if loss else "") + ", same digits"
         + ("" if minimum is None else f", ≥ {minimum:g}"),
         _cosines(cosines),
         None if minimum is None else all(c is not None and c >= minimum for c in cosines),
+        key=key,
+        value={**({"loss": loss} if loss else {}), **_per_layer(cosines)},
     )
 
 

@@ -16,7 +16,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from apical.analysis.figures import STYLE, plt, save
 from apical.analysis.report import superscript
 
-__all__ = ["figure_alignment", "figure_sign_concordance", "figure_update_cosine", "figure_weight_distributions"]
+__all__ = ["alignment_from_metrics", "alignment_series", "figure_alignment", "figure_sign_concordance", "figure_update_cosine", "figure_weight_distributions"]
 
 
 def _in_thousands(value, _position) -> str:
@@ -41,10 +41,35 @@ def figure_alignment(series: dict, labels: list[str], path: Path) -> list[Path]:
         axes.xaxis.set_major_formatter(FuncFormatter(_in_thousands))
         axes.grid(alpha=0.3)
         axes.legend(loc="best", frameon=False)
-        source = "initial network and each evaluation" if series["source"] == "metrics.csv" \
-            else "initial network and kept checkpoints"
+        first = "initial network and " if seen and seen[0] == 0 else ""
+        source = first + ("each evaluation" if series["source"] == "metrics.csv" else "kept checkpoints")
         axes.set_title(f"points: {source}", fontsize=6, color="0.3")
         return save(figure, path)
+
+
+def alignment_series(metrics: list[dict], initial: dict | None) -> dict | None:
+    """Feedback angles per pathway against samples seen from metrics.csv's ``alignment_angle_<l>``
+    columns, from ``initial`` (the framework's metrics before training) at 0 samples where given;
+    None when the run logs no angle."""
+    columns = sorted((k for k in (metrics[0] if metrics else {}) if k.startswith("alignment_angle_")),
+                     key=lambda k: int(k.rsplit("_", 1)[1]))
+    if not columns:
+        return None
+    start = initial is not None and all(c in initial for c in columns) and int(metrics[0]["samples_seen"]) > 0
+    series = {"source": "metrics.csv", "samples_seen": ([0] if start else []) + [int(r["samples_seen"]) for r in metrics]}
+    for l, column in enumerate(columns):
+        series[f"layer_{l}"] = ([float(initial[column])] if start else []) + [float(r[column]) for r in metrics]
+    return series
+
+
+def alignment_from_metrics(metrics: list[dict], initial: dict | None, path: Path) -> list[Path]:
+    """The feedback-alignment figure of a results directory (``apical train`` draws it; ``apical
+    analyze`` draws the same one): nothing when the run logs no angle."""
+    series = alignment_series(metrics, initial)
+    if series is None:
+        return []
+    labels = [f"B{superscript(l + 1)} (hidden {l + 1})" for l in range(len(series) - 2)]
+    return figure_alignment(series, labels, path)
 
 
 def figure_update_cosine(labels, weight_cosines, bias_cosines, n_samples, path: Path,

@@ -40,9 +40,11 @@ import numpy as np
 from brian2 import prefs
 
 from apical.analysis.alignment import angle_degrees, dale_violations, sign_concordance
+from apical.analysis.events import event_summary, summary_line
 from apical.analysis.locality import audit_small_copy
 from apical.analysis.report import (
     Check,
+    claims_entry,
     dale_check,
     dale_entries,
     layer_labels,
@@ -56,10 +58,13 @@ from apical.analysis.report import (
 from apical.analysis.report_figures import figure_alignment, figure_sign_concordance, figure_weight_distributions
 from apical.circuits import registry
 from apical.circuits.framework import ClaimsContext, ClaimsResult
+from apical.circuits.provenance import check_against_reference
+from apical.runs.equations import read_record
 from apical.runs.config import load_config
 from apical.runs.train import TrainingError, encode, load_checkpoint, load_dataset, read_checkpoint, read_metrics
 
 UPDATE_SAMPLES = 32  # test samples handed to a framework's claims (updates compared with gradients)
+EVENT_SAMPLES = 8  # test samples whose operations are counted (apical.analysis.events)
 MAX_FEEDBACK_ANGLE = 45.0  # degrees: feedback "aligns" below this angle to what backprop would send
 MIN_SIGN_CONCORDANCE = 0.99
 #: The generic checks, in the order they head (locality) or close (the others) the report; a
@@ -139,13 +144,17 @@ def feedback_over_training(directory: Path, framework, initial: list[dict], metr
     return series
 
 
-def learning_curve(metrics: list[dict]) -> dict | None:
-    """Test accuracy at each evaluation (metrics.csv), with the last and the best; None without one."""
+def learning_curve(metrics: list[dict], initial: float | None = None) -> dict | None:
+    """Test accuracy at each evaluation (metrics.csv), from ``initial`` at 0 samples (the
+    evaluation before training, summary.json's ``initial_test_accuracy``) where there is one, with
+    the last and the best; None without an evaluation."""
     rows = [r for r in metrics if r.get("test_accuracy") not in (None, "")]
     if not rows:
         return None
     seen = [int(r["samples_seen"]) for r in rows]
     accuracy = [float(r["test_accuracy"]) for r in rows]
+    if initial is not None and seen[0] > 0:
+        seen, accuracy = [0] + seen, [float(initial)] + accuracy
     best = int(np.argmax(accuracy))
     return {"samples_seen": seen, "test_accuracy": accuracy, "final_test_accuracy": accuracy[-1],
             "best_test_accuracy": accuracy[best], "best_samples_seen": seen[best]}
@@ -166,13 +175,26 @@ def restate(key: str, check: Check | None, restated: dict):
     new = restated[key]
     if isinstance(new, str):
         return None if check is None else replace(check, claim=new)
+    if isinstance(new, Check) and new.key is None:
+        return replace(new, key=key)  # a row in its place answers the same claim
     return new  # a Check in its place, or None
 
 
 # ------------------------------------------------------------------------------- the generic checks
 # Each adds to ``found`` (entries, notes, figures, printed lines) and to ``checks`` its row by key.
-def check_learning_curve(metrics: list[dict], found: ClaimsResult) -> None:
-    curve = learning_curve(metrics)
+def events_entry(framework, dataset, config, found: ClaimsResult, n_samples: int = None) -> dict | None:
+    """Operations and energy per training and per inference sample (apical.analysis.events) of the
+    analysed network on the first test samples; None when the framework has nothing to count."""
+    n = min(n_samples or EVENT_SAMPLES, len(dataset.test_labels))
+    spikes = encode(dataset.test_inputs[:n], config.model.time_steps, config.seeds.input, "test", 0)
+    events = event_summary(framework, spikes, dataset.test_labels[:n])
+    if events is not None:
+        found.summary.append("events: " + summary_line(events))
+    return events
+
+
+def check_learning_curve(metrics: list[dict], found: ClaimsResult, initial: float | None = None) -> None:
+    curve = learning_curve(metrics, initial)
     if curve is None:
         return
     seen, accuracy = curve["samples_seen"], curve["test_accuracy"]
@@ -188,7 +210,8 @@ def check_dale(weights: list[np.ndarray], labels: list[str], found: ClaimsResult
         return
     mixed = mixed_sign_fractions(weights)
     found.entries += [dale_entries(weights), {"dale_mixed_sign_fraction": mixed}]
-    checks["dale"] = dale_check([dale_violations(W) for W in weights])
+    checks["dale"] = replace(dale_check([dale_violations(W) for W in weights]), key="dale",
+                             value=mixed_sign_fractions(weights))
     found.summary.append("Dale, mixed-sign presynaptic neurons: "
                          + ", ".join(f"{labels[l]}: {100 * mixed[f'layer_{l}']:.1f}%" for l in range(len(weights))))
 
@@ -207,12 +230,14 @@ def check_feedback(pairs, series: dict, figures_dir: Path, found: ClaimsResult, 
         f"angle between each feedback matrix and what exact backprop would send in its place below "
         f"{MAX_FEEDBACK_ANGLE:g}°",
         _listed(statistics, "angle", "{:.1f}°"),
-        all(s["angle"] is not None and s["angle"] < MAX_FEEDBACK_ANGLE for s in statistics))
+        all(s["angle"] is not None and s["angle"] < MAX_FEEDBACK_ANGLE for s in statistics),
+        key="feedback_alignment", value=_per_layer(s["angle"] for s in statistics))
     checks["sign_concordance"] = Check(
         "Feedback is sign-concordant",
         f"fraction of feedback entries with the sign of the forward pathway ≥ {MIN_SIGN_CONCORDANCE:g}",
         _listed(statistics, "sign_concordance", "{:.1%}"),
-        all(s["sign_concordance"] is not None and s["sign_concordance"] >= MIN_SIGN_CONCORDANCE for s in statistics))
+        all(s["sign_concordance"] is not None and s["sign_concordance"] >= MIN_SIGN_CONCORDANCE for s in statistics),
+        key="sign_concordance", value=_per_layer(s["sign_concordance"] for s in statistics))
     found.figures += figure_alignment(series, names, figures_dir / "feedback_alignment")
     found.figures += figure_sign_concordance([s["sign_concordance"] for s in statistics], names,
                                              figures_dir / "sign_concordance")
@@ -225,17 +250,41 @@ def check_locality(locality, small_sizes, found: ClaimsResult, checks: dict) -> 
     if locality is None:
         found.entries.append({"locality": {"ok": None, "audited": [], "reason": "no Brian2 network to audit"}})
         checks["locality"] = Check("Learning uses only local information", "a locality audit of the Brian2 code",
-                                   "not audited: the framework builds no Brian2 network", None)
+                                   "not audited: the framework builds no Brian2 network", None, key="locality")
         return
     found.entries.append(locality_entry(locality))
     found.info["locality_network"] = list(small_sizes)
-    checks["locality"] = locality_check(locality)
-    checks["event_based"] = spike_only_check(locality)
+    checks["locality"] = replace(locality_check(locality), key="locality", value=len(locality.findings))
+    checks["event_based"] = replace(spike_only_check(locality), key="event_based",
+                                    value=len(locality.analog_couplings))
     found.details += locality_details(locality)
     found.notes.append("The locality audit reads the Brian2 code, not this run's weights: it audits the same circuit "
                        f"built on the runtime device at sizes {tuple(small_sizes)} with the same number of layers.")
     found.summary.append(f"locality: {'ok' if locality.ok else f'{len(locality.findings)} findings'} in "
                          f"{len(locality.audited)} synapse objects; {len(locality.analog_couplings)} analog couplings")
+
+
+def equations_unscored(directory: Path, spec, found: ClaimsResult) -> str | None:
+    """Why the framework's own claims cannot be scored, or None: they compare the run with its
+    references (oracle, numpy form, BPTT), which implement the equations of
+    ``reference_equations.json``; a run whose model.json holds other code is not scored against them."""
+    record = read_record(directory)
+    if record is None:
+        found.notes.append("This run predates the record of its equations (model.md): its claims are scored on the "
+                           "assumption that it ran the published equations of its commit.")
+        return None
+    verdict = check_against_reference(spec, record)
+    found.info["equations"] = ("those the references implement" if verdict.matches
+                               else verdict.reason() if verdict.checked else "not checked: " + verdict.reason())
+    if not verdict.checked or verdict.matches:
+        return None
+    reason = (f"not scored: the run's network holds {verdict.reason()} (model.md), and {spec.title}'s references "
+              "implement the published equations")
+    found.notes.append(f"{spec.title}'s own claims (circuits/{spec.name}/claims.py: the update against backprop and "
+                       f"the references' other comparisons) are {reason}. The generic checks ran on the network as "
+                       "built.")
+    found.summary.append(f"{spec.title}'s own claims {reason}")
+    return reason
 
 
 def ordered_checks(checks: dict, claimed: ClaimsResult, framework_name: str) -> list[Check]:
@@ -290,7 +339,7 @@ def analyze(directory: Path, n_samples: int = UPDATE_SAMPLES, out: Path | None =
         found.notes.append(f"Final test accuracy of this run: {100 * summary['final_test_accuracy']:.2f}% after "
                            f"{summary.get('samples_seen', progress['samples_seen'])} training samples.")
     checks: dict[str, Check] = {}
-    check_learning_curve(metrics, found)
+    check_learning_curve(metrics, found, summary.get("initial_test_accuracy"))
     weights, pairs = framework.layer_weights(), framework.feedback_pairs()
     check_dale(weights, layer_labels(sizes), found, checks)
     if pairs:
@@ -302,7 +351,8 @@ def analyze(directory: Path, n_samples: int = UPDATE_SAMPLES, out: Path | None =
     check_locality(locality, small_sizes, found, checks)
 
     claimed = ClaimsResult()
-    if spec.claims is not None:
+    unscored = equations_unscored(directory, spec, found)
+    if spec.claims is not None and unscored is None:
         n = min(n_samples, len(dataset.test_labels))
         input_spikes = encode(dataset.test_inputs[:n], config.model.time_steps, config.seeds.input, "test", 0)
         context = ClaimsContext(directory=directory, config=config, spec=spec, framework=framework,
@@ -312,7 +362,14 @@ def analyze(directory: Path, n_samples: int = UPDATE_SAMPLES, out: Path | None =
         claimed = spec.claims(context) or ClaimsResult()
     checks = ordered_checks(checks, claimed, spec.name)
     info = {**found.info, **claimed.info}
-    entries = found.entries + claimed.entries
+    not_applicable = {"feedback_alignment": "no feedback pathway", "sign_concordance": "no feedback pathway",
+                      "update_vs_backprop": "the framework compares its updates with no backprop gradient",
+                      "weight_transport": "no feedback pathway whose weights could be copied",
+                      "event_based": "no Brian2 network to audit", **claimed.not_applicable,
+                      **({"update_vs_backprop": unscored} if unscored else {})}
+    vocabulary = claims_entry(checks, claimed.unclaimed, not_applicable)
+    events = events_entry(framework, dataset, config, found)
+    entries = found.entries + claimed.entries + [{"claims": vocabulary}] + ([{"events": events}] if events else [])
     figures = found.figures + claimed.figures
     merged = write_analysis(out, f"Plausibility report: {spec.name} ({directory.name})", info, entries, checks,
                             found.notes + claimed.notes, found.details + claimed.details, figures)

@@ -27,7 +27,7 @@ BIOGRAD = {
     "data": {"dataset": "mnist", "train_samples": 100, "test_samples": 50},
     "run": {"device": "runtime", "epochs": 2, "eval_every": 50, "checkpoint_every": 50, "chunk_samples": 50},
 }
-FIGURES = ("feedback_alignment", "update_gradient_cosine", "sign_concordance", "weight_distributions")
+FIGURES = ("feedback_alignment", "update_backprop_cosine", "sign_concordance", "weight_distributions")
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +55,11 @@ def test_analysis_json_has_every_metric_in_range(biograd_run):
     (concordance,) = per_layer(analysis["sign_concordance"], 1)
     assert 0.0 < angle < 90.0, "B started equal to W²ᵀ and drifted as W² learned"
     assert ratio > 0.0 and 0.5 <= concordance <= 1.0
-    for name in ("update_gradient_cosine", "bias_update_gradient_cosine"):
+    for name in ("update_backprop_cosine", "bias_update_backprop_cosine"):
         for cosine in per_layer(analysis[name], 2):
             assert cosine is not None and -1.0 <= cosine <= 1.0, name
-    assert all(c > 0 for c in per_layer(analysis["update_gradient_cosine"], 2)), "updates descend the BPTT loss"
+    assert all(c > 0 for c in per_layer(analysis["update_backprop_cosine"], 2)), "updates descend the BPTT loss"
+    assert analysis["update_backprop_loss"] == "cross-entropy of softmax(final output spike counts)"
     for fraction in per_layer(analysis["dale_mixed_sign_fraction"], 2) + \
             per_layer(analysis["dale_feedback_mixed_sign_fraction"], 1):
         assert 0.0 <= fraction <= 1.0
@@ -70,6 +71,38 @@ def test_analysis_json_has_every_metric_in_range(biograd_run):
     assert over_training["samples_seen"][0] == 0 and over_training["samples_seen"][-1] == 200
     assert over_training["layer_0"][0] == pytest.approx(0.0, abs=1e-6)  # B = W²ᵀ at the start
     assert over_training["layer_0"][-1] == pytest.approx(angle, abs=1e-3)
+
+
+def test_claims_use_the_shared_vocabulary(biograd_run):
+    analysis = json.loads((biograd_run / "analysis.json").read_text())
+    claims = analysis["claims"]
+    assert set(claims) == {"update_vs_backprop", "locality", "event_based", "weight_transport",
+                           "feedback_alignment", "sign_concordance", "dale"}
+    update = claims["update_vs_backprop"]
+    assert update["claimed"] and update["value"]["loss"] == analysis["update_backprop_loss"]
+    assert [update["value"][f"layer_{l}"] for l in range(2)] == pytest.approx(
+        per_layer(analysis["update_backprop_cosine"], 2))
+    assert update["verdict"] == ("pass" if min(per_layer(analysis["update_backprop_cosine"], 2)) >= 0.9 else "fail")
+    assert claims["locality"]["verdict"] == "pass" and claims["locality"]["claimed"]
+    assert claims["event_based"]["verdict"] == "fail"  # the softmax coupling is analog
+    assert claims["weight_transport"]["verdict"] == "fail"  # B started as the forward product (released code)
+    assert claims["feedback_alignment"]["value"]["layer_0"] == pytest.approx(
+        analysis["feedback_angle_degrees"]["layer_0"])
+    assert not claims["dale"]["claimed"] and not claims["sign_concordance"]["claimed"]
+
+
+def test_events_are_counted_on_the_analysed_network(biograd_run):
+    events = json.loads((biograd_run / "analysis.json").read_text())["events"]
+    training, inference = events["training"], events["inference"]
+    assert events["samples"] == {"split": "test", "first": 8}
+    assert training["synaptic_events"]["feedback"] > 0  # error spikes through B while learning
+    assert training["synaptic_events"]["learning"] > 0 and inference["synaptic_events"]["learning"] == 0
+    assert training["plasticity_updates"] > 0 and inference["plasticity_updates"] == 0
+    # hidden, output and ± error cells, each step of 8 samples of T = 8 and the run's closing boundary step
+    assert training["neuron_updates"] == inference["neuron_updates"] == (12 + 10 + 20) * (8 * 8 + 1) / 8
+    assert training["energy"]["chip_nJ"] > inference["energy"]["chip_nJ"] > 0
+    summary = json.loads((biograd_run / "summary.json").read_text())["events"]
+    assert summary["inference"]["synaptic_events"]["forward"] > 0
 
 
 def test_locality_audit_lists_softmax_coupling_as_analog(biograd_run):
@@ -126,7 +159,15 @@ def test_bp_directory_gets_dale_and_a_non_locality_statement(tmp_path):
     analysis = json.loads((out / "analysis.json").read_text())
     assert analysis["analysis"]["framework"] == "bp"
     assert not analysis["locality"]["ok"] and "weight transport" in analysis["locality"]["reason"]
-    assert "update_gradient_cosine" not in analysis and "feedback_angle_degrees" not in analysis
+    assert "update_backprop_cosine" not in analysis and "feedback_angle_degrees" not in analysis
+    claims = analysis["claims"]
+    assert {key: claims[key]["verdict"] for key in claims} == {
+        "update_vs_backprop": "n/a", "locality": "fail", "event_based": "fail", "weight_transport": "fail",
+        "feedback_alignment": "n/a", "sign_concordance": "n/a", "dale": "fail"}
+    assert not any(claim["claimed"] for claim in claims.values())
+    events = analysis["events"]
+    assert events["training"]["plasticity_updates"] is None and events["training"]["energy"]["chip_nJ"] is None
+    assert events["training"]["dense_macs"] > events["inference"]["dense_macs"] > 0
     assert len(analysis["dale_mixed_sign_fraction"]) == 2
     assert "W^(l+1)ᵀ (weight transport)" in (out / "plausibility.md").read_text()
     assert (out / "figures" / "weight_distributions.png").exists()
@@ -182,7 +223,14 @@ def test_framework_without_claims_gets_the_generic_checks(tmp_path):
     analysis = json.loads((out / "analysis.json").read_text())
     assert analysis["analysis"]["framework"] == "count_rule" and analysis["analysis"]["network"] == [784, 10]
     assert analysis["locality"] == {"ok": None, "audited": [], "reason": "no Brian2 network to audit"}
-    assert analysis["learning_curve"]["samples_seen"] == [50, 100]
+    assert analysis["learning_curve"]["samples_seen"] == [0, 50, 100]  # 0: evaluated before training
+    assert analysis["learning_curve"]["test_accuracy"][0] == json.loads((out / "summary.json").read_text())[
+        "initial_test_accuracy"]
+    assert "events" not in analysis  # no Brian2 network and no count of its own
+    assert analysis["claims"]["locality"]["verdict"] == "info" and analysis["claims"]["dale"]["claimed"]
+    assert analysis["claims"]["update_vs_backprop"] == {
+        "verdict": "n/a", "claimed": False, "reason": "the framework compares its updates with no backprop gradient",
+        "meaning": analysis["claims"]["update_vs_backprop"]["meaning"]}
     assert len(analysis["dale"]) == 1 and "feedback_angle_degrees" not in analysis
     assert [check.claim for check in results["checks"]] == ["Learning uses only local information",
                                                             "Neurons obey Dale's law"]

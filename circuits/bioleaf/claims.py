@@ -32,6 +32,7 @@ from apical.circuits.framework import ClaimsContext, ClaimsResult
 from apical.circuits.microcircuit import backprop, bptt
 
 ORACLE_BATCH = 8  # samples per oracle pass (its per-synapse traces are [batch, post, pre])
+LOSS = "spiking error E = ½Σ_{t≥t0}(d − o)² of PSP-filtered desired and output spike trains"
 
 
 def summed_changes(state, rasters, desired, settings: BioLeaFSettings):
@@ -103,7 +104,7 @@ def claims(context: ClaimsContext) -> ClaimsResult:
     residual, mismatch = self_prediction(state, rasters, settings)
     inhibitory = [dale_violations(Wp, ["inhibitory"] * Wp.shape[1]) for Wp in state.apical_weights]
 
-    figures = figure_update_cosine(names, cos_spatial, cos_bptt, n, context.figures_dir / "update_gradient_cosine",
+    figures = figure_update_cosine(names, cos_spatial, cos_bptt, n, context.figures_dir / "update_backprop_cosine",
                                    ylabel="cosine of BioLeaF ΔW with −∇E", legend=("spatial backprop", "BPTT"))
 
     per_layer = lambda values: {f"layer_{l}": v for l, v in enumerate(values)}  # noqa: E731
@@ -111,7 +112,8 @@ def claims(context: ClaimsContext) -> ClaimsResult:
     return ClaimsResult(
         info={"update_samples": {"split": "test", "first": n}},
         entries=[
-            {"update_spatial_backprop_cosine": per_layer(cos_spatial), "update_bptt_cosine": per_layer(cos_bptt),
+            {"update_spatial_backprop_cosine": per_layer(cos_spatial), "update_backprop_cosine": per_layer(cos_bptt),
+             "update_backprop_loss": LOSS,
              "update_random_feedback_cosine": per_layer(cos_outside),
              "update_norm": per_layer([float(np.linalg.norm(u)) for u in updates])},
             {"special_circumstance": {k: per_layer(v) for k, v in circumstance.items()}},
@@ -124,7 +126,8 @@ def claims(context: ClaimsContext) -> ClaimsResult:
                   f"B {'= Wᵀ' if config.model.feedback_init == 'forward_product' else 'random'} and interneurons "
                   f"{'self-predicting (copies)' if config.bioleaf.interneuron_init == 'mirror' else 'random'} at "
                   f"t = 0; afterwards mirror STDP {'on' if config.bioleaf.mirror_plasticity else 'off'} (local rules)",
-                  config.model.feedback_init != "forward_product" and config.bioleaf.interneuron_init != "mirror"),
+                  config.model.feedback_init != "forward_product" and config.bioleaf.interneuron_init != "mirror",
+                  key="weight_transport"),
             Check("The trained network is in the special circumstance",
                   "angles of B with Wᵀ above, W_IP with W above, W_PI with −B below 5°",
                   "; ".join(f"{k.split('_vs_')[0]}: " + ", ".join(f"{a:.2f}°" for a in v)
@@ -132,7 +135,8 @@ def claims(context: ClaimsContext) -> ClaimsResult:
                   worst < 5.0),
             cosine_check(cos_spatial, "Updates follow backprop of the spiking error (the special circumstance)",
                          "spatial backprop (error down through Wᵀ at every step)"),
-            cosine_check(cos_bptt, "Updates follow backprop through time of the spiking error", "full BPTT"),
+            cosine_check(cos_bptt, "Updates follow backprop through time of the spiking error", "full BPTT",
+                         key="update_vs_backprop", loss=LOSS),
             Check("Out of the special circumstance (B random) the hidden updates leave the gradient",
                   "cosine with spatial backprop when B is replaced by random weights (W_PI = −B kept)",
                   ", ".join(f"layer {l + 1}: {'n/a' if c is None else f'{c:.3f}'}" for l, c in enumerate(cos_outside)),
@@ -145,6 +149,7 @@ def claims(context: ClaimsContext) -> ClaimsResult:
             dale_check(inhibitory, claim="SST interneurons are inhibitory (W_PI ≤ 0)"),
         ],
         restated={"dale": "Pyramidal cells obey Dale's law (not claimed by BioLeaF)"},
+        unclaimed=["dale", "sign_concordance"],
         notes=[
             f"Updates: the circuit's ΔW (numpy oracle of the Brian2 network, equal to it to 1e-9) summed over the "
             f"first {n} test digits with their labels' desired spike trains, against −∇E of E = ½Σ_{{t≥t0}}(d − o)² "

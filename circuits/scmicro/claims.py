@@ -64,22 +64,25 @@ def claims(context: ClaimsContext) -> ClaimsResult:
     silent = [float((W == 0).mean()) for W in state.weights]
     dale = [(name, dale_violations(matrix, types)) for name, matrix, types in dale_matrices(state)]
 
-    figures = figure_update_cosine(names, cos_sc, cos_bp, n, context.figures_dir / "update_gradient_cosine",
+    figures = figure_update_cosine(names, cos_sc, cos_bp, n, context.figures_dir / "update_backprop_cosine",
                                    ylabel="cosine of SC-microcircuit ΔW with −∇E",
                                    legend=("SC-FA (same B)", "backprop"))
 
     per_layer = lambda values: {f"layer_{l}": v for l, v in enumerate(values)}  # noqa: E731
     softmax = settings.pyramidal.output_error == "softmax"
+    loss = ("softmax error E = −(1/κ)·Σ_{t≥t0} log softmax(κ·o[t])_y of PSP-filtered output trains" if softmax
+            else "spiking error E = ½Σ_{t≥t0}(d − o)² of PSP-filtered desired and output spike trains")
+    transposed = context.config.scmicro.feedback == "transposed"
     return ClaimsResult(
         info={"update_samples": {"split": "test", "first": n}},
         entries=[
             {"update_sc_fa_cosine": per_layer(cos_sc), "update_spatial_backprop_cosine": per_layer(cos_bp),
-             "update_bptt_cosine": per_layer(cos_bptt),
+             "update_backprop_cosine": per_layer(cos_bptt), "update_backprop_loss": loss,
              "update_norm": per_layer([float(np.linalg.norm(u)) for u in updates])},
             {"effective_feedback_sign_concordance": per_layer(concordance),
              "effective_feedback_vs_B_cosine": per_layer(measured_vs_B),
              "silent_connection_fraction": per_layer(silent)},
-            {"dale_pathways": {name: report.to_dict() for name, report in dale}},
+            {"dale": {name: report.to_dict() for name, report in dale}},
         ],
         checks=[
             sign_concordance_check(concordance, claim="Effective feedback (measured by perturbation) is "
@@ -87,15 +90,24 @@ def claims(context: ClaimsContext) -> ClaimsResult:
             cosine_check(cos_sc, "Updates are sign-concordant FA of the spiking error", "SC-FA (error down through B)"),
             cosine_check(cos_bp, "Updates approximate backprop (not claimed: FA is not the gradient)",
                          "spatial backprop (through Wᵀ)", minimum=None),
+            cosine_check(cos_bptt, "Updates follow backprop through time (not claimed: FA is not the gradient)",
+                         "full BPTT", key="update_vs_backprop", loss=loss),
+            Check("No weight transport: feedback magnitudes are not copied",
+                  "how B was made: its magnitudes, and whether any synapse reads another's weight (locality)",
+                  "B = Wᵀ (a copy, numpy form only)" if transposed else
+                  "B = sign(Wᵀ)·R, R random; the sign is the connection's type (direct or PV-relayed), fixed when "
+                  "the network is built, never read off a weight",
+                  not transposed, key="weight_transport"),
             dale_check([report for _, report in dale],
                        claim="Every cell obeys Dale's law with its declared type (pyramidal and afferents excitatory, "
-                             "PV and SST inhibitory)"),
+                             "PV and SST inhibitory)", key="dale"),
             Check("Silent connections (held at zero, feedback kept: outside strict SC-FA)", "fraction of W entries = 0",
                   ", ".join(f"layer {l + 1}: {100 * s:.2f}%" for l, s in enumerate(silent)), None),
         ],
         restated={"feedback_alignment": "Feedback aligns with the forward pathway (not claimed: B carries random "
                                         "magnitudes with the signs of Wᵀ)",
                   "dale": None},
+        unclaimed=["update_vs_backprop", "feedback_alignment"],
         notes=[
             f"Updates: the circuit's ΔW summed over the first {n} test samples with their labels' desired spike "
             "trains, against −∇E of " + ("the softmax error E = −(1/κ)·Σ_{t≥t0} log softmax(κ·o[t])_y" if softmax

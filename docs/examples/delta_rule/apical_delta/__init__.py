@@ -20,7 +20,7 @@ def _build(*args):
 
 def _claims(context) -> ClaimsResult:
     """The generic checks of ``apical analyze`` suffice; the rule makes no claim about signs."""
-    return ClaimsResult(restated={"dale": "Neurons obey Dale's law (not claimed by the delta rule)"})
+    return ClaimsResult(restated={"dale": "Neurons obey Dale's law (not claimed by the delta rule)"}, unclaimed=["dale"])
 
 
 FRAMEWORK = FrameworkSpec(name="delta", title="Delta rule", factory=_build, section=SECTION,
