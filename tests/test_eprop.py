@@ -108,10 +108,12 @@ def test_without_learning_nothing_changes():
 
 def test_bad_inputs_fail_clearly():
     settings = small_settings()
-    with pytest.raises(ValueError, match="whole minibatches"):
-        EpropNetwork(settings, 3)
     state = initial_state(settings.sizes, np.random.default_rng(1))
     spikes, targets, window = small_inputs(settings)
+    with pytest.raises(ValueError, match="whole minibatches"):
+        EpropNetwork(settings, 3).run(state, spikes[:3], targets[:3], window, 0.1)
+    with pytest.raises(ValueError, match="whole minibatches"):
+        NumpyEprop(settings).run(state, spikes[:3], targets[:3], window, 0.1)
     with pytest.raises(ValueError, match="input_spikes must have shape"):
         EpropNetwork(settings, SAMPLES).run(state, spikes[:, :10], targets, window, 0.1)
     with pytest.raises(ValueError, match="surrogate"):

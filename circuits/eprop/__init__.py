@@ -3,5 +3,30 @@ a recurrent layer of LIF or ALIF cells and a leaky readout, trained online by el
 times a learning signal broadcast from the output error (docs/models/eprop.md).
 
 network.py: the Brian2 network; oracle.py: its numpy oracle, synapse by synapse; numpy_form.py:
-the same learning batched in numpy.
+the same learning batched in numpy (``--device numpy``); config.py: the ``[eprop]`` section;
+framework.py: the adapter ``apical train`` runs.
 """
+
+from pathlib import Path
+
+from apical.circuits.eprop.config import SECTION, check_config
+from apical.circuits.framework import FrameworkSpec
+
+_CONFIGS = Path(__file__).resolve().parents[2] / "runs" / "configs"
+
+
+def _build(*args):
+    from apical.circuits.eprop.framework import EpropFramework
+
+    return EpropFramework(*args)
+
+
+def _describe(config) -> str:
+    e = config.eprop
+    name = f"e-prop ({e.neuron.upper()}, {e.feedback} feedback)"
+    return name + (" (numpy form)" if config.run.device == "numpy" else "")
+
+
+FRAMEWORK = FrameworkSpec(name="eprop", title="e-prop", factory=_build, section=SECTION, check_config=check_config,
+                          devices=("cpp", "cuda", "runtime", "numpy"), describe=_describe,
+                          example_config=_CONFIGS / "eprop-mnist.toml", order=50)

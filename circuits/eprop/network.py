@@ -250,8 +250,6 @@ class EpropNetwork(CompiledNetwork):
 
     def __init__(self, settings: EpropSettings, samples: int, device_name: str = "runtime", build_dir=None,
                  threads: int = 1, precision: str = "float64"):
-        if samples % settings.batch_size:
-            raise ValueError(f"{samples} samples per run are not whole minibatches of {settings.batch_size}")
         self.settings = settings
         super().__init__(samples, settings.time_steps, settings.dt, device_name, build_dir, threads, precision,
                          build_key=(settings,))
@@ -354,6 +352,9 @@ class EpropNetwork(CompiledNetwork):
     def run_values(self, state: EpropState, input_spikes, targets, window, learning_rate: float) -> RunValues:
         s = self.settings
         n_in, H, K = s.sizes
+        if learning_rate != 0 and self.samples_per_run % s.batch_size:
+            raise ValueError(f"{self.samples_per_run} samples per run are not whole minibatches of {s.batch_size}: "
+                             "the last one would never be applied")
         input_spikes = self.check_samples(input_spikes, n_in, "input_spikes")
         targets = self.check_samples(np.asarray(targets, dtype=np.float64), K, "targets")
         window = np.broadcast_to(np.asarray(window, dtype=np.float64), input_spikes.shape[:2])[..., None]

@@ -40,8 +40,8 @@ class NumpyEprop:
             raise ValueError(f"input_spikes must have shape [N, {s.time_steps}, {s.sizes[0]}], got {x_all.shape}")
         window = np.broadcast_to(np.asarray(window, dtype=np.float64), (N, T))
         H, K, M = s.sizes[1], s.sizes[2], s.batch_size
-        if N % M:
-            raise ValueError(f"{N} samples are not whole minibatches of {M}")
+        if N % M and learning_rate != 0:
+            raise ValueError(f"{N} samples are not whole minibatches of {M}: the last one would never be applied")
         surrogate = s.surrogate()
         alpha, rho, kappa = s.alpha, s.rho, s.kappa
         zeta, zeta_out, beta, v_th = s.zeta, s.zeta_out, s.beta_effective, s.threshold
@@ -50,13 +50,14 @@ class NumpyEprop:
         mask = s.recurrent_mask
         for start in range(0, N, M):
             x = x_all[start:start + M]
+            m = len(x)  # M, or fewer in a last minibatch run without learning
             W_in, W_rec, W_out = state.input_weights, state.recurrent_weights, state.output_weights
             B = W_out.T if state.feedback is None else state.feedback
             drive = zeta * np.einsum("mti,ji->mtj", x, W_in.astype(self.dtype))  # ζ·W^in x[t], all steps at once
-            v, a, z = np.zeros((M, H)), np.zeros((M, H)), np.zeros((M, H))
-            y, zbar_rec_t, zbar_out_t = np.zeros((M, K)), np.zeros((M, H)), np.zeros((M, H))
-            psi, zbar_rec, zbar_out = np.zeros((M, T, H)), np.zeros((M, T, H)), np.zeros((M, T, H))
-            err, L = np.zeros((M, T, K)), np.zeros((M, T, H))
+            v, a, z = np.zeros((m, H)), np.zeros((m, H)), np.zeros((m, H))
+            y, zbar_rec_t, zbar_out_t = np.zeros((m, K)), np.zeros((m, H)), np.zeros((m, H))
+            psi, zbar_rec, zbar_out = np.zeros((m, T, H)), np.zeros((m, T, H)), np.zeros((m, T, H))
+            err, L = np.zeros((m, T, K)), np.zeros((m, T, H))
             for t in range(T):
                 v = alpha * v - v_th * z
                 a = rho * a + z
@@ -74,7 +75,7 @@ class NumpyEprop:
                 loss[start:start + M] += step_loss
                 scores[start:start + M] += window[start:start + M, t, None] * pi
             zbar_in = np.empty_like(x)
-            trace = np.zeros((M, n_in), dtype=self.dtype)
+            trace = np.zeros((m, n_in), dtype=self.dtype)
             for t in range(T):
                 trace = alpha * trace + zeta * x[:, t]
                 zbar_in[:, t] = trace

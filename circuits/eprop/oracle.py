@@ -63,8 +63,8 @@ def run(state: EpropState, input_spikes, targets, window, settings: EpropSetting
     window = np.broadcast_to(np.asarray(window, dtype=np.float64), x_all.shape[:2])
     N, T, n_in = x_all.shape
     H, K, M = s.sizes[1], s.sizes[2], s.batch_size
-    if N % M:
-        raise ValueError(f"{N} samples are not whole minibatches of {M}")
+    if N % M and learning_rate != 0:
+        raise ValueError(f"{N} samples are not whole minibatches of {M}: the last one would never be applied")
     surrogate = s.surrogate()
     alpha, rho, kappa = s.alpha, s.rho, s.kappa
     zeta, zeta_out, beta, v_th = s.zeta, s.zeta_out, s.beta_effective, s.threshold
@@ -74,15 +74,16 @@ def run(state: EpropState, input_spikes, targets, window, settings: EpropSetting
     gradients = []
     for start in range(0, N, M):
         x = x_all[start:start + M]
+        m = len(x)  # M, or fewer in a last minibatch run without learning
         W_in, W_rec, W_out = state.input_weights, state.recurrent_weights, state.output_weights
         B = W_out.T if state.feedback is None else state.feedback
-        v, a, z_prev = np.zeros((M, H)), np.zeros((M, H)), np.zeros((M, H))
-        y = np.zeros((M, K))
-        zbar_in, zbar_rec, zbar_out = np.zeros((M, n_in)), np.zeros((M, H)), np.zeros((M, H))
-        traces = {name: {key: np.zeros((M, H, n)) for key in ("eps", "ebar", "esum", "grad")}
+        v, a, z_prev = np.zeros((m, H)), np.zeros((m, H)), np.zeros((m, H))
+        y = np.zeros((m, K))
+        zbar_in, zbar_rec, zbar_out = np.zeros((m, n_in)), np.zeros((m, H)), np.zeros((m, H))
+        traces = {name: {key: np.zeros((m, H, n)) for key in ("eps", "ebar", "esum", "grad")}
                   for name, n in (("in", n_in), ("rec", H))}
-        grad_out = np.zeros((M, K, H))
-        count = np.zeros((M, H))
+        grad_out = np.zeros((m, K, H))
+        count = np.zeros((m, H))
         for t in range(T):
             # Recurrent cells: leak, the previous step's reset and adaptation, then this step's input.
             v = alpha * v - v_th * z_prev
