@@ -304,6 +304,9 @@ def analyze(directory: Path, n_samples: int = UPDATE_SAMPLES, out: Path | None =
     """Run the generic checks and the framework's own claims on the directory's newest good
     checkpoint; returns what was written (entries, checks, figures) and the lines to print. The
     results directory is only read: the analysis goes to ``out`` (default: the directory itself)."""
+    from brian2.utils.logger import BrianLogger
+
+    BrianLogger.suppress_name("unused_brian_object")  # copies built to be audited or counted, never run
     directory = Path(directory)
     out = Path(out) if out else directory
     config = load_config(directory / "config.toml")

@@ -27,6 +27,7 @@ import numpy as np
 
 from apical.runs.config import ConfigError, load_config
 from apical.circuits import registry
+from apical.runs.equations import read_record, record_for, refuse_unless_referenced
 from apical.runs.train import TrainingError, chunk_size, load_checkpoint, load_dataset, make_framework, training_chunk
 
 def compare_forms(directory, chunks: int = 3, checkpoint: str = "latest", device: str | None = None,
@@ -58,8 +59,14 @@ def compare_forms(directory, chunks: int = 3, checkpoint: str = "latest", device
     chunk = chunk_size(n_train, brian_config.run.chunk_samples, brian_config.learning.batch_size)
     build_root = Path(build_dir) if build_dir else Path(tempfile.mkdtemp(prefix="apical-compare-"))
     started = time.perf_counter()
-    brian = make_framework(brian_config, dataset.n_inputs, dataset.n_classes, chunk, build_root)
     numpy_form = make_framework(numpy_config, dataset.n_inputs, dataset.n_classes, chunk, build_root / "numpy")
+    # Both forms must be the model the references implement: the source's and the run's own equations.
+    spec = registry.get(base.model.framework)
+    refuse_unless_referenced(numpy_config, record_for(spec, numpy_config, numpy_form), "compare-forms: the numpy form")
+    recorded = read_record(directory)
+    if recorded is not None:
+        refuse_unless_referenced(base, recorded, "compare-forms: the numpy form (against the run's model.md)")
+    brian = make_framework(brian_config, dataset.n_inputs, dataset.n_classes, chunk, build_root)
     compile_seconds = time.perf_counter() - started
     brian.load_state_arrays(state)
     numpy_form.load_state_arrays(state)

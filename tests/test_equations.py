@@ -71,6 +71,11 @@ def test_a_run_records_its_equations_and_the_surrogate_it_used(tmp_path):
     record = EquationRecord.from_dict(json.loads((tmp_path / "run" / "model.json").read_text()))
     assert record.surrogate == "exponential"
     assert check_against_reference(registry.get("biograd"), record).matches
+    from apical.runs.analyze import analyze
+
+    analyze(tmp_path / "run", n_samples=4)  # scored against the BPTT of the same (exponential) g
+    analysis = json.loads((tmp_path / "run" / "analysis.json").read_text())
+    assert analysis["update_backprop_cosine"]["layer_0"] > 0.5
 
 
 @pytest.fixture
@@ -102,3 +107,21 @@ def test_a_resume_with_other_equations_is_refused(tmp_path, monkeypatch):
         original(config, n_in, n_out), soma_equations=replace(SomaEquations(), reset=EDITED_RESET)))
     with pytest.raises(TrainingError, match="equations differ from those the run was built with .* reset spike"):
         train(config_from_dict(with_keys(TINY, run={"epochs": 2})), tmp_path / "run", resume=True)
+
+
+def test_analyze_states_what_it_cannot_score_and_compare_forms_refuses(tmp_path, edited_biograd):
+    from apical.runs.analyze import analyze
+    from apical.runs.compare_forms import compare_forms
+
+    run = tmp_path / "edited"
+    train(config_from_dict(with_keys(TINY, model={"hidden": [12, 8]})), run)
+    report = analyze(run, n_samples=4)
+    vocabulary = next(e["claims"] for e in report["entries"] if "claims" in e)
+    text = json.dumps(vocabulary)
+    assert "not scored: the run's network holds 1 piece(s) of model code that no reference implements" in text
+    assert any("BioGrad's own claims not scored" in line for line in report["summary"])
+    assert "learning curve" in " ".join(report["summary"])  # the generic checks still ran
+    analysis = json.loads((run / "analysis.json").read_text())
+    assert "update_backprop_cosine" not in analysis  # no cosine against the unedited oracle
+    with pytest.raises(ConfigError, match="compare-forms: the numpy form implements BioGrad's reference equations"):
+        compare_forms(run, chunks=1, device="runtime")
