@@ -99,28 +99,33 @@ def readout_markdown(report: dict, class_names: list[str], title: str) -> str:
 
 
 def figure_confusion(report: dict, class_names: list[str], title: str, path) -> list:
-    """The confusion matrix as row fractions (each true class sums to 1), with per-class accuracy."""
-    from apical.analysis.figures import plt, save
+    """The confusion matrix as row fractions (each true class sums to 1), with per-class accuracy,
+    in the project's figure style (one paper column, analysis.figures.STYLE)."""
+    from apical.analysis.figures import STYLE, plt, save
 
     confusion = np.asarray(report["confusion"], dtype=float)
     fractions = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     n = len(class_names)
-    fig, ax = plt.subplots(figsize=(7.2, 6.0), layout="constrained")
-    image = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
-    for i in range(n):
-        for j in range(n):
-            if fractions[i, j] >= 0.0095:  # cells that print as at least 1 %
-                ax.text(j, i, f"{100 * fractions[i, j]:.0f}", ha="center", va="center", fontsize=7,
-                        color="white" if fractions[i, j] > 0.6 else "black")
-    ax.set_xticks(range(n), class_names, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(n), [f"{name} ({100 * a:.1f} %)" if a is not None else name
-                             for name, a in zip(class_names, report["per_class_accuracy"])], fontsize=8)
-    ax.set_xlabel("decoded as (argmax of output spike counts)")
-    ax.set_ylabel("true class (its accuracy)")
-    ax.set_title(f"{title}\naccuracy {100 * report['accuracy']:.2f} %, ties {100 * report['tied_samples']:.1f} %, "
-                 f"no output {100 * report['samples_without_output']:.1f} %", fontsize=9)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class (cells: %)")
-    return save(fig, path)
+    with plt.rc_context({**STYLE, "figure.figsize": (3.4, 3.2)}):
+        fig, ax = plt.subplots(layout="constrained")
+        image = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+        for i in range(n):
+            for j in range(n):
+                if fractions[i, j] >= 0.0095:  # cells that print as at least 1 %
+                    ax.text(j, i, f"{100 * fractions[i, j]:.0f}", ha="center", va="center", fontsize=5,
+                            color="white" if fractions[i, j] > 0.6 else "black")
+        long_names = max(len(name) for name in class_names) > 2  # Fashion-MNIST's words, not digits
+        ax.set_xticks(range(n), class_names, rotation=45 if long_names else 0, ha="right" if long_names else "center",
+                      fontsize=6)
+        ax.set_yticks(range(n), [f"{name} ({100 * a:.1f} %)" if a is not None else name
+                                 for name, a in zip(class_names, report["per_class_accuracy"])], fontsize=6)
+        ax.spines[["top", "right"]].set_visible(True)
+        ax.set_xlabel("decoded as (argmax of output spike counts)")
+        ax.set_ylabel("true class (its accuracy)")
+        ax.set_title(f"{title}\naccuracy {100 * report['accuracy']:.2f} %, ties {100 * report['tied_samples']:.1f} %, "
+                     f"no output {100 * report['samples_without_output']:.1f} %", fontsize=7)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class (cells: %)")
+        return save(fig, path)
 
 
 def write_readout_report(directory, counts, labels, config, checkpoint) -> list[str]:

@@ -9,7 +9,8 @@ training samples of the config's dataset rate-coded as training codes them, then
 ``evaluate_chunk`` twice, in one process so that the ratios compare like with like. The fastest
 run of each counts. Compile time (building the framework, before its first sample) is reported
 apart, with the CPU time of the runs (this process and the standalone binaries) and the
-machine's load before and after.
+machine's load before and after. Then, untimed, the operations and energy of a training and an
+inference sample are counted on the first samples (apical.analysis.events) from the initial state.
 
 A framework that declares a bench of its own (``FrameworkSpec.bench``) runs that one instead,
 unless ``--generic``, ``--config`` or ``--set`` ask for this one: BioGrad's times its Brian2
@@ -32,6 +33,7 @@ import time
 
 import numpy as np
 
+from apical.analysis.events import event_summary, summary_line
 from apical.analysis.timing import build_root, machine_load, machine, timed_runs, write_report
 from apical.circuits import registry
 from apical.circuits.framework import FrameworkSpec
@@ -41,6 +43,7 @@ from apical.runs.datasets import images_to_intensity, load_mnist
 from apical.runs.train import encode, load_dataset
 
 RUNS = 2  # timed runs of each call; the fastest counts
+EVENT_SAMPLES = 8  # samples whose operations are counted (apical.analysis.events), untimed
 DEFAULT_SAMPLES = 1000
 N_CLASSES = 10  # every dataset Apical loads has ten classes
 #: The dry run: every hidden layer this wide, minibatches of at most this many, this many samples,
@@ -142,6 +145,9 @@ def generic_bench(spec: FrameworkSpec, args) -> int:
         report["train"] = timed_runs(lambda: framework.train_chunk(rasters, labels, 0, 1.0), RUNS, samples,
                                      reset=lambda: framework.load_state_arrays(initial))
         report["evaluate"] = timed_runs(lambda: framework.evaluate_chunk(rasters, labels), RUNS, samples)
+        framework.load_state_arrays(initial)
+        counted = min(EVENT_SAMPLES, samples)
+        report["events"] = event_summary(framework, rasters[:counted], labels[:counted], split="train")
     report["train_over_evaluate"] = report["train"]["ms_per_sample"] / report["evaluate"]["ms_per_sample"]
     report["machine"]["load_after"] = machine_load()
     print_generic(report)
@@ -159,6 +165,9 @@ def print_generic(report: dict) -> None:
     print(f"train ÷ evaluate: {report['train_over_evaluate']:.3g} (ms/sample, same invocation)")
     print(f"compile {report['compile_seconds']:.2f} s (building the framework, before its first sample; "
           f"its own count {report['framework_compile_seconds']:.2f} s), apart from the runs above")
+    if report.get("events"):
+        print(f"events (initial network, first {report['events']['samples']['first']} samples): "
+              + summary_line(report["events"]))
     print(report["machine"]["load_after"])
 
 

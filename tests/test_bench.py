@@ -50,6 +50,9 @@ def test_generic_dry_run_of_a_framework_with_its_own_bench(name, tmp_path):
     report = json.loads((tmp_path / "bench.json").read_text())
     assert report["framework"] == name and report["train"]["ms_per_sample"] > 0
     assert "train ÷ evaluate" in result.stdout
+    training, inference = report["events"]["training"], report["events"]["inference"]
+    assert training["synaptic_events"]["forward"] > 0 and training["dense_macs"] > inference["dense_macs"]
+    assert "events (initial network, first 2 samples)" in result.stdout
 
 
 # ------------------------------------------------------------------ a framework with no bench of its own
@@ -101,6 +104,7 @@ def test_a_framework_without_a_bench_gets_the_generic_one(perceptron, tmp_path, 
     assert report["sizes"] == "784-10" and report["batch_size"] == 2 and report["samples"] == 2
     assert set(report) >= {"compile_seconds", "train", "evaluate", "train_over_evaluate", "machine"}
     assert {"load_before", "load_after"} <= set(report["machine"])
+    assert report["events"] is None  # no Brian2 network and no count of its own
 
 
 def test_samples_round_down_to_whole_minibatches(perceptron, tmp_path, monkeypatch, capsys):
