@@ -38,7 +38,9 @@ def assert_forms_equal(ours, reference, quantity: str, layer: str | None = None,
     position = ", ".join(f"{name} {i}" for name, i in zip(names, index))
     raise AssertionError(
         f"{where}: the forms part at {position}: {forms[0]} {float(a[index])!r}, {forms[1]} {float(b[index])!r} "
-        f"({count} of {a.size} values differ by more than {tolerance:g}){context}")
+        f"({count} of {a.size} values differ by more than {tolerance:g}){context}. If the model was edited on "
+        "purpose, its references no longer implement it: check the edit with pytest -m \"not oracle\" "
+        "(docs/editing.md)")
 
 
 def first_spike_difference(ours_spikes: Sequence, reference_spikes: Sequence) -> str:

@@ -63,6 +63,7 @@ TIMINGS = [(8, 2), (12, 5), (10, 0)]
 @pytest.mark.parametrize("sizes", SHAPES, ids=lambda s: "-".join(map(str, s)))
 @pytest.mark.parametrize("timing", TIMINGS, ids=lambda t: f"T{t[0]}-t0{t[1]}")
 @pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.oracle
 def test_single_sample_equals_oracle_runtime(sizes, timing, seed):
     time_steps, error_start = timing
     settings = BioGradSettings(sizes=sizes, time_steps=time_steps, error_start=error_start)
@@ -112,6 +113,7 @@ def test_oracle_matches_a_hand_computed_step():
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
+@pytest.mark.oracle
 def test_training_run_equals_sequential_oracle_runtime(batch_size):
     """Several samples in one simulation: sample and minibatch boundaries inside the network."""
     sizes, time_steps, error_start, n = (14, 10, 4), 8, 2, 6
@@ -127,6 +129,7 @@ def test_training_run_equals_sequential_oracle_runtime(batch_size):
         assert np.abs(reference - before).max() > 1e-3, "weights did not move: vacuous comparison"
 
 
+@pytest.mark.oracle
 def test_boundary_updates_of_neurons_silent_in_part_of_a_minibatch():
     """The sample-end fold and the minibatch-end update reach only synapses whose presynaptic
     neuron spiked (models/soma.py, boundary_events). Inputs that spike in one sample of a
@@ -176,6 +179,7 @@ def test_bad_shapes_are_refused():
 
 
 @pytest.mark.standalone
+@pytest.mark.oracle
 def test_cpp_standalone_equals_oracle(tmp_path):
     """One compiled project per shape; seeds and labels change only through run arguments."""
     cases = [((20, 15, 12, 5), 12, 3, (0, 1, 2)), ((16, 10, 4), 12, 2, (0, 1))]
@@ -213,6 +217,7 @@ def test_cpp_standalone_training_equals_oracle(tmp_path, surrogate):
 
 
 @pytest.mark.standalone
+@pytest.mark.oracle
 def test_cpp_standalone_stays_exact_past_64_seconds_of_simulated_time(tmp_path):
     """A chunk of 660 samples of T = 20 steps of 5 ms lasts 66 s. From 64 s on, Brian2's standalone
     scheduler compared the sample clock with the step clock to an absolute 1e-14 s and let the
@@ -231,6 +236,7 @@ def test_cpp_standalone_stays_exact_past_64_seconds_of_simulated_time(tmp_path):
     assert_run_equals_sequential_oracle(result, state, spikes, labels, settings, 0.05, batch_size=1)
 
 
+@pytest.mark.oracle
 def test_float32_simulation_stays_close_to_the_oracle():
     """run.precision = float32 (for speed): same decisions, weights within float32 rounding."""
     sizes, time_steps, n = (14, 10, 4), 8, 4

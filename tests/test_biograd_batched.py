@@ -41,6 +41,7 @@ def assert_nontrivial(records):
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("block_size", [1, 4])
 @pytest.mark.parametrize("surrogate", FAMILIES)
+@pytest.mark.oracle
 def test_wake_equals_oracle_float64(sizes, method, block_size, surrogate):
     params = DiscreteParameters(time_steps=12, error_start=4, learning_rate=0.5, gamma=0.7, surrogate=surrogate)
     case = random_case(sizes, 6, seed=1)
@@ -61,6 +62,7 @@ def test_wake_equals_oracle_float64(sizes, method, block_size, surrogate):
 @pytest.mark.parametrize("sizes", SHAPES, ids=lambda s: "-".join(map(str, s)))
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("surrogate", FAMILIES)
+@pytest.mark.oracle
 def test_training_equals_sequential_oracle_float64(sizes, method, surrogate):
     """Three minibatches of 4, the last one short (its sum is still divided by M = 4)."""
     params = DiscreteParameters(time_steps=10, error_start=3, learning_rate=0.3, surrogate=surrogate)
@@ -75,6 +77,7 @@ def test_training_equals_sequential_oracle_float64(sizes, method, surrogate):
         np.testing.assert_allclose(ours, reference, rtol=0, atol=TOLERANCE)
 
 
+@pytest.mark.oracle
 def test_predict_equals_oracle_counts():
     sizes = SHAPES[0]
     params = DiscreteParameters(time_steps=12, error_start=4)
@@ -84,6 +87,7 @@ def test_predict_equals_oracle_counts():
 
 
 @pytest.mark.parametrize("method", METHODS)
+@pytest.mark.oracle
 def test_float32_agrees_with_oracle(method):
     """float32 gives the same spikes here; a threshold flip (|v − θ| or ||v − θ| − w| below
     ~1e-7) is possible in general, so the weight change is compared with a relative tolerance."""
@@ -130,6 +134,7 @@ def test_bad_arguments_fail_clearly():
 # --- run.device = "numpy" for BioGrad (NumpyBioGradNetwork under apical train) ----------------------
 
 
+@pytest.mark.oracle
 def test_numpy_device_equals_the_brian2_network_through_apical_train(tmp_path):
     """`apical train` with run.device = "numpy" (float64, minibatches of 5 inside chunks of 20, two
     hidden layers, a sleep phase after every chunk) ends with the weights and feedback of the same

@@ -22,6 +22,7 @@ def active_case(sizes, seed):
 
 @pytest.mark.parametrize("sizes", [(12, 10, 4), (12, 10, 8, 4)], ids=["1-hidden", "2-hidden"])
 @pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.oracle
 def test_sleep_equals_oracle_runtime(sizes, seed):
     state, rng = active_case(sizes, seed)
     settings = BioGradSettings(sizes=sizes)
@@ -59,6 +60,7 @@ def test_sleep_alone_aligns_random_feedback():
 
 
 @pytest.mark.standalone
+@pytest.mark.oracle
 def test_sleep_equals_oracle_cpp_standalone(tmp_path):
     sizes = (12, 10, 8, 4)
     settings = BioGradSettings(sizes=sizes)

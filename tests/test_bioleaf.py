@@ -62,6 +62,7 @@ def summed_update(settings, state, spikes, labels):
 
 @pytest.mark.parametrize("sizes, nudging", [((12, 9, 6, 4), 0.0), ((12, 9, 4), 0.5)],
                          ids=["two-hidden", "one-hidden-nudged"])
+@pytest.mark.oracle
 def test_single_sample_equals_oracle(sizes, nudging):
     settings = BioLeaFSettings(sizes=sizes, time_steps=12, error_start=3,
                                pyramidal=PyramidalParameters(nudging=nudging, tau_apical=4.0 * PyramidalParameters().dt))
@@ -102,6 +103,7 @@ def test_every_surrogate_family_equals_the_oracle(surrogate):
                                label="interneuron layer")
 
 
+@pytest.mark.oracle
 def test_training_run_equals_sequential_oracle():
     """Several samples and minibatches in one simulation; all six plastic arrays move, and mirror
     STDP at η_B = η keeps B − Wᵀ (the distance from the special circumstance) unchanged."""
@@ -331,6 +333,7 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
 @pytest.mark.parametrize("sizes, n, seed", [
     pytest.param((6, 6, 3), 4, 2, id="tiny"),
     pytest.param((14, 10, 8, 4), 6, 11, id="two-hidden", marks=pytest.mark.slow)])
+@pytest.mark.oracle
 def test_cpp_standalone_training_equals_oracle(tmp_path, sizes, n, seed):
     """The compiled project (float64), two chunks in a row (state through run arguments): all six
     plastic arrays equal the numpy oracle to 1e-9. The tiny network is the default run's check of the

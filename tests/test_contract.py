@@ -169,6 +169,7 @@ def test_state_round_trip_and_resume(name, dataset, tmp_path):
 
 
 @pytest.mark.parametrize("name", WITH_NUMPY_FORM)
+@pytest.mark.oracle
 def test_numpy_form_equals_brian2(name, dataset, tmp_path):
     """run.device = "numpy" learns what the Brian2 network learns (float64, 1e-9)."""
     brian_config = tiny_config(name, device="runtime")

@@ -99,6 +99,7 @@ def test_brian2_update_is_the_delta_rule(delta):
     np.testing.assert_array_equal(tested, counts)
 
 
+@pytest.mark.oracle
 def test_numpy_form_equals_brian2(delta):
     """Four minibatches of two, cells driven hard: the numpy form learns what Brian2 learns (float64, 1e-9)."""
     from apical_delta.framework import DeltaFramework
@@ -115,6 +116,7 @@ def test_numpy_form_equals_brian2(delta):
 
 
 @pytest.mark.standalone
+@pytest.mark.oracle
 def test_cpp_compiled_once_equals_numpy_form(delta, tmp_path):
     """cpp_standalone, built once and run for two chunks, learns what the numpy form learns."""
     from apical_delta.framework import DeltaFramework

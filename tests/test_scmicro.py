@@ -52,6 +52,7 @@ def active_state(sizes, seed, gain=3.0, feedback_scale=1.0):
 
 @pytest.mark.parametrize("nudging,error", [(0.0, "kernel_mse"), (0.5, "kernel_mse"), (0.5, "softmax")],
                          ids=["no-nudging", "nudged", "nudged-softmax-error"])
+@pytest.mark.oracle
 def test_single_sample_equals_oracle(nudging, error):
     sizes = (12, 9, 6, 4)
     settings = SCMicroSettings(sizes=sizes, time_steps=12, error_start=3,
@@ -112,6 +113,7 @@ def train_small(seed=11, n=8, rate=0.6, error="kernel_mse"):
 
 
 @pytest.mark.parametrize("error", ["kernel_mse", "softmax"])
+@pytest.mark.oracle
 def test_training_run_equals_sequential_oracle_and_no_connection_changes_sign(error):
     settings, state, spikes, labels, result = train_small(rate=0.6 if error == "kernel_mse" else 1.5, error=error)
     weights, biases, counts = train_sequential(state.weights, state.biases, state.feedback, state.connection_types,
@@ -285,6 +287,7 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
     # at rates 0.6 / 1.5 the first chunk silenced the output layer and the second learned nothing
     pytest.param((14, 10, 8, 4), 8, 11, "kernel_mse", 0.3, id="kernel_mse", marks=pytest.mark.slow),
     pytest.param((14, 10, 8, 4), 8, 11, "softmax", 0.5, id="softmax", marks=pytest.mark.slow)])
+@pytest.mark.oracle
 def test_cpp_standalone_training_equals_oracle(tmp_path, sizes, n, seed, error, rate):
     """The compiled project (float64), two chunks in a row (state through run arguments), sign bound
     active: weights, biases and output counts equal the numpy oracle to 1e-9. The tiny network is the
@@ -317,6 +320,7 @@ def test_cpp_standalone_training_equals_oracle(tmp_path, sizes, n, seed, error, 
 @pytest.mark.parametrize("sizes,nudging,error", [((14, 10, 8, 4), 0.0, "kernel_mse"), ((14, 10, 4), 0.5, "kernel_mse"),
                                                  ((14, 10, 8, 4), 0.0, "softmax")],
                          ids=["two-hidden", "one-hidden-nudged", "two-hidden-softmax-error"])
+@pytest.mark.oracle
 def test_numpy_form_equals_sequential_oracle(sizes, nudging, error):
     """The backward recursion H[t] = G[t] + λ(1 − s[t])H[t+1] gives the per-synapse traces' ΔW:
     several minibatches, the sign bound active, against the step-by-step oracle."""
