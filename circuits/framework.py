@@ -79,6 +79,20 @@ def _kind_of(annotation: Any) -> str:
                     "tuple[int, ...] (optionally | None)")
 
 
+def edited_equations(overrides, parts: Mapping[str, Any]) -> dict[str, Any]:
+    """``parts`` with the config's ``model.equations`` edits applied: ("soma.reset", "v -= theta")
+    replaces the field ``reset`` of ``parts["soma"]``; an unknown name is one line naming the parts."""
+    edited = dict(parts)
+    for name, code in overrides:
+        part, _, field_name = name.partition(".")
+        if part not in edited or field_name not in {f.name for f in dataclasses.fields(edited[part])}:
+            known = ", ".join(f"{p}.{f.name}" for p, value in parts.items() for f in dataclasses.fields(value))
+            raise ConfigError(f"config key 'model.equations': {name!r} names no part of this model; its parts are "
+                              f"{known}")
+        edited[part] = dataclasses.replace(edited[part], **{field_name: code})
+    return edited
+
+
 @dataclass(frozen=True)
 class ConfigSection:
     """A TOML table of the config: its name, its schema (a frozen dataclass, defaults = the published
@@ -126,6 +140,9 @@ class FrameworkSpec:
     # config overrides (tiny networks) whose Brian2 networks together hold every such block.
     reference_file: str | Path | None = None
     reference_configs: tuple[dict, ...] = ()
+    # The parts of its equations a config may replace (model.equations): part name → the published
+    # part, a frozen dataclass of Brian2 code strings (e.g. {"soma": SomaEquations()}); None: none.
+    equation_parts: Callable[[], dict] | None = None
 
     @property
     def has_numpy_form(self) -> bool:

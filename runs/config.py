@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import json
 import math
 import operator
 import os
@@ -30,7 +31,7 @@ from brian2.core.namespace import DEFAULT_UNITS
 from brian2.units.fundamentalunits import get_dimensions
 
 from apical.circuits import registry
-from apical.circuits.framework import ConfigError, ConfigSection
+from apical.circuits.framework import ConfigError, ConfigSection, edited_equations
 from apical.models.surrogate import FAMILIES
 
 __all__ = [
@@ -66,6 +67,8 @@ class ModelConfig:
     window: float = 0.3  # w, half-width of the pseudo-derivative window |v - θ| < w
     gamma: float = 1.0  # γ, height of the pseudo-derivative
     surrogate: str = "rectangular"  # family of the pseudo-derivative (models/surrogate.py), width w, height γ
+    equations: tuple[tuple[str, str], ...] = ()  # model code replacing published parts, e.g.
+    #   {"soma.reset" = "v -= theta"} (the framework's parts: apical equations CONFIG; docs/editing.md)
     feedback_init: str = "forward_product"  # B init: "forward_product" (released code) or "random"
 
     @property
@@ -186,7 +189,7 @@ CORE = {
     "model": ConfigSection("model", ModelConfig, kinds={
         "framework": "str", "hidden": "int_list", "time_steps": "int", "error_start": "int", "dt": "time",
         "leak": "float", "tau_m": "time", "threshold": "float", "window": "float", "gamma": "float",
-        "surrogate": "str", "feedback_init": "str",
+        "surrogate": "str", "equations": "str_table", "feedback_init": "str",
     }, bounds={
         "time_steps": [(">=", 1)], "error_start": [(">=", 0)], "leak": [(">", 0), ("<", 1)],
         "threshold": [(">", 0)], "window": [(">", 0)], "gamma": [(">", 0)],
@@ -331,6 +334,11 @@ def _coerce(key: str, value: Any, kinds: Mapping[str, str], choices: Mapping[str
             allowed = ", ".join(_show(choice) for choice in choices[key])
             raise ConfigError(f"config key {key!r} must be one of {allowed}, got {_show(value)}")
         return value
+    if kind == "str_table":
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ConfigError(f"config key {key!r}: expected a table of strings, e.g. {{\"soma.reset\" = \"v = 0\"}}, "
+                              f"got {_show(value)}")
+        return tuple(sorted(value.items()))
     if kind == "int_list":
         if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
             raise ConfigError(f"config key {key!r}: expected a list of integers, got {_show(value)}")
@@ -415,6 +423,10 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
             )
         raise ConfigError(f"config key 'run.device': {config.model.framework!r} runs on "
                           f"{', '.join(repr(d) for d in framework.devices)}, not {config.run.device!r}")
+    if config.model.equations:
+        if framework.equation_parts is None:
+            raise ConfigError(f"config key 'model.equations': {framework.title} takes no equation edits from the config")
+        edited_equations(config.model.equations, framework.equation_parts())  # refuses unknown parts
     if framework.check_config is not None:
         framework.check_config(config)
     if config.model.tau_m is not None and not 0.0 < config.leak_per_step < 1.0:
@@ -431,6 +443,13 @@ def _parse_override(text: str) -> tuple[str, str, Any]:
     path, raw = text.split("=", 1)
     path = path.strip()
     parts = path.split(".")
+    if len(parts) > 2 and parts[:2] == ["model", "equations"] and all(parts):
+        # --set model.equations.soma.reset="v -= theta": one part of the equations table
+        try:
+            code = tomllib.loads(f"value = {raw.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            code = raw.strip()
+        return "model", "equations", {".".join(parts[2:]): code}
     if len(parts) != 2 or not all(parts):
         raise ConfigError(f"override {text!r} must name a key as section.key, got {path!r}")
     try:
@@ -454,6 +473,8 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
         table = merged.setdefault(section, {})
         if not isinstance(table, dict):
             raise ConfigError(f"config section {section!r} must be a table ([{section}]), got {_show(table)}")
+        if section == "model" and name == "equations" and isinstance(value, Mapping):
+            value = {**dict(table.get("equations", {})), **value}  # parts add up
         if section == "model" and name in ("leak", "tau_m"):
             # The override replaces the other way of giving λ, rather than conflicting with the file.
             table.pop("tau_m" if name == "leak" else "leak", None)
@@ -518,6 +539,10 @@ def config_to_toml(config: Config) -> str:
             if value is None:
                 # Only one of leak / tau_m may be given; the other is resolved from it.
                 lines.append(f"# {spec.name} not set (leak per step = {config.leak_per_step!r})")
+                continue
+            if section == "model" and spec.name == "equations":
+                pairs = ", ".join(f"{json.dumps(part)} = {json.dumps(code)}" for part, code in value)
+                lines.append(f"equations = {{{pairs}}}")
                 continue
             lines.append(f"{spec.name} = {_format_value(value)}")
     return "\n".join(lines) + "\n"

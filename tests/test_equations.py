@@ -125,3 +125,19 @@ def test_analyze_states_what_it_cannot_score_and_compare_forms_refuses(tmp_path,
     assert "update_backprop_cosine" not in analysis  # no cosine against the unedited oracle
     with pytest.raises(ConfigError, match="compare-forms: the numpy form implements BioGrad's reference equations"):
         compare_forms(run, chunks=1, device="runtime")
+
+
+def test_an_equation_edited_in_the_config_is_built_recorded_and_refused_by_the_numpy_form(tmp_path):
+    edited = with_keys(TINY, model={"equations": {"soma.reset": EDITED_RESET}})
+    train(config_from_dict(edited), tmp_path / "run")
+    assert 'equations = {"soma.reset" = "v -= theta"}' in (tmp_path / "run" / "config.toml").read_text()
+    record = EquationRecord.from_dict(json.loads((tmp_path / "run" / "model.json").read_text()))
+    verdict = check_against_reference(registry.get("biograd"), record)
+    assert [(b.owner, b.role, b.text) for b in verdict.unmatched] == [("hidden_1", "reset spike", EDITED_RESET)]
+    with pytest.raises(ConfigError, match="the numpy form implements BioGrad's reference equations"):
+        train(config_from_dict(with_keys(edited, run={"device": "numpy"})), tmp_path / "numpy")
+    # the published code written out by hand is the published model
+    same = with_keys(TINY, model={"equations": {"soma.reset": "v = 0"}}, run={"device": "numpy"})
+    assert train(config_from_dict(same), tmp_path / "same")["samples_seen"] == 20
+    with pytest.raises(ConfigError, match="'soma.rest' names no part of this model; its parts are soma.state"):
+        config_from_dict(with_keys(TINY, model={"equations": {"soma.rest": "v = 0"}}))

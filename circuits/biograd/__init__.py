@@ -21,6 +21,12 @@ def _build(*args):
     return BioGradFramework(*args)
 
 
+def _equation_parts():
+    from apical.circuits.biograd.framework import equation_parts
+
+    return equation_parts()
+
+
 def _claims(context):
     from apical.circuits.biograd.claims import claims
 
@@ -37,6 +43,7 @@ FRAMEWORK = FrameworkSpec(name="biograd", title="BioGrad", factory=_build,
                           devices=("cpp", "cuda", "runtime", "numpy"), claims=_claims, bench=_bench,
                           example_config=_CONFIGS / "mnist-sleep.toml", order=10,
                           reference_file=Path(__file__).with_name("reference_equations.json"),
+                          equation_parts=_equation_parts,
                           # two hidden layers with a sleep phase, and one without: every block its references implement
                           reference_configs=(
                               {"model": {"hidden": [5, 4], "time_steps": 6, "error_start": 2},

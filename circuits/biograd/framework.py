@@ -19,9 +19,15 @@ from apical.circuits.biograd.network import BioGradNetwork, BioGradSettings, Bio
 from apical.circuits.biograd.numpy_form import NumpyBioGradNetwork, NumpyBioGradSleep
 from apical.circuits.biograd.oracle import SleepParameters, run_batch
 from apical.circuits.biograd.sleep import BioGradSleepNetwork
-from apical.circuits.framework import ConfigError, Framework
+from apical.circuits.framework import ConfigError, Framework, edited_equations
 from apical.models.encoders import sample_rng
-from apical.models.soma import SomaParameters
+from apical.models.eligibility import EligibilityEquations
+from apical.models.soma import SomaEquations, SomaParameters
+
+
+def equation_parts() -> dict:
+    """The parts of BioGrad's code a config may replace (model.equations: "soma.reset", ...)."""
+    return {"soma": SomaEquations(), "plasticity": EligibilityEquations()}
 
 
 def biograd_settings(config, n_in: int, n_out: int) -> BioGradSettings:
@@ -29,7 +35,10 @@ def biograd_settings(config, n_in: int, n_out: int) -> BioGradSettings:
     m = config.model
     soma = SomaParameters(dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window, gamma=m.gamma,
                           surrogate=m.surrogate)
+    parts = edited_equations(m.equations, equation_parts())
     return BioGradSettings(
+        soma_equations=parts["soma"],
+        plasticity=parts["plasticity"],
         sizes=(n_in, *m.hidden, n_out),
         soma=soma,
         time_steps=m.time_steps,

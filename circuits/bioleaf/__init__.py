@@ -21,6 +21,12 @@ def _build(*args):
     return BioLeaFFramework(*args)
 
 
+def _equation_parts():
+    from apical.circuits.bioleaf.framework import equation_parts
+
+    return equation_parts()
+
+
 def _claims(context):
     from apical.circuits.bioleaf.claims import claims
 
@@ -36,4 +42,5 @@ def _bench(args):
 FRAMEWORK = FrameworkSpec(name="bioleaf", title="BioLeaF", factory=_build, section=SECTION, claims=_claims,
                           bench=_bench, example_config=_CONFIGS / "mnist-bioleaf.toml", order=30,
                           reference_file=Path(__file__).with_name("reference_equations.json"),
+                          equation_parts=_equation_parts,
                           reference_configs=({"model": {"hidden": [5, 4], "time_steps": 6, "error_start": 2}},))

@@ -23,8 +23,8 @@ from apical.circuits.bioleaf.network import BioLeaFNetwork, BioLeaFSettings, Bio
 from apical.circuits.bioleaf.oracle import LearningRates
 from apical.circuits.microcircuit import single_sample_figures
 from apical.models.encoders import sample_rng
-from apical.models.pyramidal import PyramidalParameters
-from apical.circuits.framework import Framework
+from apical.models.pyramidal import PyramidalEquations, PyramidalParameters
+from apical.circuits.framework import Framework, edited_equations
 
 
 def bioleaf_settings(config, n_in: int, n_out: int) -> BioLeaFSettings:
@@ -36,7 +36,13 @@ def bioleaf_settings(config, n_in: int, n_out: int) -> BioLeaFSettings:
     )
     return BioLeaFSettings(sizes=(n_in, *m.hidden, n_out), pyramidal=pyramidal, time_steps=m.time_steps,
                            error_start=m.error_start, batch_size=config.learning.batch_size,
-                           desired_interval=b.desired_interval)
+                           desired_interval=b.desired_interval,
+                           pyramidal_equations=edited_equations(m.equations, equation_parts())["pyramidal"])
+
+
+def equation_parts() -> dict:
+    """The part of the circuit's code a config may replace (model.equations: "pyramidal.reset", ...)."""
+    return {"pyramidal": PyramidalEquations()}
 
 
 class BioLeaFFramework(Framework):

@@ -22,6 +22,12 @@ def _build(*args):
     return SCMicroFramework(*args)
 
 
+def _equation_parts():
+    from apical.circuits.scmicro.framework import equation_parts
+
+    return equation_parts()
+
+
 def _claims(context):
     from apical.circuits.scmicro.claims import claims
 
@@ -44,6 +50,7 @@ FRAMEWORK = FrameworkSpec(name="scmicro", title="SC microcircuit", factory=_buil
                           check_config=check_config, devices=("cpp", "cuda", "runtime", "numpy"), claims=_claims,
                           bench=_bench, describe=_describe, example_config=_CONFIGS / "mnist-scmicro.toml", order=40,
                           reference_file=Path(__file__).with_name("reference_equations.json"),
+                          equation_parts=_equation_parts,
                           # both output errors the references implement
                           reference_configs=tuple({"model": {"hidden": [5, 4], "time_steps": 6, "error_start": 2},
                                                    "scmicro": {"error": error}} for error in ("kernel_mse", "softmax")))

@@ -19,9 +19,9 @@ from apical.analysis.alignment import angle_degrees, sign_concordance
 from apical.circuits.scmicro.network import SCMicroNetwork, SCMicroSettings, SCMicroState, initial_state, run_single_sample
 from apical.circuits.scmicro.numpy_form import NumpySCMicroNetwork
 from apical.models.encoders import sample_rng
-from apical.models.pyramidal import SCPyramidalParameters
+from apical.models.pyramidal import PyramidalEquations, SCPyramidalParameters
 from apical.circuits.microcircuit import single_sample_figures
-from apical.circuits.framework import ConfigError, Framework
+from apical.circuits.framework import ConfigError, Framework, edited_equations
 
 
 def scmicro_settings(config, n_in: int, n_out: int) -> SCMicroSettings:
@@ -32,7 +32,13 @@ def scmicro_settings(config, n_in: int, n_out: int) -> SCMicroSettings:
                                     nudging=c.nudging, output_error=c.error, error_gain=c.error_gain)
     return SCMicroSettings(sizes=(n_in, *m.hidden, n_out), pyramidal=pyramidal, time_steps=m.time_steps,
                            error_start=m.error_start, batch_size=config.learning.batch_size,
-                           desired_interval=c.desired_interval)
+                           desired_interval=c.desired_interval,
+                           pyramidal_equations=edited_equations(m.equations, equation_parts())["pyramidal"])
+
+
+def equation_parts() -> dict:
+    """The part of the circuit's code a config may replace (model.equations: "pyramidal.reset", ...)."""
+    return {"pyramidal": PyramidalEquations()}
 
 
 def scmicro_initial_state(config, sizes) -> SCMicroState:
