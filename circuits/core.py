@@ -79,7 +79,8 @@ class CompiledNetwork:
         self.standalone = self.project_dir is not None
         if self.standalone:
             self._objects = self._build({})
-            self._objects["network"].run(self.duration, profile=profile)
+            # Every object carries its own namespace: nothing may resolve from this frame's locals (dt).
+            self._objects["network"].run(self.duration, profile=profile, namespace={})
             self.device.build(directory=str(self.project_dir), compile=True, run=False, with_output=False)
 
     # ----------------------------------------------------------------- what a circuit supplies
