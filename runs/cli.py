@@ -1,4 +1,4 @@
-"""The ``apical`` command line: train, evaluate, analyze, bench, compare-forms, sweep, report."""
+"""The ``apical`` command line: train, evaluate, analyze, bench, compare-forms, sweep, report, compare."""
 
 from __future__ import annotations
 
@@ -153,6 +153,31 @@ def main(argv=None) -> int:
                            help="rewrite the built-in frameworks' reference digests from the current source "
                                 "(after changing a model and its references together)")
     equations.set_defaults(handler=lambda args: _delegate("apical.runs.equations", args))
+    compared = commands.add_parser("compare", help="frameworks side by side: one table (accuracy, paper, cost, events "
+                                                   "and energy per training sample, claims) and one figure, from results "
+                                                   "directories or from configs trained on a shared budget")
+    compared.add_argument("sources", nargs="*", help="results directories and/or config files (.toml)")
+    compared.add_argument("--frameworks", metavar="all|NAME,...", help="also the example config of these registered "
+                          f"frameworks ({', '.join(names)}), trained on the shared budget")
+    compared.add_argument("--out", help="where configs are trained (OUT/<config name>/) and the table and figure go "
+                                        "(default for directories only: the current folder)")
+    compared.add_argument("--train-samples", type=int, default=2560, help="shared budget: training samples per config "
+                          "(default 2560, a multiple of every shipped batch size)")
+    compared.add_argument("--test-samples", type=int, default=1000, help="shared budget: test samples (default 1000)")
+    compared.add_argument("--epochs", type=int, default=1, help="shared budget: epochs (default 1)")
+    compared.add_argument("--dataset", choices=["mnist", "fashion-mnist", "nmnist", "cifar10"],
+                          help="train every config on this dataset (default: each config's own)")
+    compared.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a key of every config trained (repeatable)")
+    compared.add_argument("--workers", type=int, help="train the configs on a local Dask cluster of this many workers")
+    compared.add_argument("--scheduler", metavar="ADDRESS", help="train the configs on this Dask scheduler")
+    compared.add_argument("--no-analyze", action="store_true", help="read analysis.json as it is (claims: — where absent)")
+    compared.add_argument("--published", metavar="TOML", help="the papers' numbers of more frameworks (format of "
+                                                              "runs/configs/published.toml)")
+    compared.add_argument("--into", metavar="MARKDOWN", help="also put the table into this file, e.g. docs/results.md")
+    compared.add_argument("--section", help="with --into: the text between <!-- report:SECTION --> and "
+                                            "<!-- /report:SECTION --> is replaced (default: compare)")
+    compared.set_defaults(handler=lambda args: _delegate("apical.runs.compare", args))
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
