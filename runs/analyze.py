@@ -28,6 +28,15 @@ Then the framework's own claims (``FrameworkSpec.claims``, circuits/<name>/claim
 docs/models/<name>.md) run on the first test samples, coded exactly as the run's evaluations code
 them; they add checks, entries, notes and figures and may reword the generic checks for their
 framework (``ClaimsResult.restated``).
+
+Two entries read the same for every framework:
+
+- ``claims``: the shared vocabulary (docs/claims.md, ``apical.analysis.report.CLAIMS``): for each of
+  update_vs_backprop, locality, event_based, weight_transport, feedback_alignment,
+  sign_concordance and dale, the verdict (pass, fail, info, n/a), whether the framework claims it,
+  and the row and numbers behind it;
+- ``events``: operations and energy per training and per inference sample, counted on the
+  framework's Brian2 network on the first test samples (``apical.analysis.events``).
 """
 
 from __future__ import annotations
