@@ -21,6 +21,12 @@ def _build(*args):
     return EpropFramework(*args)
 
 
+def _claims(context):
+    from apical.circuits.eprop.claims import claims
+
+    return claims(context)
+
+
 def _describe(config) -> str:
     e = config.eprop
     name = f"e-prop ({e.neuron.upper()}, {e.feedback} feedback)"
@@ -28,5 +34,5 @@ def _describe(config) -> str:
 
 
 FRAMEWORK = FrameworkSpec(name="eprop", title="e-prop", factory=_build, section=SECTION, check_config=check_config,
-                          devices=("cpp", "cuda", "runtime", "numpy"), describe=_describe,
+                          devices=("cpp", "cuda", "runtime", "numpy"), describe=_describe, claims=_claims,
                           example_config=_CONFIGS / "eprop-mnist.toml", order=50)

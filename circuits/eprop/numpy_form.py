@@ -53,7 +53,7 @@ class NumpyEprop:
             m = len(x)  # M, or fewer in a last minibatch run without learning
             W_in, W_rec, W_out = state.input_weights, state.recurrent_weights, state.output_weights
             B = W_out.T if state.feedback is None else state.feedback
-            drive = zeta * np.einsum("mti,ji->mtj", x, W_in.astype(self.dtype))  # ζ·W^in x[t], all steps at once
+            drive = zeta * (x.reshape(-1, n_in) @ W_in.T.astype(self.dtype)).reshape(m, T, H)  # ζ·W^in x[t], all steps
             v, a, z = np.zeros((m, H)), np.zeros((m, H)), np.zeros((m, H))
             y, zbar_rec_t, zbar_out_t = np.zeros((m, K)), np.zeros((m, H)), np.zeros((m, H))
             psi, zbar_rec, zbar_out = np.zeros((m, T, H)), np.zeros((m, T, H)), np.zeros((m, T, H))
@@ -81,9 +81,9 @@ class NumpyEprop:
                 zbar_in[:, t] = trace
             rate_error = s.c_reg * (spikes[start:start + M].sum(axis=1) / T - s.target_rate_per_step) / T
             Q = self.presynaptic_factor(psi, L, rate_error)
-            g_in = np.einsum("mtj,mti->ji", Q.astype(self.dtype), zbar_in)
-            g_rec = np.einsum("mtj,mti->ji", Q, zbar_rec) * mask
-            g_out = np.einsum("mtk,mtj->kj", err, zbar_out)
+            g_in = Q.reshape(-1, H).T.astype(self.dtype) @ zbar_in.reshape(-1, n_in)  # Σ over samples and steps
+            g_rec = (Q.reshape(-1, H).T @ zbar_rec.reshape(-1, H)) * mask
+            g_out = err.reshape(-1, K).T @ zbar_out.reshape(-1, H)
             state.input_weights = W_in - learning_rate * g_in / M
             state.recurrent_weights = W_rec - learning_rate * g_rec / M
             state.output_weights = W_out - learning_rate * g_out / M
