@@ -4,7 +4,8 @@ times a learning signal broadcast from the output error (docs/models/eprop.md).
 
 network.py: the Brian2 network; oracle.py: its numpy oracle, synapse by synapse; numpy_form.py:
 the same learning batched in numpy (``--device numpy``); config.py: the ``[eprop]`` section;
-framework.py: the adapter ``apical train`` runs.
+framework.py: the adapter ``apical train`` runs; bptt.py: backprop through time of the same network;
+claims.py: what ``apical analyze`` checks; bench.py: its cost.
 """
 
 from pathlib import Path
@@ -27,6 +28,12 @@ def _claims(context):
     return claims(context)
 
 
+def _bench(args):
+    from apical.circuits.eprop.bench import main
+
+    return main(args)
+
+
 def _describe(config) -> str:
     e = config.eprop
     name = f"e-prop ({e.neuron.upper()}, {e.feedback} feedback)"
@@ -34,5 +41,5 @@ def _describe(config) -> str:
 
 
 FRAMEWORK = FrameworkSpec(name="eprop", title="e-prop", factory=_build, section=SECTION, check_config=check_config,
-                          devices=("cpp", "cuda", "runtime", "numpy"), describe=_describe, claims=_claims,
+                          devices=("cpp", "cuda", "runtime", "numpy"), describe=_describe, claims=_claims, bench=_bench,
                           example_config=_CONFIGS / "eprop-mnist.toml", order=50)
