@@ -37,6 +37,8 @@ only for synapses whose trace can be nonzero: those of a cell that has spiked in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from brian2 import NeuronGroup, Synapses
 
@@ -102,17 +104,30 @@ INTERNEURON_APICAL_LEARN = (
 )
 
 
+@dataclass(frozen=True)
+class ForwardPlasticityEquations:
+    """BioLeaF's forward STDP of the synapses onto pyramidal cells (W_PP) as Brian2 code, part by
+    part; the defaults are the published rule (docs/models/bioleaf.md)."""
+
+    synapse: str = FORWARD_STDP_MODEL  # W, ε, ΔW
+    on_pre: str = FORWARD_STDP_ON_PRE  # v_post += w, ε += 1
+    step: str = FORWARD_STDP_STEP  # ΔW += η·g·A·ε, ε ← λ(1 − s)·ε
+    sample_end: str = TRACE_SAMPLE_END  # ε = 0
+    minibatch_end: str = PLASTIC_MINIBATCH_END  # W += ΔW / M
+
+
 def _dense(synapses: Synapses, n_pre: int, n_post: int) -> Synapses:
     pre_index, post_index = all_to_all_indices(n_pre, n_post)
     synapses.connect(i=pre_index, j=post_index)
     return synapses
 
 
-def make_forward_stdp(pre: NeuronGroup, post: NeuronGroup, batch_size: int, name: str) -> Synapses:
+def make_forward_stdp(pre: NeuronGroup, post: NeuronGroup, batch_size: int, name: str,
+                      equations: ForwardPlasticityEquations = ForwardPlasticityEquations()) -> Synapses:
     """Dense plastic ``pre → post`` (W_PP onto pyramidal cells, W_IP onto interneurons)."""
     synapses = Synapses(
-        pre, post, model=FORWARD_STDP_MODEL,
-        on_pre={"pre": FORWARD_STDP_ON_PRE, "plasticity": FORWARD_STDP_STEP},
+        pre, post, model=equations.synapse,
+        on_pre={"pre": equations.on_pre, "plasticity": equations.step},
         on_event={"pre": "spike", "plasticity": "active"},
         namespace={"batch_size": float(batch_size)},
         dt=pre.clock.dt, name=name,
@@ -198,6 +213,20 @@ w = clip(w + weight_change / batch_size, 0, inf)
 weight_change = 0
 """
 
+
+@dataclass(frozen=True)
+class SignConstrainedPlasticityEquations:
+    """The SC microcircuit's forward plasticity of both synapse types as Brian2 code, part by part;
+    the defaults are the published rule (docs/models/scmicro.md)."""
+
+    synapse: str = FORWARD_STDP_MODEL  # magnitude w ≥ 0, ε, ΔW
+    excitatory_on_pre: str = FORWARD_STDP_ON_PRE  # pyramidal → soma: v_post += w, ε += 1
+    excitatory_step: str = FORWARD_STDP_STEP  # ΔW⁺ += η·g·A·ε
+    inhibitory_on_pre: str = INHIBITORY_STDP_ON_PRE  # PV → soma: v_post −= w, ε += 1
+    inhibitory_step: str = INHIBITORY_STDP_STEP  # ΔW⁻ −= η·g·A·ε
+    sample_end: str = TRACE_SAMPLE_END  # ε = 0
+    minibatch_end: str = SIGN_CONSTRAINED_MINIBATCH_END  # w ← max(0, w + ΔW / M)
+
 #: Feedback onto apical compartments: bursts only (facilitating synapses), fixed magnitudes R ≥ 0.
 BURST_FEEDBACK_MODEL = "feedback_weight : 1 (constant)   # R_ji >= 0, fixed random magnitude"
 EXCITATORY_FEEDBACK_ON_BURST = "apical_post += feedback_weight * burst_pre"
@@ -210,13 +239,15 @@ def _connect(synapses: Synapses, pre_index, post_index) -> Synapses:
 
 
 def make_sign_constrained_forward(pre: NeuronGroup, post: NeuronGroup, pre_index, post_index, inhibitory: bool,
-                                  batch_size: int, name: str) -> Synapses:
+                                  batch_size: int, name: str,
+                                  equations: SignConstrainedPlasticityEquations = SignConstrainedPlasticityEquations(),
+                                  ) -> Synapses:
     """The forward synapses of one type: from pyramidal cells (direct, excitatory) or from their PV
     relays (``inhibitory``) onto the somata of ``post``, only for the pairs given."""
     synapses = Synapses(
-        pre, post, model=FORWARD_STDP_MODEL,
-        on_pre={"pre": INHIBITORY_STDP_ON_PRE if inhibitory else FORWARD_STDP_ON_PRE,
-                "plasticity": INHIBITORY_STDP_STEP if inhibitory else FORWARD_STDP_STEP},
+        pre, post, model=equations.synapse,
+        on_pre={"pre": equations.inhibitory_on_pre if inhibitory else equations.excitatory_on_pre,
+                "plasticity": equations.inhibitory_step if inhibitory else equations.excitatory_step},
         on_event={"pre": "spike", "plasticity": "active"},
         namespace={"batch_size": float(batch_size)},
         dt=pre.clock.dt, name=name,

@@ -23,6 +23,7 @@ from apical.circuits.bioleaf.network import BioLeaFNetwork, BioLeaFSettings, Bio
 from apical.circuits.bioleaf.oracle import LearningRates
 from apical.circuits.microcircuit import single_sample_figures
 from apical.models.encoders import sample_rng
+from apical.models.plasticity import ForwardPlasticityEquations
 from apical.models.pyramidal import PyramidalEquations, PyramidalParameters
 from apical.circuits.framework import Framework, edited_equations
 
@@ -34,15 +35,17 @@ def bioleaf_settings(config, n_in: int, n_out: int) -> BioLeaFSettings:
         dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window, gamma=m.gamma,
         surrogate=m.surrogate, tau_apical=b.tau_apical, tau_psp=b.tau_psp, burst_gain=b.burst_gain, nudging=b.nudging,
     )
+    parts = edited_equations(m.equations, equation_parts())
     return BioLeaFSettings(sizes=(n_in, *m.hidden, n_out), pyramidal=pyramidal, time_steps=m.time_steps,
                            error_start=m.error_start, batch_size=config.learning.batch_size,
                            desired_interval=b.desired_interval,
-                           pyramidal_equations=edited_equations(m.equations, equation_parts())["pyramidal"])
+                           pyramidal_equations=parts["pyramidal"], plasticity=parts["plasticity"])
 
 
 def equation_parts() -> dict:
-    """The part of the circuit's code a config may replace (model.equations: "pyramidal.reset", ...)."""
-    return {"pyramidal": PyramidalEquations()}
+    """The parts of the circuit's code a config may replace (model.equations: "pyramidal.reset",
+    "plasticity.minibatch_end", ...)."""
+    return {"pyramidal": PyramidalEquations(), "plasticity": ForwardPlasticityEquations()}
 
 
 class BioLeaFFramework(Framework):

@@ -60,6 +60,7 @@ from apical.models.plasticity import (
     PLASTIC_MINIBATCH_END,
     TOP_DOWN_MINIBATCH_END,
     TRACE_SAMPLE_END,
+    ForwardPlasticityEquations,
     make_forward_stdp,
     make_interneuron_apical,
     make_teaching,
@@ -102,6 +103,8 @@ GLOBAL_SIGNALS = ("learning_rate", "apical_learning_rate", "mirror_learning_rate
 class BioLeaFSettings(MicrocircuitSettings):
     """What the network is: sizes and constants fixed when it is built (docs/models/bioleaf.md,
     "Time and constants"). Its output cells hold the spiking error d − o, and no other."""
+
+    plasticity: ForwardPlasticityEquations = ForwardPlasticityEquations()  # W_PP's rule (published)
 
     def __post_init__(self):
         super().__post_init__()
@@ -200,7 +203,7 @@ class BioLeaFNetwork(CompiledNetwork):
             layer = make_pyramidal_layer(n, p, T, s.error_start, M, name="output" if output else f"pyramidal_{l + 1}",
                                          output=output, sends_bursts=l > 0, desired_raster=desired_raster,
                                          equations=s.pyramidal_equations)
-            forward.append(make_forward_stdp(pre, layer, M, name=f"forward_{l + 1}"))
+            forward.append(make_forward_stdp(pre, layer, M, name=f"forward_{l + 1}", equations=s.plasticity))
             layers.append(layer)
             pre = layer
         interneurons, top_down, teaching, inter_input, inter_apical = [], [], [], [], []
@@ -261,10 +264,10 @@ class BioLeaFNetwork(CompiledNetwork):
             at(pathway.plasticity, "after_groups", l)
             runners.append(layer.run_regularly(soma.bias_plasticity, when="after_groups", order=50 + l,
                                                name=f"{layer.name}_bias_plasticity"))
-            every(pathway, TRACE_SAMPLE_END, sample_dt, 0, f"{pathway.name}_sample_end")
+            every(pathway, s.plasticity.sample_end, sample_dt, 0, f"{pathway.name}_sample_end")
             every(layer, soma.sample_end + (OUTPUT_PSP_SAMPLE_END if output else ""), sample_dt, 1,
                   f"{layer.name}_sample_end")
-            every(pathway, PLASTIC_MINIBATCH_END, minibatch_dt, 2, f"{pathway.name}_minibatch_end")
+            every(pathway, s.plasticity.minibatch_end, minibatch_dt, 2, f"{pathway.name}_minibatch_end")
             every(layer, soma.minibatch_end, minibatch_dt, 2, f"{layer.name}_minibatch_end")
         for m, group in enumerate(interneurons):
             base = 100 * (m + 1) + 10  # after pyramidal layer m+1 (1-based) has fired

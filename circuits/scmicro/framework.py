@@ -19,6 +19,7 @@ from apical.analysis.alignment import angle_degrees, sign_concordance
 from apical.circuits.scmicro.network import SCMicroNetwork, SCMicroSettings, SCMicroState, initial_state, run_single_sample
 from apical.circuits.scmicro.numpy_form import NumpySCMicroNetwork
 from apical.models.encoders import sample_rng
+from apical.models.plasticity import SignConstrainedPlasticityEquations
 from apical.models.pyramidal import PyramidalEquations, SCPyramidalParameters
 from apical.circuits.microcircuit import single_sample_figures
 from apical.circuits.framework import ConfigError, Framework, edited_equations
@@ -30,15 +31,17 @@ def scmicro_settings(config, n_in: int, n_out: int) -> SCMicroSettings:
     pyramidal = SCPyramidalParameters(dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window,
                                     gamma=m.gamma, surrogate=m.surrogate, tau_apical=c.tau_apical, tau_psp=c.tau_psp, burst_gain=c.burst_gain,
                                     nudging=c.nudging, output_error=c.error, error_gain=c.error_gain)
+    parts = edited_equations(m.equations, equation_parts())
     return SCMicroSettings(sizes=(n_in, *m.hidden, n_out), pyramidal=pyramidal, time_steps=m.time_steps,
                            error_start=m.error_start, batch_size=config.learning.batch_size,
                            desired_interval=c.desired_interval,
-                           pyramidal_equations=edited_equations(m.equations, equation_parts())["pyramidal"])
+                           pyramidal_equations=parts["pyramidal"], plasticity=parts["plasticity"])
 
 
 def equation_parts() -> dict:
-    """The part of the circuit's code a config may replace (model.equations: "pyramidal.reset", ...)."""
-    return {"pyramidal": PyramidalEquations()}
+    """The parts of the circuit's code a config may replace (model.equations: "pyramidal.reset",
+    "plasticity.minibatch_end", ...)."""
+    return {"pyramidal": PyramidalEquations(), "plasticity": SignConstrainedPlasticityEquations()}
 
 
 def scmicro_initial_state(config, sizes) -> SCMicroState:

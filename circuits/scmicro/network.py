@@ -56,10 +56,9 @@ from apical.models.interneurons import (
     make_sst_layer,
 )
 from apical.models.plasticity import (
-    SIGN_CONSTRAINED_MINIBATCH_END,
-    TRACE_SAMPLE_END,
     make_burst_feedback,
     make_relay,
+    SignConstrainedPlasticityEquations,
     make_sign_constrained_forward,
 )
 from apical.models.pyramidal import (
@@ -108,6 +107,7 @@ class SCMicroSettings(MicrocircuitSettings):
     somata also receive β·A (the teacher's somatic drive, Sacramento et al. 2018)."""
 
     pyramidal: SCPyramidalParameters = field(default_factory=SCPyramidalParameters)
+    plasticity: SignConstrainedPlasticityEquations = SignConstrainedPlasticityEquations()  # forward rule (published)
 
     def __post_init__(self):
         super().__post_init__()
@@ -259,9 +259,11 @@ class SCMicroNetwork(CompiledNetwork):
             kind = self.connection_types[l]
             pv_drive.append(make_relay(pre, relay, PV_DRIVE_ON_SPIKE, "spike", RELAY_DRIVE, name=f"pv_drive_{pre_name}"))
             excitatory.append(make_sign_constrained_forward(pre, layer, *_pairs(kind > 0), False, M,
-                                                            name=f"excitatory_forward_{l + 1}"))
+                                                            name=f"excitatory_forward_{l + 1}",
+                                                            equations=s.plasticity))
             inhibitory.append(make_sign_constrained_forward(relay, layer, *_pairs(kind < 0), True, M,
-                                                            name=f"inhibitory_forward_{l + 1}"))
+                                                            name=f"inhibitory_forward_{l + 1}",
+                                                            equations=s.plasticity))
             layers.append(layer)
             pv.append(relay)
             pre, pre_name = layer, layer.name
@@ -350,8 +352,8 @@ class SCMicroNetwork(CompiledNetwork):
             runners.append(layer.run_regularly(soma.bias_plasticity, when="after_groups", order=50 + l,
                                                name=f"{layer.name}_bias_plasticity"))
             for synapses in (excitatory, inhibitory):
-                every(synapses, TRACE_SAMPLE_END, sample_dt, 0, f"{synapses.name}_sample_end")
-                every(synapses, SIGN_CONSTRAINED_MINIBATCH_END, minibatch_dt, 2, f"{synapses.name}_minibatch_end")
+                every(synapses, s.plasticity.sample_end, sample_dt, 0, f"{synapses.name}_sample_end")
+                every(synapses, s.plasticity.minibatch_end, minibatch_dt, 2, f"{synapses.name}_minibatch_end")
             every(layer, soma.sample_end + (OUTPUT_PSP_SAMPLE_END if output else ""), sample_dt, 1,
                   f"{layer.name}_sample_end")
             every(relay, PV_SAMPLE_END, sample_dt, 1, f"{relay.name}_sample_end")
