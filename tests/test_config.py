@@ -67,7 +67,8 @@ def test_defaults_from_an_empty_file(tmp_path):
         ('[model]\ntime_steps = "abc"', "config key 'model.time_steps': expected an integer, got \"abc\""),
         ("[model]\ntime_steps = 2.5", "config key 'model.time_steps': expected an integer, got 2.5"),
         ("[model]\nhidden = [10, true]", "config key 'model.hidden': expected a list of integers"),
-        ('[model]\nframework = "dfa"', "config key 'model.framework' must be one of \"biograd\", \"bp\", \"bioleaf\", \"scmicro\", got \"dfa\""),
+        ('[model]\nframework = "dfa"', "config key 'model.framework' must be one of "
+         + ", ".join(f'"{name}"' for name in registry.names()) + ", got \"dfa\""),
         ("[learning]\ndecay = 1.5", "config key 'learning.decay' must be <= 1, got 1.5"),
         ("[learning]\ndecay_every = 0", "config key 'learning.decay_every' must be > 0, got 0"),
         ("[run]\nshuffle = 1", "config key 'run.shuffle': expected true or false, got 1"),
