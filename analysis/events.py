@@ -64,7 +64,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 __all__ = ["CHIP", "DENSE", "TRAFFIC_CLASSES", "PathwayCount", "OperationCounts", "count_network",
-           "backprop_counts", "count_framework", "energy", "event_summary", "default_traffic_class"]
+           "backprop_counts", "combined", "count_framework", "energy", "event_summary", "default_traffic_class"]
 
 TRAFFIC_CLASSES = ("forward", "feedback", "learning")
 
@@ -208,19 +208,20 @@ def count_network(objects: dict, samples: int, phase: str, traffic_classes: dict
             written = _written(pathway.code)
             own = {n for n in written if not n.endswith(("_pre", "_post"))}
             traffic = default_traffic_class(pathway.prepost, pathway.code)
-            if traffic != "learning" or pathway.name in declared:  # a declared class names the signal carried
+            signal = traffic == "forward"  # it writes the cell it delivers to
+            if signal or pathway.name in declared:  # a declared class names the signal carried
                 traffic = _class_of(pathway.name, declared, traffic)
             if traffic not in TRAFFIC_CLASSES:
                 raise ValueError(f"traffic class {traffic!r} of {pathway.name} is none of {', '.join(TRAFFIC_CLASSES)}")
             if not learning and traffic == "learning":
                 continue  # learning off: a chip would not run these events at all
             counts.synaptic_events[traffic] += events
-            if traffic != "learning" or not (own and learning):
+            if signal or not (own and learning):
                 counts.spike_operations += events
             if own and learning:
                 counts.plasticity_updates += events  # the event changes the synapse's own state
                 plastic_dense = True
-            if traffic != "learning":
+            if signal:
                 dense += n_syn * steps  # every synapse, every step: W·s as array code
             counts.pathways.append(asdict(PathwayCount(pathway.name, s.name, pathway.source.name, traffic, n_syn,
                                                        int(len(spikes)), events, bool(own))))
@@ -258,6 +259,20 @@ def _per_sample(counts: OperationCounts, samples: int) -> OperationCounts:
         for key in ("source_spikes", "events"):
             pathway[key] = pathway[key] * scale
     return counts
+
+
+def combined(counts: OperationCounts, extra: OperationCounts, label: str) -> OperationCounts:
+    """``counts`` with ``extra`` (another network's operations per sample of the same phase, e.g. a
+    sleep phase) added; ``extra``'s pathways are listed under ``label``."""
+    total = OperationCounts(phase=counts.phase, samples=counts.samples, source=f"{counts.source}; {label}: {extra.source}")
+    total.synaptic_events = {k: counts.synaptic_events[k] + extra.synaptic_events[k] for k in TRAFFIC_CLASSES}
+    total.plasticity_updates = (None if counts.plasticity_updates is None or extra.plasticity_updates is None
+                                else counts.plasticity_updates + extra.plasticity_updates)
+    for name in ("spike_operations", "analog_updates", "neuron_updates", "dense_macs"):
+        setattr(total, name, getattr(counts, name) + getattr(extra, name))
+    total.pathways = counts.pathways + [{**p, "phase": label} for p in extra.pathways]
+    total.event_based = counts.event_based and extra.event_based
+    return total
 
 
 def backprop_counts(sizes, layer_spikes, time_steps: int, samples: int, batch_size: int,

@@ -172,6 +172,8 @@ def main(argv=None) -> int:
     compared.add_argument("--workers", type=int, help="train the configs on a local Dask cluster of this many workers")
     compared.add_argument("--scheduler", metavar="ADDRESS", help="train the configs on this Dask scheduler")
     compared.add_argument("--no-analyze", action="store_true", help="read analysis.json as it is (claims: — where absent)")
+    compared.add_argument("--analyze-again", action="store_true", help="analyse every results directory again, even "
+                                                                        "where its analysis.json is newer than its run")
     compared.add_argument("--published", metavar="TOML", help="the papers' numbers of more frameworks (format of "
                                                               "runs/configs/published.toml)")
     compared.add_argument("--into", metavar="MARKDOWN", help="also put the table into this file, e.g. docs/results.md")

@@ -82,7 +82,8 @@ class Row:
         return self.config.data.dataset
 
     def events(self, phase: str = "training") -> dict | None:
-        return (self.summary.get("events") or self.analysis.get("events") or {}).get(phase)
+        """Operations per sample of the trained network: analysis.json's count (made last), else summary.json's."""
+        return (self.analysis.get("events") or self.summary.get("events") or {}).get(phase)
 
     def energy(self, kind: str) -> float | None:
         """nJ per training sample: "chip_nJ" (neuromorphic estimate) or "dense_nJ"."""
@@ -210,8 +211,9 @@ def _train_on_dask(todo, out: Path, workers: int | None, scheduler: str | None, 
 
 
 # ------------------------------------------------------------------------------------------ reading
-def read_row(directory: Path, analyze: bool = True, command: str = "") -> Row:
-    """A finished results directory, analysed first when its analysis is missing or older than its run."""
+def read_row(directory: Path, analyze: bool = True, command: str = "", again: bool = False) -> Row:
+    """A finished results directory, analysed first when its analysis is missing or older than its run
+    (or ``again``)."""
     directory = Path(directory)
     if not (directory / "summary.json").exists():
         raise ConfigError(f"{directory} is neither a finished results directory (no summary.json) nor a config file")
@@ -219,7 +221,7 @@ def read_row(directory: Path, analyze: bool = True, command: str = "") -> Row:
     config = load_config(directory / "config.toml")
     analysis_path = directory / "analysis.json"
     stale = not analysis_path.exists() or analysis_path.stat().st_mtime < (directory / "summary.json").stat().st_mtime
-    if analyze and stale:
+    if analyze and (stale or again):
         from apical.runs.analyze import analyze as run_analysis
 
         print(f"analysing {directory} ...", file=sys.stderr, flush=True)
@@ -400,7 +402,8 @@ def compare(args) -> dict:
         for directory, command in train_configs(configs, overrides, out, args.workers, args.scheduler):
             commands[directory] = command
             directories.append(directory)
-    rows = [read_row(d, analyze=not args.no_analyze, command=commands.get(d, "")) for d in directories]
+    rows = [read_row(d, analyze=not args.no_analyze, command=commands.get(d, ""), again=args.analyze_again)
+            for d in directories]
     target = out or Path(".")
     (target / "figures").mkdir(parents=True, exist_ok=True)
     entries = table(rows, published(Path(args.published) if args.published else None))

@@ -197,6 +197,27 @@ class BioGradFramework(Framework):
         """Error spikes reach the apical compartments through B (feedback_<l>, feedback_output)."""
         return {"feedback": "feedback"}
 
+    def operation_counts(self, input_spikes: np.ndarray, labels: np.ndarray) -> dict | None:
+        """With sleep, the wake network's operations (apical.analysis.events, on brian_network) plus,
+        per training sample, a share of one sleep phase per ``run.chunk_samples`` samples (the
+        sleep network on the runtime device, its noise drawn from seeds.sleep, chunk 0): every
+        sleep pathway is learning traffic. Without sleep, None: the generic count."""
+        if self.sleep_network is None:
+            return None
+        from apical.analysis.events import combined, count_network
+
+        declared = self.traffic_classes()
+        found = {phase: count_network(self.brian_network(input_spikes, given), len(input_spikes), phase, declared)
+                 for phase, given in (("training", labels), ("inference", None))}
+        sleep = BioGradSleepNetwork(self.settings, self.sleep_network.sleep, device_name="runtime")
+        noise = sleep.draw_noise(sample_rng(self.config.seeds.sleep, "sleep", 0))
+        objects = sleep.runtime_objects(sleep.run_values(self.state.weights, self.state.biases, self.state.feedback,
+                                                         noise))
+        sleeping = count_network(objects, self.config.run.chunk_samples, "training", {"sleep_": "learning"})
+        found["training"] = combined(found["training"], sleeping,
+                                     f"sleep phase (one per {self.config.run.chunk_samples} samples)")
+        return found
+
     def locality_copy(self, sizes: tuple[int, ...]):
         """The wake network at ``sizes`` with this run's constants, on the runtime device. Its
         global signals: the learning rate (0 while testing), the length of the error window, the
