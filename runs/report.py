@@ -210,6 +210,15 @@ def accuracy_against(key: str, spec: dict, jobs: list[JobResult], rows: list[dic
         return save(figure, path)
 
 
+def initial_point(job: JobResult, column: str, scale: float) -> dict[int, float]:
+    """The evaluation before training (summary.json's ``initial_test_accuracy``) as the point at 0
+    samples of a test-accuracy curve; none for other columns or runs made before it existed."""
+    initial = (job.summary or {}).get("initial_test_accuracy")
+    if column != "test_accuracy" or initial is None:
+        return {}
+    return {0: scale * float(initial)}
+
+
 def curves_overlaid(column: str, ylabel: str, spec: dict, jobs: list[JobResult], path: Path, title: str):
     """``column`` of metrics.csv against samples seen, one colour per grid point: each seed
     (thin; unfinished jobs too, as far as they got) and at each evaluation the mean over the
@@ -224,7 +233,8 @@ def curves_overlaid(column: str, ylabel: str, spec: dict, jobs: list[JobResult],
             members = [j for j in jobs if j.point == point and j.metrics and column in j.metrics[0]]
             if not members:
                 continue
-            curves = [{int(r["samples_seen"]): scale * float(r[column]) for r in j.metrics} for j in members]
+            curves = [{**initial_point(j, column, scale), **{int(r["samples_seen"]): scale * float(r[column])
+                                                             for r in j.metrics}} for j in members]
             seen = sorted(set().union(*curves))
             mean = [np.mean([curve[n] for curve in curves if n in curve]) for n in seen]
             line, = axes.plot(seen, mean, "o-", label=f"{_point_label(members[0].labels, keys)} (n={len(members)})")

@@ -92,3 +92,13 @@ def test_cli_report_into_a_document(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "apical.runs.cli", "report", str(tmp_path)], capture_output=True,
                              text=True)
     assert missing.returncode == 1 and "not a sweep directory" in missing.stderr
+
+
+def test_learning_curves_start_at_the_evaluation_before_training():
+    from apical.runs.report import JobResult, initial_point
+
+    job = JobResult("p/seed-0", "p", {}, 0, summary={"initial_test_accuracy": 0.1, "final_test_accuracy": 0.9})
+    assert initial_point(job, "test_accuracy", 100.0) == {0: pytest.approx(10.0)}
+    assert initial_point(job, "alignment_angle_1", 1.0) == {}  # no angle was measured before training
+    assert initial_point(JobResult("p/seed-1", "p", {}, 1, summary={"final_test_accuracy": 0.9}),
+                         "test_accuracy", 100.0) == {}  # a run made before the evaluation at 0 samples
