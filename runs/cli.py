@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     compared.add_argument("--analyze-again", action="store_true", help="analyse every results directory again, even "
                                                                         "where its analysis.json is newer than its run")
     compared.add_argument("--published", metavar="TOML", help="the papers' numbers of more frameworks (format of "
-                                                              "runs/configs/published.toml)")
+                                                              "runs/published.toml)")
     compared.add_argument("--into", metavar="MARKDOWN", help="also put the table into this file, e.g. docs/results.md")
     compared.add_argument("--section", help="with --into: the text between <!-- report:SECTION --> and "
                                             "<!-- /report:SECTION --> is replaced (default: compare)")

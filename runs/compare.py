@@ -21,7 +21,7 @@ its summary.json) and the comparison reads:
 - analysis.json: the ``claims`` entry, the shared vocabulary (docs/claims.md), each claim as
   ✓ (passes), ✗ (fails), "info" (measured, no criterion) or N/A (does not apply); a claim the
   framework's paper does not make is marked with an asterisk;
-- runs/configs/published.toml (or ``--published FILE``): the paper's number for the framework and
+- runs/published.toml (or ``--published FILE``): the paper's number for the framework and
   dataset.
 
 It writes ``OUT/compare.md`` (the table, the command and the budget), ``OUT/compare.csv`` (one row
@@ -48,7 +48,7 @@ from apical.runs.config import ConfigError, config_to_toml, load_config
 from apical.runs.report import put_into
 from apical.runs.sweep import Job, SweepError, job_state
 
-PUBLISHED = Path(__file__).resolve().parent / "configs" / "published.toml"
+PUBLISHED = Path(__file__).resolve().parent / "published.toml"
 #: The shared budget of `apical compare --frameworks all` (defaults of the flags).
 TRAIN_SAMPLES, TEST_SAMPLES, EPOCHS = 2560, 1000, 1
 CLAIM_TITLES = {"update_vs_backprop": "≈ backprop", "locality": "local", "event_based": "event-based",
@@ -234,7 +234,7 @@ def read_row(directory: Path, analyze: bool = True, command: str = "", again: bo
 
 
 def published(path: Path | None) -> dict:
-    """The paper's numbers: runs/configs/published.toml, then ``path`` over it."""
+    """The paper's numbers: runs/published.toml, then ``path`` over it."""
     with open(PUBLISHED, "rb") as handle:
         found = tomllib.load(handle)
     if path:
@@ -331,8 +331,8 @@ def write_csv(entries: list[dict], path: Path) -> None:
 # ------------------------------------------------------------------------------------------ the figure
 def figure(rows: list[Row], path: Path) -> list[Path]:
     """Test accuracy against energy per training sample: per framework a filled marker at its
-    neuromorphic estimate and an open one at dense arithmetic, joined; labelled with the claims
-    its paper makes that pass."""
+    neuromorphic estimate and an open one at dense arithmetic, joined; its legend entry says how
+    many of the claims its paper makes pass."""
     from apical.analysis.figures import STYLE, plt, save
 
     markers = "osD^vP*Xh"
@@ -355,8 +355,6 @@ def figure(rows: list[Row], path: Path) -> list[Path]:
             for x, fill in points:
                 axes.plot([x], [accuracy], linestyle="none", markerfacecolor=style["color"] if fill else "white",
                           label=label if fill or len(points) == 1 else None, **style)
-            axes.annotate(f"{passed}/{claimed} ✓" if claimed else "—", (points[0][0], accuracy), xytext=(5, 4),
-                          textcoords="offset points", fontsize=6, color=style["color"])
         axes.set_xscale("log")
         axes.set_xlabel("energy per training sample (µJ, log)")
         axes.set_ylabel("test accuracy (%)")

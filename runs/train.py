@@ -635,15 +635,6 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
     if not commits or commits[-1] != commit:
         commits.append(commit)
 
-    if progress["samples_seen"] == 0 and "initial_test_accuracy" not in progress:
-        # The untrained network on the test set: every learning curve starts at 0 samples.
-        eval_started = time.perf_counter()
-        initial = evaluation_counts(framework, dataset, config, chunk)
-        progress["initial_test_accuracy"] = round(float((initial.argmax(axis=1) == dataset.test_labels).mean()), 6)
-        progress["initial_metrics"] = framework.metrics()  # e.g. the feedback angles before training
-        progress["eval_seconds"] += time.perf_counter() - eval_started
-        print(f"  test accuracy before training: {100 * progress['initial_test_accuracy']:.2f}%", file=sys.stderr,
-              flush=True)
     display = Progress(total)
     seen = progress["samples_seen"]
     # Running train accuracy since the last evaluation: carried through checkpoints, so a
@@ -665,6 +656,25 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
                           f"samples (checkpoint {last_good.name}); resume with: {resume_command}", signal_number)
 
     with StopSignals() as stop:
+        if seen == 0 and "initial_test_accuracy" not in progress:
+            # The untrained network on the test set: every learning curve starts at 0 samples. A
+            # signal during it stops the run at 0 samples; the resume evaluates again.
+            before = ({name: np.array(array) for name, array in framework.state_arrays().items()},
+                      dict(progress, samples_seen=0, correct=0, counted=0))
+            eval_started = time.perf_counter()
+            try:
+                initial = evaluation_counts(framework, dataset, config, chunk)
+            except RuntimeError:
+                if stop.received is None:
+                    raise
+                halt(before, stop.received)
+            if stop.received is not None:
+                halt(before, stop.received)
+            progress["initial_test_accuracy"] = round(float((initial.argmax(axis=1) == dataset.test_labels).mean()), 6)
+            progress["initial_metrics"] = framework.metrics()  # e.g. the feedback angles before training
+            progress["eval_seconds"] += time.perf_counter() - eval_started
+            print(f"  test accuracy before training: {100 * progress['initial_test_accuracy']:.2f}%",
+                  file=sys.stderr, flush=True)
         while seen < total:
             # What the run was before this chunk: a signal during the chunk or its evaluation puts it
             # back, so that no chunk stopped part-way (the compiled program also ends a run early on

@@ -90,22 +90,31 @@ def runtime_reference(tmp_path_factory):
 # Brian2 network, tests/test_biograd_batched.py) keeps these tests fast; the compiled program's own
 # part in a fault is tested on cpp_standalone below.
 # ----------------------------------------------------------------------------- signals
-@pytest.mark.parametrize("where", ["chunk", "evaluation"])
+# (method, call that signals, checkpoint kept): the third training chunk; the first evaluation
+# after training (test-set calls 3-4, after the two of the evaluation before training); the
+# evaluation before training, which stops the run at 0 samples.
+WHERE = {"chunk": ("train_chunk", 3, "checkpoint-0000000100.npz"),
+         "evaluation": ("evaluate_chunk", 3, "checkpoint-0000000100.npz"),
+         "initial-evaluation": ("evaluate_chunk", 1, "checkpoint-0000000000.npz")}
+
+
+@pytest.mark.parametrize("where", list(WHERE))
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_at_a_chunk_boundary_and_the_resume_is_exact(tmp_path, runtime_reference, monkeypatch,
                                                                    where, number):
-    """The signal arrives inside the third training chunk, or inside the first evaluation; the
-    chunk (and its evaluation) is put back, checkpointed, and replayed on --resume."""
+    """The signal arrives inside the third training chunk, inside the first evaluation, or inside
+    the evaluation before training; the chunk (and its evaluation) is put back, checkpointed, and
+    replayed on --resume."""
     from apical.circuits.biograd.framework import BioGradFramework
 
     config_path, reference = runtime_reference
     calls = {"n": 0}
-    method = "train_chunk" if where == "chunk" else "evaluate_chunk"
+    method, signalled_call, expected_checkpoint = WHERE[where]
     original = getattr(BioGradFramework, method)
 
     def signalling(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 3 if where == "chunk" else calls["n"] == 1:
+        if calls["n"] == signalled_call:
             os.kill(os.getpid(), number)
         return original(self, *args, **kwargs)
 
@@ -115,7 +124,7 @@ def test_a_signal_stops_at_a_chunk_boundary_and_the_resume_is_exact(tmp_path, ru
         train(load_config(config_path), out, config_path=str(config_path))
     assert stopped.value.exit_code == 128 + number
     kept = sorted((out / "checkpoints").glob("checkpoint-*.npz"))[-1].name
-    assert kept == "checkpoint-0000000100.npz", "the checkpoint before the chunk that was signalled"
+    assert kept == expected_checkpoint, "the checkpoint before the chunk that was signalled"
     monkeypatch.setattr(BioGradFramework, method, original)
     train(load_config(config_path), out, resume=True)
     assert_same_run(out, reference)
@@ -157,8 +166,12 @@ def cpp_reference(tmp_path_factory):
 
 @pytest.mark.standalone
 @pytest.mark.xdist_group("cpp-faults")
-@pytest.mark.parametrize("nth, what", [(3, "the second training chunk"), (2, "the first evaluation")])
-def test_ctrl_c_in_the_compiled_program_then_resume_equals_uninterrupted(tmp_path, cpp_reference, nth, what):
+# Compiled runs in order: 1 the evaluation before training, 2 the first training chunk, 3 its
+# evaluation, 4 the second training chunk, ...
+@pytest.mark.parametrize("nth, what, kept", [(4, "the second training chunk", "checkpoint-0000000300.npz"),
+                                             (3, "the first evaluation", "checkpoint-0000000000.npz"),
+                                             (1, "the evaluation before training", "checkpoint-0000000000.npz")])
+def test_ctrl_c_in_the_compiled_program_then_resume_equals_uninterrupted(tmp_path, cpp_reference, nth, what, kept):
     """Ctrl-C at a terminal reaches Python and the compiled program alike (one process group):
     the program ends its run early, and that partial run must never count."""
     config_path, reference = cpp_reference
@@ -176,8 +189,7 @@ def test_ctrl_c_in_the_compiled_program_then_resume_equals_uninterrupted(tmp_pat
     resumed = subprocess.run([sys.executable, "-m", "apical.runs.cli", "train", str(config_path), "--out", str(out),
                               "--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    if nth == 3:
-        assert "resuming from checkpoint-0000000300.npz" in resumed.stderr
+    assert f"resuming from {kept}" in resumed.stderr, f"{what}: {resumed.stderr}"
     assert_same_run(out, reference)
 
 
