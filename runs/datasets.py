@@ -90,6 +90,9 @@ NMNIST_SPLITS = {"train": "Train", "test": "Test"}
 
 # Decoded N-MNIST event: position, polarity (0 = OFF, 1 = ON) and time in microseconds.
 NMNIST_EVENT = np.dtype([("x", np.uint8), ("y", np.uint8), ("p", np.uint8), ("t_us", np.uint32)])
+NMNIST_TIMESTAMP_RANGE = 1 << 23  # the timestamp field is 23 bits of microseconds
+NMNIST_OVERFLOW_Y = 240  # y of a timestamp-overflow marker event (not a pixel)
+NMNIST_OVERFLOW_US = 1 << 13  # what each marker adds to the later timestamps
 
 CIFAR10_RECORD = 1 + 3 * 32 * 32  # label byte + R, G, B planes
 CIFAR10_FOLDERS = ("cifar10", "cifar-10-batches-bin")
@@ -256,7 +259,15 @@ def images_to_intensity(images: np.ndarray) -> np.ndarray:
 
 
 def read_nmnist_events(path: str | os.PathLike) -> np.ndarray:
-    """Decode one N-MNIST recording into a structured array with fields x, y, p, t_us."""
+    """Decode one N-MNIST recording into a structured array with fields x, y, p, t_us.
+
+    One event is 40 bits: x (8), y (8), polarity (1) and a 23-bit timestamp in microseconds.
+    Two ways a timestamp can run past its field are undone, so that t_us keeps growing:
+    an event with y = 240 is a timestamp-overflow marker of the ATIS recordings (the dataset
+    authors' reader adds 2**13 µs to every later event and drops the marker), and a timestamp
+    that falls by more than half the 23-bit range is the counter wrapping (2**23 µs added to it
+    and every later event). N-MNIST's recordings last about 0.3 s, far below 2**23 µs ≈ 8.4 s.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"N-MNIST file {path} is missing")
@@ -265,12 +276,19 @@ def read_nmnist_events(path: str | os.PathLike) -> np.ndarray:
         raise DatasetError(
             f"N-MNIST file {path} is corrupted: {raw.size} bytes is not a multiple of 5 (one event = 5 bytes)"
         )
-    fields = raw.reshape(-1, 5).astype(np.uint32)
-    events = np.empty(fields.shape[0], dtype=NMNIST_EVENT)
-    events["x"] = fields[:, 0]
-    events["y"] = fields[:, 1]
-    events["p"] = fields[:, 2] >> 7
-    events["t_us"] = ((fields[:, 2] & 0x7F) << 16) | (fields[:, 3] << 8) | fields[:, 4]
+    fields = raw.reshape(-1, 5).astype(np.int64)
+    stamp = ((fields[:, 2] & 0x7F) << 16) | (fields[:, 3] << 8) | fields[:, 4]
+    overflow = fields[:, 1] == NMNIST_OVERFLOW_Y
+    # Each marker and each wrap shifts every event after it: the offsets accumulate.
+    kept = ~overflow
+    stamp = stamp[kept] + (np.cumsum(overflow) * NMNIST_OVERFLOW_US)[kept]
+    wrapped = np.zeros(stamp.size, dtype=np.int64)
+    wrapped[1:] = np.diff(stamp) < -(NMNIST_TIMESTAMP_RANGE // 2)
+    events = np.empty(stamp.size, dtype=NMNIST_EVENT)
+    events["x"] = fields[kept, 0]
+    events["y"] = fields[kept, 1]
+    events["p"] = fields[kept, 2] >> 7
+    events["t_us"] = stamp + np.cumsum(wrapped) * NMNIST_TIMESTAMP_RANGE
     return events
 
 

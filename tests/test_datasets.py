@@ -200,6 +200,51 @@ def test_bin_nmnist_presence_and_cutoff(tmp_path):
     assert raster.max() == 1
 
 
+def test_read_nmnist_events_polarity_bit_does_not_leak_into_the_timestamp(tmp_path):
+    path = tmp_path / "00001.bin"
+    path.write_bytes(_encode_events([(33, 33, 1, 2**23 - 1)]))  # every bit of bytes 3-5 set
+    events = read_nmnist_events(path)
+    assert events[["x", "y", "p"]].tolist() == [(33, 33, 1)]
+    assert events["t_us"].tolist() == [8_388_607]
+
+
+def test_nmnist_overflow_markers_shift_later_timestamps(tmp_path):
+    # y = 240 marks a timestamp overflow: 2**13 µs is added to every later event, the marker is no event.
+    path = tmp_path / "00001.bin"
+    path.write_bytes(_encode_events([
+        (3, 4, 1, 4_000),  # bin 0
+        (0, 240, 0, 0),  # marker
+        (3, 4, 1, 1_000),  # 9,192 µs: bin 1
+        (0, 240, 0, 0),  # marker
+        (6, 5, 0, 283_000),  # 299,384 µs: bin 59
+        (6, 6, 0, 284_000),  # 300,384 µs: past the 300 ms window
+    ]))
+    events = read_nmnist_events(path)
+    assert events["y"].tolist() == [4, 4, 5, 6]
+    assert events["t_us"].tolist() == [4_000, 9_192, 299_384, 300_384]
+    raster = bin_nmnist(events)
+    on = 34 * 34
+    assert set(zip(*np.nonzero(raster))) == {(0, on + 4 * 34 + 3), (1, on + 4 * 34 + 3), (59, 5 * 34 + 6)}
+
+
+def test_nmnist_timestamp_wrap_is_unwrapped(tmp_path):
+    # The 23-bit counter rolling over (a fall of more than half its range) adds 2**23 µs from there on;
+    # a small step back is left as it is.
+    path = tmp_path / "00001.bin"
+    path.write_bytes(_encode_events([(1, 1, 0, 2**23 - 10), (1, 2, 0, 5), (1, 3, 0, 3), (1, 4, 0, 2**22)]))
+    assert read_nmnist_events(path)["t_us"].tolist() == [2**23 - 10, 2**23 + 5, 2**23 + 3, 2**23 + 2**22]
+
+
+def test_bin_nmnist_window_and_bin_width_are_parameters():
+    events = np.zeros(3, dtype=datasets.NMNIST_EVENT)
+    events["x"], events["t_us"] = [0, 1, 2], [0, 9_999, 10_000]
+    raster = bin_nmnist(events, time_bins=2, bin_width_us=5_000)  # a 10 ms window
+    assert raster.shape == (2, 2312)
+    assert set(zip(*np.nonzero(raster))) == {(0, 0), (1, 1)}
+    with pytest.raises(ValueError, match="time_bins"):
+        bin_nmnist(events, time_bins=0)
+
+
 def test_corrupted_nmnist_file(tmp_path):
     path = tmp_path / "00001.bin"
     path.write_bytes(_encode_events(EVENTS)[:-2])
