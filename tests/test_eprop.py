@@ -62,6 +62,7 @@ CASES = [("lif", "mse", "random"), ("lif", "cross_entropy", "symmetric"), ("alif
          ("alif", "cross_entropy", "random")]
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("neuron,loss,feedback", CASES)
 def test_brian2_equals_oracle_runtime(neuron, loss, feedback):
     settings = small_settings(neuron, loss, feedback)
@@ -72,6 +73,7 @@ def test_brian2_equals_oracle_runtime(neuron, loss, feedback):
     assert_equal_runs(found, expected, state, settings)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("neuron,loss,feedback", CASES)
 def test_numpy_form_equals_oracle(neuron, loss, feedback):
     """The batched form (gradients as backward-filtered learning signals, one product per
@@ -84,6 +86,7 @@ def test_numpy_form_equals_oracle(neuron, loss, feedback):
     assert_equal_runs(found, expected, state, settings)
 
 
+@pytest.mark.oracle
 @pytest.mark.standalone
 def test_brian2_equals_oracle_cpp(tmp_path):
     settings = small_settings("alif", "cross_entropy", "random")

@@ -70,6 +70,7 @@ def test_bptt_matches_finite_differences(neuron):
                                    err_msg=name)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("neuron,loss", [("lif", "cross_entropy"), ("alif", "cross_entropy"), ("alif", "mse")])
 def test_eprop_is_exact_without_recurrence(neuron, loss):
     s = settings(neuron, loss)

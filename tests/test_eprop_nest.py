@@ -159,6 +159,7 @@ def nest_loss(found: dict) -> np.ndarray:
 NAMES = ("input_weights", "recurrent_weights", "output_weights")
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("neuron", ["lif", "alif"])
 def test_same_numbers_as_nest(neuron):
     found = run_nest(neuron, iterations=4, silent_steps=2)
@@ -177,6 +178,7 @@ def test_same_numbers_as_nest(neuron):
                                    err_msg=name)
 
 
+@pytest.mark.oracle
 def test_nests_example_as_it_is():
     """Only step 0 silent: the spike-triggered update of a synapse whose afferent fires in step 1
     misses the previous sequence's last learning signal (module docstring)."""
