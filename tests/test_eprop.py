@@ -86,6 +86,23 @@ def test_numpy_form_equals_oracle(neuron, loss, feedback):
     assert_equal_runs(found, expected, state, settings)
 
 
+
+@pytest.mark.oracle
+def test_numpy_form_evaluates_as_the_oracle():
+    """Without learning the numpy form runs all samples as one block (not minibatches of M), skips
+    the sums and leaves the weights: spikes, losses and scores are still the oracle's."""
+    settings = small_settings("alif", "cross_entropy", "random")
+    state = initial_state(settings.sizes, np.random.default_rng(1), "random")
+    spikes, targets, window = small_inputs(settings, seed=4)
+    expected = oracle.run(state, spikes, targets, window, settings, learning_rate=0.0)
+    found = NumpyEprop(settings).run(state, spikes, targets, window, learning_rate=0.0)
+    np.testing.assert_array_equal(found.spikes, expected.spikes)
+    assert expected.spikes.sum() > 20
+    np.testing.assert_allclose(found.loss, expected.loss, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(found.scores, expected.scores, rtol=0, atol=TOLERANCE)
+    for name in ("input_weights", "recurrent_weights", "output_weights"):
+        np.testing.assert_array_equal(getattr(found.state, name), getattr(state, name))
+
 @pytest.mark.oracle
 @pytest.mark.standalone
 def test_brian2_equals_oracle_cpp(tmp_path):

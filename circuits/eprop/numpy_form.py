@@ -48,9 +48,10 @@ class NumpyEprop:
         state = state.copy()
         loss, scores, spikes = np.zeros(N), np.zeros((N, K)), np.zeros((N, T, H))
         mask = s.recurrent_mask
-        for start in range(0, N, M):
-            x = x_all[start:start + M]
-            m = len(x)  # M, or fewer in a last minibatch run without learning
+        step = M if learning_rate != 0 else max(M, 256)  # without learning the samples are independent
+        for start in range(0, N, step):
+            x = x_all[start:start + step]
+            m = len(x)  # M; without learning a larger block, or fewer samples at the end
             W_in, W_rec, W_out = state.input_weights, state.recurrent_weights, state.output_weights
             B = W_out.T if state.feedback is None else state.feedback
             drive = zeta * (x.reshape(-1, n_in) @ W_in.T.astype(self.dtype)).reshape(m, T, H)  # ζ·W^in x[t], all steps
@@ -68,18 +69,20 @@ class NumpyEprop:
                 z = (v >= threshold).astype(np.float64)
                 zbar_out_t = kappa * zbar_out_t + zeta_out * z
                 y = kappa * y + zeta_out * (z @ W_out.T)
-                err[:, t], step_loss, pi = readout_error(y, targets[start:start + M, t], window[start:start + M, t],
+                err[:, t], step_loss, pi = readout_error(y, targets[start:start + step, t], window[start:start + step, t],
                                                          s.loss)
                 L[:, t] = err[:, t] @ B.T
-                zbar_rec[:, t], zbar_out[:, t], spikes[start:start + M, t] = zbar_rec_t, zbar_out_t, z
-                loss[start:start + M] += step_loss
-                scores[start:start + M] += window[start:start + M, t, None] * pi
+                zbar_rec[:, t], zbar_out[:, t], spikes[start:start + step, t] = zbar_rec_t, zbar_out_t, z
+                loss[start:start + step] += step_loss
+                scores[start:start + step] += window[start:start + step, t, None] * pi
+            if learning_rate == 0:
+                continue  # an evaluation: the weights stay, so the sums are not needed
             zbar_in = np.empty_like(x)
             trace = np.zeros((m, n_in), dtype=self.dtype)
             for t in range(T):
                 trace = alpha * trace + zeta * x[:, t]
                 zbar_in[:, t] = trace
-            rate_error = s.c_reg * (spikes[start:start + M].sum(axis=1) / T - s.target_rate_per_step) / T
+            rate_error = s.c_reg * (spikes[start:start + step].sum(axis=1) / T - s.target_rate_per_step) / T
             Q = self.presynaptic_factor(psi, L, rate_error)
             g_in = Q.reshape(-1, H).T.astype(self.dtype) @ zbar_in.reshape(-1, n_in)  # Σ over samples and steps
             g_rec = (Q.reshape(-1, H).T @ zbar_rec.reshape(-1, H)) * mask
