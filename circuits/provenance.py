@@ -186,7 +186,8 @@ class ReferenceVerdict:
     """Whether a record's equations are those the framework's references implement."""
 
     checked: bool  # False: the framework declares no reference equations
-    unmatched: tuple[Block, ...] = ()
+    unmatched: tuple[Block, ...] = ()  # one block per distinct piece of code
+    holders: tuple[tuple[str, ...], ...] = ()  # per unmatched block, every object built with that code
 
     @property
     def matches(self) -> bool:
@@ -196,8 +197,9 @@ class ReferenceVerdict:
         """One line naming the first blocks no reference implements."""
         if not self.checked:
             return "the framework declares no reference equations"
-        shown = "; ".join(f"{b.owner} {b.role}: {' / '.join(b.text.splitlines())[:120]!r}"
-                          for b in self.unmatched[:limit])
+        owners = self.holders or tuple((b.owner,) for b in self.unmatched)
+        shown = "; ".join(f"{', '.join(who)} {b.role}: {' / '.join(b.text.splitlines())[:120]!r}"
+                          for b, who in zip(self.unmatched[:limit], owners))
         more = f" and {len(self.unmatched) - limit} more" if len(self.unmatched) > limit else ""
         return f"{len(self.unmatched)} piece(s) of model code that no reference implements ({shown}{more})"
 
@@ -208,12 +210,15 @@ def check_against_reference(spec, record: EquationRecord) -> ReferenceVerdict:
     if reference is None:
         return ReferenceVerdict(checked=False)
     known = reference.get(record.surrogate, set())
-    unmatched, seen = [], set()
+    unmatched, holders = {}, {}
     for block in record.blocks:
-        if block.digest not in known and block.digest not in seen:
-            seen.add(block.digest)
-            unmatched.append(block)
-    return ReferenceVerdict(checked=True, unmatched=tuple(unmatched))
+        if block.digest not in known:
+            unmatched.setdefault(block.digest, block)
+            owners = holders.setdefault(block.digest, [])
+            if block.owner not in owners:
+                owners.append(block.owner)
+    return ReferenceVerdict(checked=True, unmatched=tuple(unmatched.values()),
+                            holders=tuple(tuple(holders[d]) for d in unmatched))
 
 
 def write_reference(spec, records_by_family: Mapping[str, Iterable[EquationRecord]]) -> Path:

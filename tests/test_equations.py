@@ -56,7 +56,8 @@ def test_a_hand_edited_equation_is_named_and_the_published_ones_pass():
     verdict = check_against_reference(spec, edited)
     assert not verdict.matches
     assert [(b.role, b.text) for b in verdict.unmatched] == [("reset spike", EDITED_RESET)]
-    assert "reset spike: 'v -= theta'" in verdict.reason()
+    assert verdict.holders == (("hidden_1", "output"),), "every group built with the edited code"
+    assert "hidden_1, output reset spike: 'v -= theta'" in verdict.reason()
     # the same code under another family is another model: the rectangular reference does not hold it
     triangular = EquationRecord.of("biograd", "rectangular", {"wake": BioGradNetwork(
         BioGradSettings(sizes=(5, 4, 3), soma=SomaParameters(surrogate="triangular")), 1)})
@@ -95,7 +96,7 @@ def test_an_edited_model_trains_records_itself_and_the_numpy_form_refuses(tmp_pa
     assert "reset spike:\n\n```\nv -= theta\n```" in (tmp_path / "edited" / "model.md").read_text()
     with pytest.raises(ConfigError, match=r"config key 'run.device' = \"numpy\": the numpy form implements BioGrad's "
                                           r"reference equations, but this source and config build 1 piece\(s\) of "
-                                          r"model code that no reference implements \(hidden_1 reset spike"):
+                                          r"model code that no reference implements \(hidden_1, output reset spike"):
         train(config_from_dict(with_keys(TINY, run={"device": "numpy"})), tmp_path / "numpy")
     assert not (tmp_path / "numpy" / "checkpoints").exists() or not any((tmp_path / "numpy" / "checkpoints").iterdir())
 
