@@ -1,4 +1,4 @@
-"""The ``apical`` command line: train, evaluate, analyze, bench, compare-forms, sweep, report, compare."""
+"""The ``apical`` command line: train, evaluate, floor, analyze, bench, compare-forms, sweep, report, compare."""
 
 from __future__ import annotations
 
@@ -48,6 +48,37 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _floor(args) -> int:
+    """The linear-readout floor of a config's split (analysis/floor.py): softmax regression on the
+    inputs' summary, N-MNIST's events per pixel and polarity in the T-bin window (all of them, and
+    as the binned raster the network sees, at most one per bin), an image's intensities."""
+    from apical.analysis.floor import linear_readout_floor
+    from apical.runs.config import load_config
+    from apical.runs.datasets import nmnist_event_counts
+    from apical.runs.train import load_dataset
+
+    config = load_config(args.config, args.set)
+    data = load_dataset(config)
+    if data.is_spiking:
+        window_us = config.model.time_steps * 5000  # the binning's 5 ms bins (runs/datasets.py)
+        features = {"events": [nmnist_event_counts(split, config.data.data_dir or None, len(labels), window_us)[0]
+                               for split, labels in (("train", data.train_labels), ("test", data.test_labels))],
+                    "binned": [data.train_inputs.sum(axis=1), data.test_inputs.sum(axis=1)]}
+    else:
+        features = {"intensities": [data.train_inputs, data.test_inputs]}
+    rows = {}
+    for name, (train, test) in features.items():
+        floor = linear_readout_floor(train, data.train_labels, test, data.test_labels, data.n_classes)
+        rows[name] = floor.as_dict()
+        print(f"{name}: test accuracy {100 * floor.test_accuracy:.2f}%  (train {100 * floor.train_accuracy:.2f}%, "
+              f"L2 {floor.penalty:g} chosen on the last {floor.n_validation} of {floor.n_train} training samples; "
+              f"{floor.n_test} test samples, {floor.n_features} features)")
+    if args.json:
+        with open(args.json, "w") as stream:
+            json.dump({"config": str(args.config), "overrides": args.set, "floor": rows}, stream, indent=1)
+    return 0
+
+
 def _delegate(module: str, args) -> int:
     """Commands that live in their own module expose ``main(args) -> int``."""
     import importlib
@@ -86,6 +117,13 @@ def main(argv=None) -> int:
     analyze.add_argument("--out", help="where analysis.json, plausibility.md and figures/ go (default: the directory; "
                                        "the results directory itself is only read)")
     analyze.set_defaults(handler=lambda args: _delegate("apical.runs.analyze", args))
+
+    floor = commands.add_parser("floor", help="the linear-readout floor of a config's data split: softmax regression "
+                                              "on event counts (N-MNIST) or intensities")
+    floor.add_argument("config", help="a TOML file, e.g. runs/configs/nmnist.toml")
+    floor.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    floor.add_argument("--json", help="also write the numbers to this JSON file")
+    floor.set_defaults(handler=_floor)
 
     names = registry.names()
     bench = commands.add_parser("bench", help="cost per training and test sample of a framework's network, "

@@ -45,6 +45,7 @@ __all__ = [
     "bin_nmnist",
     "nmnist_files",
     "load_nmnist",
+    "nmnist_event_counts",
     "read_cifar10_batch",
     "load_cifar10",
 ]
@@ -380,6 +381,34 @@ def load_nmnist(
         rasters[i] = bin_nmnist(read_nmnist_events(path), time_bins, bin_width_us)
         labels[i] = label
     return rasters, labels
+
+
+def nmnist_event_counts(
+    split: str, data_dir: str | os.PathLike | None = None, limit: int | None = None, window_us: int = 300_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Events per pixel and polarity in the first ``window_us`` of each recording, not clipped:
+    counts uint16 [N, 2312] (neuron index as in :func:`bin_nmnist`) and labels uint8 [N], in the
+    order and with the checksums of :func:`load_nmnist` (the linear-readout floor's features)."""
+    if window_us <= 0:
+        raise ValueError(f"window_us must be > 0, got {window_us}")
+    recordings = nmnist_files(split, data_dir)[:limit]
+    dataset_folder = recordings[0][0].parent.parent.parent
+    sums_path = dataset_folder / "SHA256SUMS"
+    expected = _read_sha256sums(sums_path) if sums_path.is_file() else {}
+    counts = np.zeros((len(recordings), 2 * NMNIST_SIZE * NMNIST_SIZE), dtype=np.uint16)
+    labels = np.empty(len(recordings), dtype=np.uint8)
+    for i, (path, label) in enumerate(recordings):
+        relative = path.relative_to(dataset_folder).as_posix()
+        if relative in expected:
+            verify_sha256(path, expected[relative])
+        events = read_nmnist_events(path)
+        events = events[events["t_us"] < window_us]
+        if events.size and max(events["x"].max(), events["y"].max()) >= NMNIST_SIZE:
+            raise DatasetError(f"N-MNIST file {path} has an event outside the {NMNIST_SIZE}x{NMNIST_SIZE} sensor")
+        neuron = events["p"].astype(np.int64) * NMNIST_SIZE**2 + events["y"].astype(np.int64) * NMNIST_SIZE + events["x"]
+        counts[i] = np.bincount(neuron, minlength=counts.shape[1])
+        labels[i] = label
+    return counts, labels
 
 
 # --------------------------------------------------------------------------------------------
