@@ -143,6 +143,9 @@ class FrameworkSpec:
     # The parts of its equations a config may replace (model.equations): part name → the published
     # part, a frozen dataclass of Brian2 code strings (e.g. {"soma": SomaEquations()}); None: none.
     equation_parts: Callable[[], dict] | None = None
+    # The [model] keys it reads (None: all of them). A config that sets any other [model] key to
+    # something other than its default is refused: the framework would ignore it silently.
+    model_keys: tuple[str, ...] | None = None
 
     @property
     def has_numpy_form(self) -> bool:

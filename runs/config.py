@@ -423,6 +423,17 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
             )
         raise ConfigError(f"config key 'run.device': {config.model.framework!r} runs on "
                           f"{', '.join(repr(d) for d in framework.devices)}, not {config.run.device!r}")
+    if framework.model_keys is not None:
+        defaults = schema["model"].schema()
+        ignored = [key for key in values_of.get("model", {}) if key not in framework.model_keys
+                   and getattr(config.model, key) != getattr(defaults, key)]
+        if ignored:
+            own = f"; its own settings are in [{framework.section.name}]" if framework.section else ""
+            if framework.section and f"{framework.section.name}.{ignored[0]}" in framework.section.keys():
+                own = f"; set {framework.section.name}.{ignored[0]} instead"
+            raise ConfigError(
+                f"config key 'model.{ignored[0]}': {framework.title} does not read it (of [model] it reads "
+                f"{', '.join(framework.model_keys)}{own})")
     if config.model.equations:
         if framework.equation_parts is None:
             raise ConfigError(f"config key 'model.equations': {framework.title} takes no equation edits from the config")

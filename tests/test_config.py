@@ -208,3 +208,19 @@ def test_learning_rate_warm_up_ramps_linearly_then_hands_over_to_the_decay(tmp_p
     assert load_config(write(tmp_path, "")).learning.rate_scale(0.0, tenth) == 1.0  # no warm-up by default
     with pytest.raises(ConfigError, match="learning.warmup_epochs"):
         load_config(write(tmp_path, "[learning]\nwarmup_epochs = -1"))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.surrogate=exponential", "config key 'model.surrogate': e-prop does not read it (of [model] it reads "
+                                    "framework, hidden, time_steps, dt; set eprop.surrogate instead)"),
+    ("model.leak=0.5", "config key 'model.leak': e-prop does not read it (of [model] it reads framework, hidden, "
+                       "time_steps, dt; its own settings are in [eprop])"),
+])
+def test_a_model_key_the_framework_ignores_is_refused(override, message):
+    """A framework that declares the [model] keys it reads refuses a change of any other one."""
+    with pytest.raises(ConfigError) as error:
+        load_config(CONFIGS / "eprop-mnist.toml", [override])
+    assert str(error.value) == message
+    # its defaults, as a resolved config.toml writes them, and the keys it reads pass
+    resolved = load_config(CONFIGS / "eprop-mnist.toml", ["model.hidden=[50]"])
+    assert config_from_dict(tomllib.loads(config_to_toml(resolved))) == resolved
