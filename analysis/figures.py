@@ -63,13 +63,17 @@ def finish_training_axes(figure, axes, path: Path, title: str, legend_below: boo
 
 def learning_curve(metrics: list[dict], path: Path, title: str = "", initial: float | None = None) -> list[Path]:
     """Train (running, while learning) and test accuracy against training samples seen; the test
-    curve starts at 0 samples with ``initial``, the untrained network's test accuracy."""
+    curve starts at 0 samples with ``initial``, the untrained network's test accuracy. A run with a
+    single evaluation draws its accuracy while learning as one marker, not as a line."""
     seen = [int(r["samples_seen"]) for r in metrics]
     train = [100 * float(r["train_accuracy"]) for r in metrics]
     test = [100 * float(r["test_accuracy"]) for r in metrics]
     with plt.rc_context(STYLE):
         figure, axes = plt.subplots()
-        axes.plot(seen, train, "o-", label="train (while learning)")
+        if len(seen) > 1:
+            axes.plot(seen, train, "o-", label="train (while learning)")
+        else:  # one evaluation: the accuracy while learning is one mean over the run, not a curve
+            axes.plot(seen, train, "o", label="train (while learning, mean over the run)")
         if initial is not None:
             axes.plot([0] + seen, [100 * initial] + test, "s-", label="test (0: before training)")
         else:

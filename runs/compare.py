@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -132,7 +133,7 @@ def train_configs(configs: list[Path], overrides: list[str], out: Path, workers:
     taken: set[str] = set()
     jobs = []
     for path in configs:
-        config = load_config(path, overrides)
+        config = load_config(path, overrides_for(path, overrides))
         jobs.append((Job(job_name(path, taken), (), 0, config), path))
     out.mkdir(parents=True, exist_ok=True)
     todo = [(job, path) for job, path in jobs if job_state(out, _plain(job)) != "finished"]
@@ -143,9 +144,24 @@ def train_configs(configs: list[Path], overrides: list[str], out: Path, workers:
     else:
         for job, path in todo:
             _train_here(job, path, out, stream)
-    sets = " ".join(f"--set '{o}'" for o in overrides)
-    return [(out / job.point, f"apical train {shown(path)} {sets} --out {shown(out / job.point)}")
+    return [(out / job.point, f"apical train {shown(path)} "
+             + " ".join(f"--set '{o}'" for o in overrides_for(path, overrides)) + f" --out {shown(out / job.point)}")
             for job, path in jobs]
+
+
+def overrides_for(path: Path, overrides: list[str]) -> list[str]:
+    """``overrides`` as they apply to one config: a ``run.device`` override is kept only where the
+    config's framework offers that device (``--set run.device=numpy`` runs each framework's numpy
+    form where it has one, the rest on their config's own device; the table's device column says
+    which ran)."""
+    devices = _framework_devices(path)
+    return [o for o in overrides if not (o.split("=", 1)[0].strip() == "run.device"
+                                         and o.split("=", 1)[1].strip().strip("'\"") not in devices)]
+
+
+def _framework_devices(path: Path) -> tuple[str, ...]:
+    name = load_config(path).model.framework
+    return registry.get(name).devices if name in registry.names() else ()
 
 
 def shown(path: Path) -> str:
@@ -263,6 +279,16 @@ def _number(value, form: str) -> str:
     return "—" if value is None else format(value, form)
 
 
+def _significant(value, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant digits without an exponent (1,310 rather than 1.31e+03)."""
+    if value is None:
+        return "—"
+    if value == 0:
+        return "0"
+    places = digits - 1 - math.floor(math.log10(abs(value)))  # decimal places that keep `digits`
+    return f"{round(value, places):,.{max(0, places)}f}"
+
+
 def table(rows: list[Row], papers: dict) -> list[dict]:
     """One dict per row: every column of the markdown table and of the CSV."""
     found = []
@@ -279,7 +305,8 @@ def table(rows: list[Row], papers: dict) -> list[dict]:
             "paper": paper_cell(papers, row),
             "train_ms_per_sample": timings.get("train_ms_per_sample"),
             "compile_seconds": timings.get("compile_seconds"),
-            "device": row.summary.get("device"),
+            # the BPTT baseline is numpy arithmetic whatever run.device says (apical.circuits.bp)
+            "device": "numpy" if row.framework == "bp" else row.summary.get("device"),
             "synaptic_events_per_training_sample": None if counts is None else counts["total_synaptic_events"],
             "chip_nJ_per_training_sample": row.energy("chip_nJ"),
             "dense_nJ_per_training_sample": row.energy("dense_nJ"),
@@ -303,8 +330,8 @@ def markdown(entries: list[dict], note: str) -> str:
              "|---|---|---|---:|---|---:|---:|---:|---:|" + "---|" * len(claims)]
     for e in entries:
         chip, dense = e["chip_nJ_per_training_sample"], e["dense_nJ_per_training_sample"]
-        energy = (f"{_number(None if chip is None else chip / 1e3, '.3g')}, "
-                  f"{_number(None if dense is None else dense / 1e3, '.3g')}")
+        energy = (f"{_significant(None if chip is None else chip / 1e3)}, "
+                  f"{_significant(None if dense is None else dense / 1e3)}")
         events = e["synaptic_events_per_training_sample"]
         cells = [e["framework"], e["network"], e["dataset"], f"{e['test_accuracy']:.2f}", e["paper"],
                  f"{_number(e['train_ms_per_sample'], '.2f')} ({e['device']})", _number(e["compile_seconds"], ".1f"),
@@ -329,10 +356,12 @@ def write_csv(entries: list[dict], path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ the figure
-def figure(rows: list[Row], path: Path) -> list[Path]:
+def figure(rows: list[Row], path: Path, title: str = "") -> list[Path]:
     """Test accuracy against energy per training sample: per framework a filled marker at its
     neuromorphic estimate and an open one at dense arithmetic, joined; its legend entry says how
-    many of the claims its paper makes pass."""
+    many of the claims its paper makes pass. ``title`` names the budget."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     from apical.analysis.figures import STYLE, plt, save
 
     markers = "osD^vP*Xh"
@@ -345,7 +374,7 @@ def figure(rows: list[Row], path: Path) -> list[Path]:
             accuracy = 100 * row.summary["final_test_accuracy"]
             chip, dense = row.energy("chip_nJ"), row.energy("dense_nJ")
             passed, claimed = row.passed()
-            verdict = f"{passed} of {claimed} claims ✓" if claimed else "no plausibility claim"
+            verdict = f"{passed} of its paper's {claimed} claims ✓" if claimed else "no plausibility claim"
             label = f"{row.title}, {DATASETS.get(row.dataset, row.dataset)}: {verdict}"
             points = [(e / 1e3, fill) for e, fill in ((chip, True), (dense, False)) if e is not None]
             if not points:
@@ -356,11 +385,18 @@ def figure(rows: list[Row], path: Path) -> list[Path]:
                 axes.plot([x], [accuracy], linestyle="none", markerfacecolor=style["color"] if fill else "white",
                           label=label if fill or len(points) == 1 else None, **style)
         axes.set_xscale("log")
-        axes.set_xlabel("energy per training sample (µJ, log)")
+        # Plain numbers at 1, 2 and 5 of each decade: a few decades at most, read without exponents.
+        axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _significant(value, 1)))
+        axes.xaxis.set_minor_formatter(NullFormatter())
+        axes.set_xlabel("energy per training sample (µJ, log scale)")
+        if title:
+            axes.set_title(title)
         axes.set_ylabel("test accuracy (%)")
         axes.grid(alpha=0.3, which="both")
-        axes.plot([], [], "o", color="0.3", label="filled: Loihi estimate (Davies 2018)")
-        axes.plot([], [], "o", color="0.3", markerfacecolor="white", label="open: dense float32 MACs (Horowitz 2014)")
+        axes.plot([], [], "o", color="0.3", markersize=5, label="filled: Loihi estimate (Davies 2018)")
+        axes.plot([], [], "o", color="0.3", markersize=5, markerfacecolor="white",
+                  label="open: dense float32 MACs (Horowitz 2014)")
         axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, fontsize=6)
         return save(figure_, path)
 
@@ -420,7 +456,11 @@ def compare(args) -> dict:
     text = markdown(entries, note)
     (target / "compare.md").write_text(text)
     write_csv(entries, target / "compare.csv")
-    figures = figure(rows, target / "figures" / "accuracy_vs_energy")
+    datasets = ", ".join(dict.fromkeys(DATASETS.get(row.dataset, row.dataset) for row in rows))
+    budget = (f"{datasets}: {args.train_samples:,} training samples × {args.epochs} "
+              f"epoch{'s' if args.epochs != 1 else ''}, "
+              f"{args.test_samples:,} test samples") if configs else datasets
+    figures = figure(rows, target / "figures" / "accuracy_vs_energy", budget)
     if args.into:
         put_into(Path(args.into), args.section or "compare", text)
     return {"rows": entries, "figures": figures, "table": target / "compare.md", "text": text}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,31 @@ def test_configs_train_on_dask_when_asked(compared, tmp_path):
     reference = json.loads((out / "tiny-bp" / "summary.json").read_text())
     assert summary["final_test_accuracy"] == reference["final_test_accuracy"]  # same config, same seeds
     assert "| BPTT baseline |" in (tmp_path / "compare.md").read_text()
+
+
+def test_a_device_override_applies_where_the_framework_offers_it():
+    """``--set run.device=numpy`` runs each framework's numpy form where it has one and leaves the
+    others on their config's own device (BioLeaF has no numpy form); other overrides apply to all."""
+    from apical.runs.compare import overrides_for
+
+    overrides = ["data.train_samples=640", "run.device=numpy"]
+    assert overrides_for(Path("runs/configs/mnist-sleep.toml"), overrides) == overrides
+    assert overrides_for(Path("runs/configs/mnist-scmicro.toml"), ['run.device="numpy"']) == ['run.device="numpy"']
+    assert overrides_for(Path("runs/configs/mnist-bioleaf.toml"), overrides) == ["data.train_samples=640"]
+    assert overrides_for(Path("runs/configs/mnist-bioleaf.toml"), ["run.device=runtime"]) == ["run.device=runtime"]
+
+
+def test_a_learning_curve_of_one_evaluation_draws_no_line_for_training(monkeypatch, tmp_path):
+    """A run evaluated once (compare's shared budget without run.eval_every) has one accuracy while
+    learning: a marker, not a line; the test curve still starts at the evaluation before training."""
+    import apical.analysis.figures as figures
+
+    drawn = {}
+    monkeypatch.setattr(figures, "save", lambda figure, path: drawn.setdefault("axes", figure.axes[0]) and [])
+    figures.learning_curve([{"samples_seen": 640, "train_accuracy": 0.5, "test_accuracy": 0.6}], tmp_path / "c",
+                           initial=0.1)
+    lines = {line.get_label(): line for line in drawn["axes"].get_lines()}
+    train = lines["train (while learning, mean over the run)"]
+    assert train.get_linestyle() == "None" and list(train.get_xdata()) == [640]
+    test = lines["test (0: before training)"]
+    assert list(test.get_xdata()) == [0, 640] and list(test.get_ydata()) == [10.0, 60.0]
