@@ -1,7 +1,7 @@
 """``apical bench --framework eprop``: training cost per sample of e-prop's Brian2 network beside its
 batched numpy form (docs/models/eprop.md).
 
-The network of runs/configs/eprop-mnist.toml (784-400-10 LIF, T = 20 steps of 1 ms, M = 32) and a
+The network of runs/configs/eprop-mnist.toml (784-400-10 LIF, T = 20 steps of 1 ms, M = 16) and a
 smaller one (784-100-10), trained on the first ``--samples`` MNIST digits: compiled once on
 ``cpp_standalone`` (compile time apart, two timed runs from the same state, the faster counts), a
 profiled build of the first that splits the binary's time by what each code object does, then the
@@ -21,7 +21,7 @@ from brian2 import ms
 
 from apical.analysis.timing import SizesPlan, bench_sizes, profile_ms_per_sample, timed_runs
 
-FULL = SizesPlan(networks=((784, 400, 10), (784, 100, 10)), batch_size=32, samples=512)
+FULL = SizesPlan(networks=((784, 400, 10), (784, 100, 10)), batch_size=16, samples=512)
 DRY_RUN = SizesPlan(networks=((784, 16, 10), (784, 8, 10)), batch_size=2, samples=2)
 LEARNING_RATE = 5e-2
 CATEGORIES = (
@@ -40,7 +40,8 @@ def settings_for(sizes, batch_size: int):
     from apical.circuits.eprop.network import EpropSettings
 
     return EpropSettings(sizes=tuple(sizes), time_steps=20, tau_m=20 * ms, tau_out=5 * ms, threshold=0.03,
-                         loss="cross_entropy", c_reg=1.0, target_rate=100.0, batch_size=batch_size)
+                         surrogate_family="fast_sigmoid", loss="cross_entropy", feedback="symmetric", c_reg=1.0,
+                         target_rate=100.0, batch_size=batch_size)
 
 
 def _inputs(settings, labels):
@@ -54,7 +55,7 @@ def time_network(sizes, rasters, labels, root: Path, batch_size: int, device_nam
     from apical.circuits.eprop.network import EpropNetwork, initial_state
 
     settings = settings_for(sizes, batch_size)
-    state = initial_state(settings.sizes, np.random.default_rng(1))
+    state = initial_state(settings.sizes, np.random.default_rng(1), settings.feedback)
     targets, window = _inputs(settings, labels)
     started = time.perf_counter()
     network = EpropNetwork(settings, len(labels), device_name=device_name,
@@ -94,7 +95,7 @@ def main(args) -> int:
     print("\nthe same learning as batched numpy (float32):")
     for sizes in plan.networks:
         settings = settings_for(sizes, plan.batch_size)
-        state = initial_state(settings.sizes, np.random.default_rng(1))
+        state = initial_state(settings.sizes, np.random.default_rng(1), settings.feedback)
         targets, window = _inputs(settings, labels)
         form = NumpyEprop(settings, precision="float32")
         result = timed_runs(lambda: form.run(state, rasters, targets, window, LEARNING_RATE), 2, samples)
