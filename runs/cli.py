@@ -54,13 +54,13 @@ def _floor(args) -> int:
     as the binned raster the network sees, at most one per bin), an image's intensities."""
     from apical.analysis.floor import linear_readout_floor
     from apical.runs.config import load_config
-    from apical.runs.datasets import nmnist_event_counts
+    from apical.runs.datasets import nmnist_bin_width_us, nmnist_event_counts
     from apical.runs.train import load_dataset
 
     config = load_config(args.config, args.set)
     data = load_dataset(config)
     if data.is_spiking:
-        window_us = config.model.time_steps * 5000  # the binning's 5 ms bins (runs/datasets.py)
+        window_us = config.model.time_steps * nmnist_bin_width_us(config.model.dt)  # the binned window
         features = {"events": [nmnist_event_counts(split, config.data.data_dir or None, len(labels), window_us)[0]
                                for split, labels in (("train", data.train_labels), ("test", data.test_labels))],
                     "binned": [data.train_inputs.sum(axis=1), data.test_inputs.sum(axis=1)]}

@@ -46,6 +46,7 @@ __all__ = [
     "nmnist_files",
     "load_nmnist",
     "nmnist_event_counts",
+    "nmnist_bin_width_us",
     "read_cifar10_batch",
     "load_cifar10",
 ]
@@ -313,6 +314,15 @@ def bin_nmnist(
     raster = np.zeros((time_bins, 2 * size * size), dtype=np.uint8)
     raster[time_bin[kept], neuron[kept]] = 1
     return raster
+
+
+def nmnist_bin_width_us(dt) -> int:
+    """One time step (a Brian2 time, e.g. the config's ``model.dt``; its value in seconds) as the
+    bin width in whole µs."""
+    width = float(np.asarray(dt)) * 1e6
+    if width < 1 or abs(width - round(width)) > 1e-6:
+        raise DatasetError(f"model.dt = {dt}: an N-MNIST time bin must be a whole number of microseconds (≥ 1 µs)")
+    return int(round(width))
 
 
 def _read_sha256sums(path: Path) -> dict[str, str]:

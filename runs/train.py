@@ -35,7 +35,7 @@ import numpy as np
 from apical.circuits import registry
 from apical.models.encoders import encode_batch, sample_rng
 from apical.runs.config import Config, ConfigError, config_from_dict, config_to_toml, load_config
-from apical.runs.datasets import images_to_intensity, load_cifar10, load_mnist, load_nmnist
+from apical.runs.datasets import images_to_intensity, load_cifar10, load_mnist, load_nmnist, nmnist_bin_width_us
 
 METRIC_FIELDS = ["samples_seen", "epoch", "train_accuracy", "test_accuracy", "wall_seconds", "samples_per_second"]
 
@@ -182,8 +182,9 @@ def load_dataset(config: Config) -> Dataset:
         train = images_to_intensity(train_images.reshape(len(train_images), -1))
         test = images_to_intensity(test_images.reshape(len(test_images), -1))
     elif d.dataset == "nmnist":
-        train, train_labels = load_nmnist("train", data_dir, time_bins=config.model.time_steps)
-        test, test_labels = load_nmnist("test", data_dir, time_bins=config.model.time_steps)
+        bins = {"time_bins": config.model.time_steps, "bin_width_us": nmnist_bin_width_us(config.model.dt)}
+        train, train_labels = load_nmnist("train", data_dir, **bins)
+        test, test_labels = load_nmnist("test", data_dir, **bins)
     elif d.dataset == "cifar10":  # pixel intensities of the R, G, B planes, rate-coded like MNIST's
         train_images, train_labels = load_cifar10("train", data_dir)
         test_images, test_labels = load_cifar10("test", data_dir)

@@ -1,6 +1,7 @@
 """Dataset readers: real files, checksum and corruption errors, N-MNIST decoding and binning, CIFAR-10."""
 
 import gzip
+import json
 import shutil
 from pathlib import Path
 
@@ -243,6 +244,24 @@ def test_bin_nmnist_window_and_bin_width_are_parameters():
     assert set(zip(*np.nonzero(raster))) == {(0, 0), (1, 1)}
     with pytest.raises(ValueError, match="time_bins"):
         bin_nmnist(events, time_bins=0)
+
+
+def test_nmnist_bins_follow_the_config_time_step(tmp_path):
+    from apical.runs.config import load_config
+    from apical.runs.train import load_dataset
+
+    for split in ("Train", "Test"):
+        folder = tmp_path / "nmnist" / split / "2"
+        folder.mkdir(parents=True)
+        (folder / "00001.bin").write_bytes(_encode_events([(0, 0, 0, 14_999), (1, 0, 0, 15_000), (2, 0, 0, 300_000)]))
+    config = load_config("runs/configs/nmnist.toml", [f"data.data_dir={json.dumps(str(tmp_path))}",
+                                                      'model.dt="15*ms"', "model.time_steps=20", "model.error_start=6"])
+    data = load_dataset(config)
+    assert data.train_inputs.shape == (1, 20, 2312)
+    assert set(zip(*np.nonzero(data.train_inputs[0]))) == {(0, 0), (1, 1)}  # 15 ms bins, 300 ms window
+    assert datasets.nmnist_bin_width_us(config.model.dt) == 15_000
+    with pytest.raises(DatasetError, match="whole number of microseconds"):
+        datasets.nmnist_bin_width_us(config.model.dt / 30_000)
 
 
 def test_corrupted_nmnist_file(tmp_path):
