@@ -21,8 +21,9 @@ three cell types" for the softmax form), over the steps of the error window t �
 
 or, with ``output_error = "softmax"``, E = −(1/κ)·Σ_{t ≥ t0} log softmax(κ·o[t])_y.
 
-:func:`backprop` and :func:`bptt` use the rectangular pseudo-derivative ∂s/∂v = g = γ·1[|v − θ| < w]
-and treat the reset as a constant. :func:`bptt` is the full gradient through time. :func:`backprop`
+:func:`backprop` and :func:`bptt` use the pseudo-derivative ∂s/∂v = g of the parameters' family
+(``surrogate``, models/surrogate.py; rectangular γ·1[|v − θ| < w] as published) and treat the reset
+as a constant. :func:`bptt` is the full gradient through time. :func:`backprop`
 is its spatial part: at each step the error goes down the layers through Wᵀ (δ^L[t] = g^L[t]·(d − o)[t],
 δ^l[t] = g^l[t]·(W^{l+1})ᵀ·δ^{l+1}[t]) and each weight collects Σ_t δ_i[t]·ε_ij[t], where ε_ij is the
 input since neuron i's last spike (exactly ∂v_i[t]/∂W_ij); it leaves out the paths by which a spike

@@ -190,7 +190,8 @@ def accuracy_against(key: str, spec: dict, jobs: list[JobResult], rows: list[dic
             mean = [r["test_accuracy"][0] for r in members]
             sd = [0.0 if math.isnan(r["test_accuracy"][1]) else r["test_accuracy"][1] for r in members]
             label = _point_label(dict(zip(others, rest)), others) if others else "mean ± s.d. over seeds"
-            bars = axes.errorbar(x, mean, yerr=sd, fmt="o-", capsize=3, label=label)
+            # A line joins numeric values only: between categories it would suggest an order.
+            bars = axes.errorbar(x, mean, yerr=sd, fmt="o-" if numeric else "o", capsize=3, label=label)
             beside = 0.0 if numeric else 0.06  # each seed as an open circle beside its error bar
             seeds = [(position[j.labels[key]] + dodge + beside, j.values["test_accuracy"]) for j in jobs
                      if j.summary and tuple(j.labels[k] for k in others) == rest]

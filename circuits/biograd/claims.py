@@ -4,8 +4,8 @@ alignment and sign-concordance of B against the forward pathway, Dale's law, the
 
 - update vs gradient: on the first test samples, rate-coded exactly as the run's evaluations code
   them, the mean BioGrad update ΔW of every layer (the numpy oracle of the Brian2 network) against
-  the BPTT gradient of the same network on the same rasters, with the same rectangular
-  pseudo-derivative. BioGrad's error is softmax(counts so far) − y from step t0 on, carried by
+  the BPTT gradient of the same network on the same rasters, with the same pseudo-derivative
+  (model.surrogate). BioGrad's error is softmax(counts so far) − y from step t0 on, carried by
   error spikes through B; BPTT's loss is the cross-entropy of softmax(final counts): cosines below
   1 are expected even with B equal to the forward pathway;
 - weight transport: whether B started as a copy of the forward pathway;
@@ -99,7 +99,8 @@ def claims(context: ClaimsContext) -> ClaimsResult:
         notes=[
             f"Update-vs-gradient cosines: mean BioGrad ΔW (numpy oracle of the Brian2 circuit) on the first {n} "
             f"test samples, rate-coded with input seed {config.seeds.input} as the run's evaluations are, against "
-            "−∂L/∂W of BPTT (rectangular pseudo-derivative) on the same rasters. BioGrad's error is "
+            f"−∂L/∂W of BPTT (the run's {config.model.surrogate} pseudo-derivative, model.surrogate) on the same "
+            "rasters. BioGrad's error is "
             f"softmax(counts so far) − y from step t0 = {config.model.error_start}, sent as error spikes through B; "
             "BPTT's loss is the cross-entropy of softmax(final counts), so cosines below 1 are expected.",
             f"Feedback: initialised as {config.model.feedback_init!r}; sleep phase {'on' if sleep else 'off'} in this "

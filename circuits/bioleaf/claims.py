@@ -153,8 +153,8 @@ def claims(context: ClaimsContext) -> ClaimsResult:
         notes=[
             f"Updates: the circuit's ΔW (numpy oracle of the Brian2 network, equal to it to 1e-9) summed over the "
             f"first {n} test digits with their labels' desired spike trains, against −∇E of E = ½Σ_{{t≥t0}}(d − o)² "
-            "(PSP-filtered desired and output spike trains) by spatial backprop and by BPTT, same rectangular "
-            "pseudo-derivative (docs/models/bioleaf.md).",
+            "(PSP-filtered desired and output spike trains) by spatial backprop and by BPTT, same "
+            f"{config.model.surrogate} pseudo-derivative as the run (docs/models/bioleaf.md).",
         ],
         figures=figures,
         summary=[
