@@ -78,15 +78,23 @@ def refuse_unless_referenced(config, record: EquationRecord, what: str) -> None:
                           "`apical equations --update-references`")
 
 
-def source_diff() -> str:
-    """``git diff HEAD`` of the source tree, or "" when it is clean or not a git checkout."""
-    here = Path(__file__).resolve().parent
+def source_diff(root: Path | None = None) -> str:
+    """``git diff HEAD`` of the source tree (``root``: the checkout this package runs from), with
+    every untracked, not ignored file written as a new file; "" when the tree is clean or not a
+    git checkout."""
+    root = Path(__file__).resolve().parents[1] if root is None else Path(root)
+
+    def git(*arguments, check=True):
+        return subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True, check=check).stdout
+
     try:
-        found = subprocess.run(["git", "diff", "HEAD", "--", "."], cwd=here.parent, capture_output=True, text=True,
-                               check=True)
+        diff = git("diff", "HEAD", "--", ".")
+        untracked = git("ls-files", "--others", "--exclude-standard", "-z", "--", ".").split("\0")
+        # `git diff --no-index` exits 1 when the files differ, which they always do here
+        diff += "".join(git("diff", "--no-index", "--", "/dev/null", name, check=False) for name in untracked if name)
     except (OSError, subprocess.CalledProcessError):
         return ""
-    return found.stdout
+    return diff
 
 
 def read_record(directory: Path) -> EquationRecord | None:

@@ -4,6 +4,7 @@ replays an edited model against references that implement the published one."""
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import replace
 
 import pytest
@@ -142,3 +143,27 @@ def test_an_equation_edited_in_the_config_is_built_recorded_and_refused_by_the_n
     assert train(config_from_dict(same), tmp_path / "same")["samples_seen"] == 20
     with pytest.raises(ConfigError, match="'soma.rest' names no part of this model; its parts are soma.state"):
         config_from_dict(with_keys(TINY, model={"equations": {"soma.rest": "v = 0"}}))
+
+
+def test_the_source_diff_holds_edits_and_new_files_and_is_empty_for_a_clean_tree(tmp_path):
+    from apical.runs.equations import source_diff
+
+    def git(*arguments):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *arguments], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "soma.py").write_text('RESET = "v = 0"\n')
+    (tmp_path / ".gitignore").write_text("results/\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "published")
+    assert source_diff(tmp_path) == ""
+    (tmp_path / "soma.py").write_text('RESET = "v -= theta"\n')
+    (tmp_path / "my_rule.py").write_text('RULE = "w += eta * pre * post"\n')
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "metrics.csv").write_text("ignored\n")
+    diff = source_diff(tmp_path)
+    assert '-RESET = "v = 0"\n+RESET = "v -= theta"' in diff
+    assert '+RULE = "w += eta * pre * post"' in diff and "new file" in diff
+    assert "metrics.csv" not in diff
+    assert source_diff(tmp_path / "not-a-checkout") == ""
