@@ -335,7 +335,7 @@ def markdown(entries: list[dict], note: str) -> str:
         events = e["synaptic_events_per_training_sample"]
         cells = [e["framework"], e["network"], e["dataset"], f"{e['test_accuracy']:.2f}", e["paper"],
                  f"{_number(e['train_ms_per_sample'], '.2f')} ({e['device']})", _number(e["compile_seconds"], ".1f"),
-                 _number(None if events is None else events / 1e6, ".3g") + ("" if events is None else " M"), energy,
+                 _significant(None if events is None else events / 1e6) + ("" if events is None else " M"), energy,
                  *(e[key] for key in CLAIMS)]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     lines += ["", "✓ passes, ✗ fails, info: measured without a criterion, N/A: does not apply; * not claimed by the "
@@ -430,7 +430,11 @@ def sources_of(args) -> tuple[list[Path], list[Path]]:
 def compare(args) -> dict:
     directories, configs = sources_of(args)
     out = Path(args.out) if args.out else None
-    overrides = [*budget_overrides(args.train_samples, args.test_samples, args.epochs, args.dataset), *args.set]
+    # A key given with --set replaces the budget's own override of it (run.eval_every: evaluations
+    # along the epoch for learning curves), so that each command lists every key once.
+    given = {entry.split("=", 1)[0].strip() for entry in args.set}
+    overrides = [entry for entry in budget_overrides(args.train_samples, args.test_samples, args.epochs, args.dataset)
+                 if entry.split("=", 1)[0] not in given] + list(args.set)
     commands = {}
     if configs:
         for directory, command in train_configs(configs, overrides, out, args.workers, args.scheduler):
@@ -442,8 +446,9 @@ def compare(args) -> dict:
     (target / "figures").mkdir(parents=True, exist_ok=True)
     entries = table(rows, published(Path(args.published) if args.published else None))
     if configs:
-        note = (f"Shared budget: {args.train_samples} training samples × {args.epochs} epoch(s), tested on "
-                f"{args.test_samples} test samples, no validation hold-out; every other setting is the config's own. "
+        note = (f"Shared budget: {args.train_samples:,} training samples × {args.epochs} "
+                f"epoch{'s' if args.epochs != 1 else ''}, tested on {args.test_samples:,} test samples, no validation "
+                "hold-out; every other setting is the config's own. "
                 "Made by `" + " ".join(["apical compare", *args.sources]
                                        + ([f"--frameworks {args.frameworks}"] if args.frameworks else []))
                 + (f" --dataset {args.dataset}" if args.dataset else "")

@@ -81,7 +81,7 @@ def test_the_table_goes_into_the_document_and_names_the_budget(compared):
     assert "stale table" not in text and text.endswith("after\n")
     table = (out / "compare.md").read_text()
     assert table.strip() in text
-    assert "Shared budget: 40 training samples × 1 epoch(s), tested on 20 test samples" in table
+    assert "Shared budget: 40 training samples × 1 epoch, tested on 20 test samples" in table
     assert table.count("| BioGrad") == 1 and "apical train" in table
 
 
@@ -155,3 +155,22 @@ def test_a_learning_curve_of_one_evaluation_draws_no_line_for_training(monkeypat
     assert train.get_linestyle() == "None" and list(train.get_xdata()) == [640]
     test = lines["test (0: before training)"]
     assert list(test.get_xdata()) == [0, 640] and list(test.get_ydata()) == [10.0, 60.0]
+
+
+def test_a_key_set_on_the_command_replaces_the_budgets_own(tmp_path, monkeypatch):
+    """``--set run.eval_every=...`` replaces the budget's ``run.eval_every=0`` (one evaluation per
+    epoch), so the command recorded for each row names the key once, with the value that ran."""
+    import apical.runs.compare as compare_module
+
+    seen = {}
+
+    def train_configs(configs, overrides, out, workers, scheduler, stream=None):
+        seen["overrides"] = overrides
+        raise SystemExit(0)
+
+    monkeypatch.setattr(compare_module, "train_configs", train_configs)
+    with pytest.raises(SystemExit):
+        cli(["compare", "runs/configs/mnist-sleep.toml", "--train-samples", "640", "--set", "run.eval_every=320",
+             "--out", str(tmp_path)])
+    assert [o for o in seen["overrides"] if o.startswith("run.eval_every")] == ["run.eval_every=320"]
+    assert "data.train_samples=640" in seen["overrides"]
