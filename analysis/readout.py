@@ -136,11 +136,19 @@ def write_readout_report(directory, counts, labels, config, checkpoint) -> list[
     report = readout_report(counts, labels)
     report["checkpoint"] = Path(checkpoint).name
     report["dataset"] = config.data.dataset
-    title = f"{config.model.framework} on {config.data.dataset} ({directory.name}, {Path(checkpoint).name})"
+    from apical.circuits import registry
+
+    # The names figures use elsewhere (the learning curve's title): "SC microcircuit on MNIST".
+    name = config.model.framework
+    framework = registry.get(name).run_title(config) if name in registry.names() else name
+    dataset = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "nmnist": "N-MNIST",
+               "cifar10": "CIFAR-10"}.get(config.data.dataset, config.data.dataset)
+    what, where = f"{framework} on {dataset}", f"{directory.name}, {Path(checkpoint).name}"
+    title = f"{what} ({where})"
     (directory / "evaluation.json").write_text(json.dumps(report, indent=1) + "\n")
     (directory / "evaluation.md").write_text(readout_markdown(report, names, title))
     (directory / "figures").mkdir(exist_ok=True)
-    figures = figure_confusion(report, names, title, directory / "figures" / "confusion")
+    figures = figure_confusion(report, names, f"{what}\n{where}", directory / "figures" / "confusion")  # one column
     worst = int(np.nanargmin([np.nan if a is None else a for a in report["per_class_accuracy"]]))
     return [
         f"ties for the maximum: {100 * report['tied_samples']:.1f}% of samples; ties at random: "

@@ -73,5 +73,5 @@ def test_evaluate_report_writes_json_markdown_and_figure(tmp_path):
     assert report["checkpoint"] == "selected.npz" and report["samples"] == 50
     assert sum(report["per_class_samples"]) == 50
     assert f"test accuracy: {100 * report['accuracy']:.2f}%" in result.stdout
-    assert (out / "evaluation.md").read_text().startswith("# biograd on mnist")
+    assert (out / "evaluation.md").read_text().startswith("# BioGrad on MNIST (")  # the figures' names
     assert (out / "figures" / "confusion.png").stat().st_size > 10_000
