@@ -11,7 +11,11 @@ each as a job of the sweep machinery (``apical.runs.sweep``: a child process per
 The shared budget overrides every config alike: ``data.train_samples`` (``--train-samples``),
 ``data.test_samples`` (``--test-samples``), ``run.epochs`` (``--epochs``), no held-out validation,
 one evaluation per epoch; ``--dataset`` trains every config on another dataset; ``--set`` adds
-overrides of your own. Everything else (network, rates, batch size, device) is each config's own.
+overrides of your own and replaces the budget's own for the same key (``--set run.eval_every=N``:
+evaluations along the epoch, for learning curves). ``--set run.device=D`` applies to the frameworks
+that offer D (``--set run.device=numpy``: the numpy forms where they exist, the other frameworks on
+their config's device; the table names each row's device). Everything else (network, rates, batch
+size, device) is each config's own.
 
 Each results directory is then analysed (``apical analyze``, unless its analysis.json is newer than
 its summary.json) and the comparison reads:
