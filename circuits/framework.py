@@ -146,6 +146,9 @@ class FrameworkSpec:
     # The [model] keys it reads (None: all of them). A config that sets any other [model] key to
     # something other than its default is refused: the framework would ignore it silently.
     model_keys: tuple[str, ...] | None = None
+    # Where its arithmetic runs whatever run.device says (e.g. "numpy" for a framework written in
+    # numpy alone); None: on run.device. Tables name this as the row's device.
+    computes_on: str | None = None
 
     @property
     def has_numpy_form(self) -> bool:

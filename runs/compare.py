@@ -163,6 +163,11 @@ def overrides_for(path: Path, overrides: list[str]) -> list[str]:
                                          and o.split("=", 1)[1].strip().strip("'\"") not in devices)]
 
 
+def _computed_on(name: str) -> str | None:
+    """Where a framework's arithmetic runs whatever run.device says (FrameworkSpec.computes_on)."""
+    return registry.get(name).computes_on if name in registry.names() else None
+
+
 def _framework_devices(path: Path) -> tuple[str, ...]:
     name = load_config(path).model.framework
     return registry.get(name).devices if name in registry.names() else ()
@@ -309,8 +314,7 @@ def table(rows: list[Row], papers: dict) -> list[dict]:
             "paper": paper_cell(papers, row),
             "train_ms_per_sample": timings.get("train_ms_per_sample"),
             "compile_seconds": timings.get("compile_seconds"),
-            # the BPTT baseline is numpy arithmetic whatever run.device says (apical.circuits.bp)
-            "device": "numpy" if row.framework == "bp" else row.summary.get("device"),
+            "device": _computed_on(row.framework) or row.summary.get("device"),
             "synaptic_events_per_training_sample": None if counts is None else counts["total_synaptic_events"],
             "chip_nJ_per_training_sample": row.energy("chip_nJ"),
             "dense_nJ_per_training_sample": row.energy("dense_nJ"),
