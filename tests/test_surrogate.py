@@ -31,6 +31,7 @@ def evaluate_in_brian(families, potentials) -> dict[str, np.ndarray]:
 
 
 def test_brian2_runtime_equals_numpy_for_every_family():
+    set_device("runtime")  # a standalone test earlier on this worker may have left its device selected
     found = evaluate_in_brian(FAMILIES, POTENTIALS)
     for family in FAMILIES:
         expected = Surrogate(family, WIDTH, HEIGHT).numpy(POTENTIALS, THRESHOLD)
