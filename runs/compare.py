@@ -135,9 +135,10 @@ def train_configs(configs: list[Path], overrides: list[str], out: Path, workers:
     finished jobs are kept, unfinished ones resumed. Returns (results directory, command) per config."""
     stream = stream or sys.stderr
     taken: set[str] = set()
-    jobs = []
+    jobs, applied = [], {}
     for path in configs:
-        config = load_config(path, overrides_for(path, overrides))
+        applied[path] = overrides_for(path, overrides)
+        config = load_config(path, applied[path])
         jobs.append((Job(job_name(path, taken), (), 0, config), path))
     out.mkdir(parents=True, exist_ok=True)
     todo = [(job, path) for job, path in jobs if job_state(out, _plain(job)) != "finished"]
@@ -149,7 +150,7 @@ def train_configs(configs: list[Path], overrides: list[str], out: Path, workers:
         for job, path in todo:
             _train_here(job, path, out, stream)
     return [(out / job.point, f"apical train {shown(path)} "
-             + " ".join(f"--set '{o}'" for o in overrides_for(path, overrides)) + f" --out {shown(out / job.point)}")
+             + " ".join(f"--set '{o}'" for o in applied[path]) + f" --out {shown(out / job.point)}")
             for job, path in jobs]
 
 
