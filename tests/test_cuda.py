@@ -9,7 +9,9 @@ enough to flip a spike would show as a mismatch of spike counts, which must be e
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -82,11 +84,13 @@ def test_missing_curand_is_named(monkeypatch, tmp_path):
 
 
 # --------------------------------------------------------------------------- code generation
-# nvcc takes 2–13 min per project on a 2-core machine (the SC microcircuit, with its relay and
-# feedback pathways, is the largest), so the default run compiles one project with nvcc — BioGrad's
-# wake network, which holds every kind of code object the others use: neurons, event-driven and
-# summed synapses, spike monitors, run_args — and generates the CUDA code of the others without
-# compiling it. ``-m slow`` (and .ci/gpu-check) compiles every project.
+# nvcc spends ~16 s on each source file here, almost all of it in brian2cuda's headers, so a whole
+# project takes 12–20 min on a 2-core machine (BioGrad's wake network: 89 files). The default run
+# therefore generates the CUDA code of every circuit, and compiles with nvcc, through the project's
+# own makefile, one code object of every template brian2cuda used for BioGrad's wake network (the
+# largest of each: neurons, run_regularly operations, event-driven and summed synapses, synapse
+# creation, spike propagation, a spike monitor) together with the project's own files (objects,
+# network, run loop, random numbers). ``-m slow`` (and .ci/gpu-check) compiles and links every project.
 
 def _check_makefile(project):
     """The build used C++17 and the chosen architecture, and links the curand the set-up installed."""
@@ -149,6 +153,39 @@ def sleep_network(tmp_path):
 OTHER_NETWORKS = {"biograd_sleep": sleep_network, "bioleaf": bioleaf_network, "scmicro": scmicro_network}
 
 
+PROJECT_SOURCES = ("objects", "network", "run", "rand", "synapses_classes", "main")
+
+
+def one_code_object_per_template(code_objects, project):
+    """The largest generated source of each template among ``code_objects`` (name → CodeObject),
+    as the makefile's object targets."""
+    largest = {}
+    for name, code_object in code_objects.items():
+        source = project / "code_objects" / f"{name}.cu"
+        size = source.stat().st_size
+        if size > largest.get(code_object.template_name, ("", -1))[1]:
+            largest[code_object.template_name] = (f"code_objects/{name}.o", size)
+    return {template: target for template, (target, _) in largest.items()}
+
+
+@pytest.mark.standalone
+@needs_cuda_toolkit
+def test_biograd_wake_network_compiles_for_cuda_per_template(tmp_path, generate_only):
+    network = BioGradNetwork(settings(COMPILE_SIZES), SAMPLES, device_name="cuda", build_dir=tmp_path)
+    project = network.project_dir
+    _check_generated(project, generate_only)
+    chosen = one_code_object_per_template(network.device.code_objects, project)
+    # Every template that carries model code must be among those compiled, or the test says less than it claims.
+    assert {"stateupdate", "threshold", "reset", "synapses", "summed_variable", "synapses_push_spikes",
+            "synapses_create_array", "spikemonitor"} <= set(chosen), sorted(chosen)
+    targets = sorted(chosen.values()) + [f"{name}.o" for name in PROJECT_SOURCES]
+    build = subprocess.run(["make", f"-j{os.cpu_count() or 1}", *targets], cwd=project, capture_output=True, text=True)
+    assert build.returncode == 0, f"nvcc failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
+    missing = [target for target in targets if not (project / target).exists()]
+    assert not missing, f"make reported success but wrote no {missing}"
+
+
+@pytest.mark.slow
 @pytest.mark.standalone
 @needs_cuda_toolkit
 def test_biograd_wake_network_compiles_for_cuda(tmp_path):
