@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -77,7 +78,7 @@ def prepare_device(name: str, build_dir: str | os.PathLike | None = None, thread
         return cuda, project
     # One thread means serial code without OpenMP at all (Brian2: openmp_threads = 0).
     prefs.devices.cpp_standalone.openmp_threads = 0 if threads == 1 else (threads or os.cpu_count() or 1)
-    standalone = with_relative_clock_match(CPPStandaloneDevice)()
+    standalone = apical_standalone(CPPStandaloneDevice)()
     set_device(standalone, directory=str(project), build_on_run=False)
     return standalone, project
 
@@ -113,28 +114,64 @@ def relative_clock_match(source: str) -> str:
     return source.replace(ABSOLUTE_CLOCK_MATCH, RELATIVE_CLOCK_MATCH)
 
 
-@functools.cache
-def with_relative_clock_match(device_class):
-    """A subclass of a standalone device class whose generated network source compares clock times
-    with :func:`relative_clock_match` (one per device class)."""
+# ------------------------------------------------------------------------------ the same main source
+# Brian2 writes two kinds of lines of the main source in the order of a Python set of clock
+# objects, an order of memory addresses that differs from process to process: the setting of
+# each clock's timestep, t and dt before a run, and the clocks that join the network without code
+# (network.add(&clock, NULL)). Two processes that build the same model then write different
+# sources, and a project reused by a later run (a sweep's jobs, apical train --build-dir)
+# recompiles main every time. Either kind of line may run in any order of clocks (each sets a
+# clock's own variables; a clock without code runs nothing), so each run of them is sorted by
+# clock name, stably (one clock's assignments keep their order), which gives one source.
+COMMUTING_LINES = (re.compile(r"^\s*_array_(\w+?clock)_(?:timestep|t|dt)\[0\] = [^;]*;$"),
+                   re.compile(r"^\s*\w+\.add\(&(\w+), NULL\);$"))
+MAIN_SOURCES = ("main.cpp", "main.cu")
 
-    class RelativeClockMatch(device_class):
-        def generate_network_source(self, writer, *args, **kwargs):
+
+def clock_settings_in_name_order(source: str) -> str:
+    """The main source with every run of consecutive lines of one kind of :data:`COMMUTING_LINES`
+    sorted by the clock they name."""
+    ordered, run, kind = [], [], None
+    for line in [*source.split("\n"), None]:
+        matching = next((pattern for pattern in COMMUTING_LINES if line is not None and pattern.match(line)), None)
+        if matching is not None and matching is kind:
+            run.append(line)
+            continue
+        ordered.extend(sorted(run, key=lambda text: kind.match(text).group(1)))
+        run, kind = ([line], matching) if matching is not None else ([], None)
+        if matching is None and line is not None:
+            ordered.append(line)
+    return "\n".join(ordered)
+
+
+@functools.cache
+def apical_standalone(device_class):
+    """A subclass of a standalone device class whose generated network source compares clock times
+    with :func:`relative_clock_match`, and whose main source sets clocks in name order
+    (:func:`clock_settings_in_name_order`); one class per device class."""
+    corrections = {**dict.fromkeys(NETWORK_SOURCES, relative_clock_match),
+                   **dict.fromkeys(MAIN_SOURCES, clock_settings_in_name_order)}
+
+    def corrected(generate):
+        def method(self, writer, *args, **kwargs):
             write = writer.write
 
             def patched(filename, contents):
-                if filename in NETWORK_SOURCES:
-                    contents = relative_clock_match(contents)
-                write(filename, contents)
+                write(filename, corrections[filename](contents) if filename in corrections else contents)
 
-            writer.write = patched  # CPPWriter.write("network.*") writes the .cpp through self.write
+            writer.write = patched  # CPPWriter.write writes the .cpp (and .cu) sources through self.write
             try:
-                super().generate_network_source(writer, *args, **kwargs)
+                generate(self, writer, *args, **kwargs)
             finally:
                 writer.write = write
+        return method
 
-    RelativeClockMatch.__name__ = RelativeClockMatch.__qualname__ = f"{device_class.__name__}WithRelativeClockMatch"
-    return RelativeClockMatch
+    class ApicalStandalone(device_class):
+        generate_network_source = corrected(device_class.generate_network_source)
+        generate_main_source = corrected(device_class.generate_main_source)
+
+    ApicalStandalone.__name__ = ApicalStandalone.__qualname__ = f"Apical{device_class.__name__}"
+    return ApicalStandalone
 
 
 # ------------------------------------------------------------------------------ CUDA (brian2cuda)
@@ -233,7 +270,7 @@ def prepare_cuda(project: Path, capability: float):
     prefs.codegen.cpp.include_dirs = [*prefs.codegen.cpp.include_dirs, str(include)]
     prefs.codegen.cpp.library_dirs = [*prefs.codegen.cpp.library_dirs, str(link_dir)]
     prefs.codegen.cpp.runtime_library_dirs = [*prefs.codegen.cpp.runtime_library_dirs, str(library.parent)]
-    return with_relative_clock_match(CUDAStandaloneDevice)()
+    return apical_standalone(CUDAStandaloneDevice)()
 
 
 def device_workarounds(device_name: str, dt) -> list:

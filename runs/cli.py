@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from apical.circuits import registry
 from apical.runs.config import ConfigError
@@ -18,7 +20,21 @@ DEVICES = ("cpp", "cuda", "runtime", "numpy")
 def _train(args) -> int:
     from apical.runs.train import load_and_train
 
-    summary = load_and_train(args.config, args.set, args.out, args.resume, args.device)
+    if args.build_dir is None:
+        summary = load_and_train(args.config, args.set, args.out, args.resume, args.device)
+    else:
+        from apical.runs.builds import HASH_SEED, claim_slot
+
+        if os.environ.get("PYTHONHASHSEED") != HASH_SEED:
+            # Start again with the hash seed that makes the generated code, and so the project,
+            # the same as every other run's in the folder (runs/builds.py).
+            os.execve(sys.executable, [sys.executable, "-m", "apical.runs.cli", *sys.argv[1:]],
+                      {**os.environ, "PYTHONHASHSEED": HASH_SEED})
+        slot, held = claim_slot(Path(args.build_dir))
+        try:
+            summary = load_and_train(args.config, args.set, args.out, args.resume, args.device, build_dir=slot)
+        finally:
+            held.close()
     print(f"final test accuracy: {100 * summary['final_test_accuracy']:.2f}%  "
           f"({summary['samples_seen']} training samples, {summary['timings']['wall_seconds']:.0f} s wall, "
           f"{summary['timings']['train_ms_per_sample']:.2f} ms per training sample)")
@@ -98,6 +114,9 @@ def main(argv=None) -> int:
                        help=f"overrides run.device (numpy: the batched numpy form of {with_numpy}, for sweeps)")
     train.add_argument("--out", help="results directory (default: results/<config name>)")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    train.add_argument("--build-dir", metavar="DIR",
+                       help="keep compiled projects in DIR and reuse those that earlier runs of the same model left "
+                            "there (cpp, cuda; default: a build/ folder of the results directory)")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="test accuracy of a results directory's checkpoint "

@@ -49,6 +49,7 @@ from pathlib import Path
 
 from apical.analysis.report import CLAIMS
 from apical.circuits import registry
+from apical.runs.builds import HASH_SEED
 from apical.runs.config import ConfigError, config_to_toml, load_config
 from apical.runs.report import put_into
 from apical.runs.sweep import Job, SweepError, job_state
@@ -202,7 +203,7 @@ def _train_here(job: Job, path: Path, out: Path, stream) -> None:
     with open(directory / "train.log", "ab") as log:
         child = subprocess.run([sys.executable, "-m", "apical.runs.sweep", str(directory), str(out / "builds" / "local"),
                                 str(path)], input=config_to_toml(job.config).encode(), stdout=log, stderr=log,
-                               env={**os.environ, "PYTHONHASHSEED": "0"})
+                               env={**os.environ, "PYTHONHASHSEED": HASH_SEED})
     if child.returncode != 0:
         lines = (directory / "train.log").read_text(errors="replace").strip().splitlines()
         raise SweepError(f"training {job.point} failed (exit {child.returncode}): {lines[-1] if lines else 'no output'}")

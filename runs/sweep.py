@@ -26,7 +26,6 @@ and ends its whole process group if the parent goes.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import os
 import re
@@ -39,6 +38,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from apical.runs.builds import HASH_SEED, claim_slot, hold_lock
 from apical.runs.config import Config, ConfigError, config_from_dict, config_to_toml, load_config
 
 SEED_STRIDE = 1000  # replicate s uses every seed + SEED_STRIDE·s
@@ -213,7 +213,7 @@ def run_job(directory: str, name: str, config_text: str, config_path: str) -> di
         child = subprocess.run(
             [sys.executable, "-m", "apical.runs.sweep", str(job_dir), str(Path(directory) / "builds" / worker), config_path],
             input=config_text.encode(), stdout=log, stderr=log, start_new_session=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},  # the same generated code in every process
+            env={**os.environ, "PYTHONHASHSEED": HASH_SEED},  # the same generated code in every process
         )
     if child.returncode != 0:
         lines = (job_dir / "train.log").read_text(errors="replace").strip().splitlines()
@@ -235,41 +235,21 @@ def _end_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _lock(path: Path, wait: float | None):
-    """An exclusive flock on ``path``: the open file, or None if another process holds it
-    (after waiting up to ``wait`` seconds; None: do not wait)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")
-    deadline = time.monotonic() + (wait or 0.0)
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return handle
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                handle.close()
-                return None
-            time.sleep(0.1)
-
-
 def _job_main(job_dir: str, worker_builds: str, config_path: str) -> int:
     """The child: train the job whose resolved config comes on standard input."""
     from apical.runs.train import train
 
     _end_with_parent()
     # A worker that died a moment ago may leave a job process that is still being ended.
-    previous = _lock(Path(job_dir) / ".lock", wait=60.0)
+    previous = hold_lock(Path(job_dir) / ".lock", wait=60.0)
     if previous is not None:
         previous.close()
     # The first build slot of this worker that no other process uses (one, unless the
     # worker runs several jobs at once).
-    slot = 0
-    while (held := _lock(Path(worker_builds) / f"slot-{slot}" / ".lock", wait=None)) is None:
-        slot += 1
+    slot, held = claim_slot(Path(worker_builds))
     config = config_from_dict(tomllib.loads(sys.stdin.read()))
     try:
-        train(config, job_dir, resume=True, config_path=config_path,
-              build_dir=Path(worker_builds) / f"slot-{slot}")
+        train(config, job_dir, resume=True, config_path=config_path, build_dir=slot)
     finally:
         held.close()
     return 0

@@ -155,13 +155,23 @@ def wait_for_compiled_run(pid: int, nth: int, deadline: float) -> None:
     pytest.fail(f"the training never started compiled run {nth}")
 
 
-@pytest.fixture(scope="module")
+def object_files(builds: Path) -> dict[Path, int]:
+    """Every compiled object file under a folder of builds, with its modification time."""
+    return {path: path.stat().st_mtime_ns for path in builds.rglob("*.o")}
+
+
+@pytest.fixture(scope="session")
 def cpp_reference(tmp_path_factory):
+    """An uninterrupted run, which compiles the project into a shared folder of builds that the
+    runs below reuse (``apical train --build-dir``): they compile nothing themselves."""
     folder = tmp_path_factory.mktemp("cpp-reference")
     config_path = write_config(folder, CPP)
     subprocess.run([sys.executable, "-m", "apical.runs.cli", "train", str(config_path), "--out",
-                    str(folder / "run")], check=True, capture_output=True)
-    return config_path, folder / "run"
+                    str(folder / "run"), "--build-dir", str(folder / "builds")], check=True, capture_output=True)
+    assert not (folder / "run" / "build").exists(), "the run compiled into its own folder, not the one it was given"
+    compiled = object_files(folder / "builds")
+    assert compiled, "no compiled project in the shared folder"
+    return config_path, folder / "run", folder / "builds", compiled
 
 
 @pytest.mark.standalone
@@ -174,11 +184,11 @@ def cpp_reference(tmp_path_factory):
 def test_ctrl_c_in_the_compiled_program_then_resume_equals_uninterrupted(tmp_path, cpp_reference, nth, what, kept):
     """Ctrl-C at a terminal reaches Python and the compiled program alike (one process group):
     the program ends its run early, and that partial run must never count."""
-    config_path, reference = cpp_reference
+    config_path, reference, builds, compiled = cpp_reference
     out = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "apical.runs.cli", "train", str(config_path), "--out",
-                                str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                                str(out), "--build-dir", str(builds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
     wait_for_compiled_run(process.pid, nth, time.time() + 300)
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
@@ -187,19 +197,21 @@ def test_ctrl_c_in_the_compiled_program_then_resume_equals_uninterrupted(tmp_pat
     assert last.startswith("apical: stopped by SIGINT") and "--resume" in last, f"{what}: {stderr}"
     assert "Traceback" not in stderr
     resumed = subprocess.run([sys.executable, "-m", "apical.runs.cli", "train", str(config_path), "--out", str(out),
-                              "--resume"], capture_output=True, text=True)
+                              "--resume", "--build-dir", str(builds)], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from {kept}" in resumed.stderr, f"{what}: {resumed.stderr}"
     assert_same_run(out, reference)
+    assert object_files(builds) == compiled, "a run recompiled the project it was handed"
 
 
 @pytest.mark.standalone
 @pytest.mark.xdist_group("cpp-faults")
 def test_evaluate_beside_a_running_training_leaves_it_bit_identical(tmp_path, cpp_reference):
-    config_path, reference = cpp_reference
+    config_path, reference, builds, compiled = cpp_reference
     out = tmp_path / "run"
     training = subprocess.Popen([sys.executable, "-m", "apical.runs.cli", "train", str(config_path), "--out",
-                                 str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                 str(out), "--build-dir", str(builds)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while not list((out / "checkpoints").glob("checkpoint-*.npz")) and time.time() < deadline:
         time.sleep(0.05)
@@ -209,7 +221,9 @@ def test_evaluate_beside_a_running_training_leaves_it_bit_identical(tmp_path, cp
     assert training.returncode == 0, stderr
     assert evaluation.returncode == 0, evaluation.stderr
     assert evaluation.stdout.startswith("test accuracy: ")
-    assert not (out / "build").exists() or set(os.listdir(out / "build")) == set(os.listdir(reference / "build"))
+    # The evaluation compiled its own project elsewhere: nothing new in the training's folders.
+    assert not (out / "build").exists()
+    assert object_files(builds) == compiled
     assert_same_run(out, reference)
 
 

@@ -149,7 +149,7 @@ def kill_a_worker_mid_job(sweep: Path, deadline: float) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def swept(tmp_path_factory):
     """The sweep, run by the command line; one of its workers killed while it runs a job."""
     directory = tmp_path_factory.mktemp("sweep")

@@ -28,7 +28,7 @@ learning_rate = 0.005
 train_samples = 300
 test_samples = 100
 [run]
-device = "runtime"
+device = "numpy"
 eval_every = 150
 checkpoint_every = 50
 chunk_samples = 50
@@ -219,7 +219,8 @@ def test_learning_rate_decays_by_epoch(tmp_path, monkeypatch):
 
     monkeypatch.setattr(BioGradNetwork, "run", recording_run)
     train(load_config(write_config(tmp_path), ["data.train_samples=100", "data.test_samples=10", "run.epochs=3",
-                                               "learning.decay=0.5", "run.eval_every=0"]), tmp_path / "run")
+                                               "learning.decay=0.5", "run.eval_every=0", "run.device='runtime'"]),
+          tmp_path / "run")
     # (the figures' single-sample run afterwards shows the update asked for at the base rate)
     assert rates[:6] == pytest.approx([0.005] * 2 + [0.0025] * 2 + [0.00125] * 2)
 
