@@ -6,9 +6,12 @@ A folder holds numbered slots, ``slot-0/``, ``slot-1/``, ..., each with one proj
 A run holds its slot with an exclusive file lock for as long as it runs, so two runs that share a
 folder at the same time never write into one project; the second takes the next free slot.
 
-Reuse is complete only if the generated code is the same, byte for byte: Python's hash seed
-orders part of it, so processes that share builds run with ``PYTHONHASHSEED=0`` (``apical train
---build-dir`` and the sweep's jobs set it themselves).
+A reused project compiles nothing when the model generates the same code, byte for byte, in the
+new process; circuits/backend.py puts the one part that Brian2 writes in an order of memory
+addresses (clock lines of the main source) in name order. Python's hash seed, random in every
+process, changes nothing of it: BioGrad's runs in tests/test_faults.py reuse one project without a
+single object file rebuilt, and so did the SC microcircuit's and BioLeaF's by hand (PYTHONHASHSEED
+1, then 2).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import time
 from pathlib import Path
 from typing import IO
 
-#: The hash seed of every process that shares compiled projects.
+#: The hash seed of the sweep's job processes: code generation that followed Python's string
+#: hashing would still be the same in every job.
 HASH_SEED = "0"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -23,13 +22,8 @@ def _train(args) -> int:
     if args.build_dir is None:
         summary = load_and_train(args.config, args.set, args.out, args.resume, args.device)
     else:
-        from apical.runs.builds import HASH_SEED, claim_slot
+        from apical.runs.builds import claim_slot
 
-        if os.environ.get("PYTHONHASHSEED") != HASH_SEED:
-            # Start again with the hash seed that makes the generated code, and so the project,
-            # the same as every other run's in the folder (runs/builds.py).
-            os.execve(sys.executable, [sys.executable, "-m", "apical.runs.cli", *sys.argv[1:]],
-                      {**os.environ, "PYTHONHASHSEED": HASH_SEED})
         slot, held = claim_slot(Path(args.build_dir))
         try:
             summary = load_and_train(args.config, args.set, args.out, args.resume, args.device, build_dir=slot)

@@ -15,10 +15,10 @@ share a stream of random numbers (each stream is keyed by seed *and* purpose).
 
 Each job trains in a child process of its worker, for two reasons. A second network built in one
 process gets other object names than the first (Brian2 keeps earlier devices and their objects),
-hence other code and a fresh compile; a new process with a fixed hash seed generates the very
-same code (the hash seed orders some of it), and the compiled project in the worker's build
-folder is reused (``DIR/builds/<worker>/slot-<k>/``, one project per model under it; a file lock
-keeps any second process out of a slot). And a child in a session of its own can be ended with
+hence other code and a fresh compile; a new process generates the very same code
+(runs/builds.py), and the compiled project in the worker's build folder is reused
+(``DIR/builds/<worker>/slot-<k>/``, one project per model under it; a file lock keeps any second
+process out of a slot). And a child in a session of its own can be ended with
 everything it started (compiler, simulation binary) when its worker dies: it watches its parent
 and ends its whole process group if the parent goes.
 """
