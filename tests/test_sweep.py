@@ -20,7 +20,7 @@ from apical.runs.config import ConfigError, load_config
 from apical.runs.sweep import SEED_STRIDE, SweepError, expand, job_state, parse_grid, record_spec, split_values
 from tests.test_train import final_weights
 
-# One xdist worker runs this whole file, so its module-level fixture is built once (.ci/run).
+# One xdist worker runs this whole file, so its sweep is run once (.ci/run).
 pytestmark = pytest.mark.xdist_group("test_sweep")
 
 # Run-time values only (learning rate, initial B): every job of a worker reuses one build.
@@ -151,8 +151,16 @@ def kill_a_worker_mid_job(sweep: Path, deadline: float) -> str | None:
 
 @pytest.fixture(scope="session")
 def swept(tmp_path_factory):
-    """The sweep, run by the command line; one of its workers killed while it runs a job."""
-    directory = tmp_path_factory.mktemp("sweep")
+    """The sweep, run by the command line; one of its workers killed while it runs a job.
+
+    Run once per test process: pytest-xdist may tear a session fixture down between two tests of
+    one group (it did in CI), so what the sweep left is recorded on disk and a second setup reads it."""
+    directory = tmp_path_factory.getbasetemp() / "swept-once"
+    record = directory / "swept.json"
+    if record.exists():
+        found = json.loads(record.read_text())
+        return {**found, "dir": Path(found["dir"]), "config": Path(found["config"])}
+    directory.mkdir()
     sweep = directory / "sweep"
     log = directory / "sweep.log"
     with open(log, "w") as handle:
@@ -160,8 +168,10 @@ def swept(tmp_path_factory):
                          "--workers", 2, "--out", sweep, stdout=handle, stderr=subprocess.STDOUT)
         killed = kill_a_worker_mid_job(sweep, deadline=time.time() + 300)
         returncode = process.wait(timeout=600)
-    return {"dir": sweep, "killed": killed, "returncode": returncode, "log": log.read_text(),
-            "config": directory / "tiny.toml"}
+    found = {"dir": str(sweep), "killed": killed, "returncode": returncode, "log": log.read_text(),
+             "config": str(directory / "tiny.toml")}
+    record.write_text(json.dumps(found))
+    return {**found, "dir": sweep, "config": directory / "tiny.toml"}
 
 
 @pytest.mark.standalone
