@@ -1,15 +1,31 @@
-"""Test order: the groups that take longest (pytest-xdist keeps each on one worker, .ci/run) are
-handed out first, so that no long group starts when the other worker has nothing left to do."""
+"""Test order and grouping under pytest-xdist (.ci/run: --dist loadgroup). The groups that take
+longest are handed out first, so that no long group starts when the other worker has nothing left
+to do; and a worker stops at once if tests marked xdist_group were not grouped (each worker would
+then build the group's expensive fixtures itself, as happened with pytest 9.2)."""
 
 from __future__ import annotations
+
+import pytest
 
 #: xdist_group names, longest first (a sweep on a Dask cluster; the compiled-program faults).
 LONGEST_GROUPS = ("test_sweep", "cpp-faults")
 
 
+def group_names(item) -> list[str]:
+    return [str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+            for mark in item.iter_markers("xdist_group")]
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist has named each grouped test after its group
 def pytest_collection_modifyitems(config, items):
+    if getattr(config.option, "loadgroup", False):
+        ungrouped = [item.nodeid for item in items if group_names(item) and "@" not in item.nodeid]
+        if ungrouped:
+            raise pytest.UsageError(f"pytest-xdist did not group {len(ungrouped)} tests marked xdist_group "
+                                    f"(e.g. {ungrouped[0]}); pyproject.toml names the pytest versions that work")
+
     def rank(item):
-        groups = [mark.args[0] for mark in item.iter_markers("xdist_group") if mark.args]
-        return min((LONGEST_GROUPS.index(g) for g in groups if g in LONGEST_GROUPS), default=len(LONGEST_GROUPS))
+        return min((LONGEST_GROUPS.index(g) for g in group_names(item) if g in LONGEST_GROUPS),
+                   default=len(LONGEST_GROUPS))
 
     items.sort(key=rank)  # stable: the rest keep their order

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import json
 import os
 import shutil
 import signal
@@ -164,20 +163,13 @@ def object_files(builds: Path) -> dict[Path, int]:
 @pytest.fixture(scope="session")
 def cpp_reference(tmp_path_factory):
     """An uninterrupted run, which compiles the project into a shared folder of builds that the
-    runs below reuse (``apical train --build-dir``): they compile nothing themselves. Run once per
-    test process (a second setup, which pytest-xdist may ask for, finds the finished run)."""
-    folder = tmp_path_factory.getbasetemp() / "cpp-reference-once"
-    config_path, run, builds = folder / "config.toml", folder / "run", folder / "builds"
-    record = folder / "object-files.json"  # as the reference run left them
-    if not record.exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir()
-        write_config(folder, CPP)
-        subprocess.run([sys.executable, "-m", "apical.runs.cli", "train", str(config_path), "--out", str(run),
-                        "--build-dir", str(builds)], check=True, capture_output=True)
-        assert not (run / "build").exists(), "the run compiled into its own folder, not the one it was given"
-        record.write_text(json.dumps({str(path): mtime for path, mtime in object_files(builds).items()}))
-    compiled = {Path(path): mtime for path, mtime in json.loads(record.read_text()).items()}
+    runs below reuse (``apical train --build-dir``): they compile nothing themselves."""
+    folder = tmp_path_factory.mktemp("cpp-reference")
+    config_path, run, builds = write_config(folder, CPP), folder / "run", folder / "builds"
+    subprocess.run([sys.executable, "-m", "apical.runs.cli", "train", str(config_path), "--out", str(run),
+                    "--build-dir", str(builds)], check=True, capture_output=True)
+    assert not (run / "build").exists(), "the run compiled into its own folder, not the one it was given"
+    compiled = object_files(builds)
     assert compiled, "no compiled project in the shared folder"
     return config_path, run, builds, compiled
 

@@ -151,16 +151,8 @@ def kill_a_worker_mid_job(sweep: Path, deadline: float) -> str | None:
 
 @pytest.fixture(scope="session")
 def swept(tmp_path_factory):
-    """The sweep, run by the command line; one of its workers killed while it runs a job.
-
-    Run once per test process: pytest-xdist may tear a session fixture down between two tests of
-    one group (it did in CI), so what the sweep left is recorded on disk and a second setup reads it."""
-    directory = tmp_path_factory.getbasetemp() / "swept-once"
-    record = directory / "swept.json"
-    if record.exists():
-        found = json.loads(record.read_text())
-        return {**found, "dir": Path(found["dir"]), "config": Path(found["config"])}
-    directory.mkdir()
+    """The sweep, run by the command line; one of its workers killed while it runs a job."""
+    directory = tmp_path_factory.mktemp("sweep")
     sweep = directory / "sweep"
     log = directory / "sweep.log"
     with open(log, "w") as handle:
@@ -168,10 +160,8 @@ def swept(tmp_path_factory):
                          "--workers", 2, "--out", sweep, stdout=handle, stderr=subprocess.STDOUT)
         killed = kill_a_worker_mid_job(sweep, deadline=time.time() + 300)
         returncode = process.wait(timeout=600)
-    found = {"dir": str(sweep), "killed": killed, "returncode": returncode, "log": log.read_text(),
-             "config": str(directory / "tiny.toml")}
-    record.write_text(json.dumps(found))
-    return {**found, "dir": sweep, "config": directory / "tiny.toml"}
+    return {"dir": sweep, "killed": killed, "returncode": returncode, "log": log.read_text(),
+            "config": directory / "tiny.toml"}
 
 
 @pytest.mark.standalone
