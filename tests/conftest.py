@@ -1,6 +1,6 @@
 """Test order and grouping under pytest-xdist (.ci/run: --dist loadgroup). The groups that take
-longest are handed out first, so that no long group starts when the other worker has nothing left
-to do; and a worker stops at once if tests marked xdist_group were not grouped (each worker would
+longest are handed out first, then the tests that compile a project (marked standalone, a minute or
+more each), then the rest, so that no long test starts when the other worker has nothing left to do; and a worker stops at once if tests marked xdist_group were not grouped (each worker would
 then build the group's expensive fixtures itself, as happened with pytest 9.2)."""
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def pytest_collection_modifyitems(config, items):
                                     f"(e.g. {ungrouped[0]}); pyproject.toml names the pytest versions that work")
 
     def rank(item):
-        return min((LONGEST_GROUPS.index(g) for g in group_names(item) if g in LONGEST_GROUPS),
-                   default=len(LONGEST_GROUPS))
+        group = min((LONGEST_GROUPS.index(g) for g in group_names(item) if g in LONGEST_GROUPS),
+                    default=len(LONGEST_GROUPS))
+        return group, item.get_closest_marker("standalone") is None
 
     items.sort(key=rank)  # stable: the rest keep their order
