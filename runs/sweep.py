@@ -213,7 +213,7 @@ def run_job(directory: str, name: str, config_text: str, config_path: str) -> di
         child = subprocess.run(
             [sys.executable, "-m", "apical.runs.sweep", str(job_dir), str(Path(directory) / "builds" / worker), config_path],
             input=config_text.encode(), stdout=log, stderr=log, start_new_session=True,
-            env={**os.environ, "PYTHONHASHSEED": HASH_SEED},  # the same generated code in every process
+            env={**os.environ, "PYTHONHASHSEED": HASH_SEED},  # runs/builds.py: HASH_SEED
         )
     if child.returncode != 0:
         lines = (job_dir / "train.log").read_text(errors="replace").strip().splitlines()

@@ -1,7 +1,8 @@
 """Test order and grouping under pytest-xdist (.ci/run: --dist loadgroup). The groups that take
 longest are handed out first, then the tests that compile a project (marked standalone, a minute or
-more each), then the rest, so that no long test starts when the other worker has nothing left to do; and a worker stops at once if tests marked xdist_group were not grouped (each worker would
-then build the group's expensive fixtures itself, as happened with pytest 9.2)."""
+more each), then the rest, so that no long test starts when the other worker has nothing left to
+do; and a worker stops at once if tests marked xdist_group were not grouped (each worker would then
+build the group's expensive fixtures itself, as happened with pytest 9.2)."""
 
 from __future__ import annotations
 
