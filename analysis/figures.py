@@ -94,6 +94,34 @@ def learning_curve(metrics: list[dict], path: Path, title: str = "", initial: fl
         return finish_training_axes(figure, axes, path, title)
 
 
+def accuracy_curves(runs: list[tuple[str, list[dict], float | None]], path: Path, title: str = "",
+                lines: list[tuple[float, str]] = ()) -> list[Path]:
+    """Test accuracy against epochs for several runs, one curve each (``runs``: label, metrics rows,
+    the untrained test accuracy or None), with horizontal reference ``lines`` (accuracy in %, label),
+    e.g. a linear-readout floor."""
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots(figsize=(6.4, 3.6))
+        lowest = 100.0
+        for label, metrics, initial in runs:
+            epochs = [float(r["epoch"]) for r in metrics]
+            test = [100 * float(r["test_accuracy"]) for r in metrics]
+            if initial is not None:
+                epochs, test = [0.0] + epochs, [100 * initial] + test
+            axes.plot(epochs, test, ".-", label=label)
+            lowest = min(lowest, *test)
+        for value, label in lines:
+            axes.axhline(value, color="0.3", linestyle="--", linewidth=0.9, label=f"{label} ({value:g} %)")
+            lowest = min(lowest, value)
+        axes.set_xlim(left=0)
+        axes.set_ylim(max(0.0, lowest - 3.0), 100.0)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel("test accuracy (%)")
+        axes.legend(loc="lower right", fontsize="small")
+        if title:
+            axes.set_title(title)
+        return save(figure, path)
+
+
 def spike_raster(input_spikes, layer_spikes: list, layer_names: list[str], dt_ms: float, path: Path,
                  title: str = "") -> list[Path]:
     """One sample through every layer: a panel per layer, time on a shared axis.

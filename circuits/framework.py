@@ -25,6 +25,7 @@ What a framework declares, and what it may leave out (defaults in brackets):
   it) and ``training_digits(samples, time_steps, seed)``, the first MNIST training digits
   rate-coded. Without it, the generic bench times ``train_chunk`` and ``evaluate_chunk`` on the
   framework's example config;
+- ``optimizers`` [("sgd",)]: the values of ``learning.optimizer`` it steps with;
 - ``describe(config)`` [title]: what trained, for figure titles, when a config changes it;
 - ``example_config`` [none]: a config file that trains it (the contract tests shrink it to a tiny
   network and run every tool on it).
@@ -143,6 +144,9 @@ class FrameworkSpec:
     # The parts of its equations a config may replace (model.equations): part name → the published
     # part, a frozen dataclass of Brian2 code strings (e.g. {"soma": SomaEquations()}); None: none.
     equation_parts: Callable[[], dict] | None = None
+    # The values of learning.optimizer its learning can step with; any other is refused (it would
+    # be ignored silently). "sgd": the rule's own update ΔW; "adam": Adam on −ΔW/η, per synapse.
+    optimizers: tuple[str, ...] = ("sgd",)
     # The [model] keys it reads (None: all of them). A config that sets any other [model] key to
     # something other than its default is refused: the framework would ignore it silently.
     model_keys: tuple[str, ...] | None = None

@@ -58,6 +58,34 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _curves(args) -> int:
+    from apical.analysis.figures import accuracy_curves
+    from apical.runs.train import read_metrics
+
+    runs = []
+    for entry in args.runs:
+        directory, _, label = entry.partition("=")
+        directory = Path(directory)
+        if not (directory / "metrics.csv").is_file():
+            print(f"apical: {directory} has no metrics.csv (not a results directory)", file=sys.stderr)
+            return 1
+        summary = directory / "summary.json"
+        initial = json.loads(summary.read_text()).get("initial_test_accuracy") if summary.is_file() else None
+        runs.append((label or directory.name, read_metrics(directory), initial))
+    lines = []
+    for entry in args.line:
+        value, _, label = entry.partition("=")
+        try:
+            lines.append((float(value), label))
+        except ValueError:
+            print(f"apical: --line {entry!r}: give ACCURACY=LABEL with the accuracy in %", file=sys.stderr)
+            return 1
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    for written in accuracy_curves(runs, Path(args.out), args.title, lines):
+        print(written)
+    return 0
+
+
 def _floor(args) -> int:
     """The linear-readout floor of a config's split (analysis/floor.py): softmax regression on the
     inputs' summary, N-MNIST's events per pixel and polarity in the T-bin window (all of them, and
@@ -137,6 +165,14 @@ def main(argv=None) -> int:
     floor.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     floor.add_argument("--json", help="also write the numbers to this JSON file")
     floor.set_defaults(handler=_floor)
+
+    curves = commands.add_parser("curves", help="test accuracy per epoch of several results directories in one figure")
+    curves.add_argument("runs", nargs="+", metavar="DIR[=LABEL]", help="results directories (label: the directory name)")
+    curves.add_argument("--line", action="append", default=[], metavar="ACCURACY=LABEL",
+                        help="a horizontal reference line in %%, e.g. --line '82=linear-readout floor' (repeatable)")
+    curves.add_argument("--title", default="")
+    curves.add_argument("--out", required=True, help="figure path without extension (.png and .pdf are written)")
+    curves.set_defaults(handler=_curves)
 
     names = registry.names()
     bench = commands.add_parser("bench", help="cost per training and test sample of a framework's network, "

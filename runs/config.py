@@ -33,6 +33,7 @@ from brian2.units.fundamentalunits import get_dimensions
 from apical.circuits import registry
 from apical.circuits.framework import ConfigError, ConfigSection, edited_equations
 from apical.models.surrogate import FAMILIES
+from apical.runs.datasets import SAMPLE_GEOMETRY
 
 __all__ = [
     "ConfigError",
@@ -100,7 +101,8 @@ class LearningConfig:
     sleep_learning_rate: float = 1e-4 / 3  # η_s, sleep learning rate for the feedback weights B
     sleep_decay: float = 2.0  # P, power of the output counts in the decay term of ΔB
     sleep_batch: int = 128  # noise samples per sleep phase (Σ_batch in ΔB)
-    optimizer: str = "sgd"  # "sgd" or "adam" (adam is what the bp framework uses)
+    optimizer: str = "sgd"  # "sgd": the rule's own step; "adam": Adam on each parameter's own updates
+    #   (the bp framework; BioGrad on its numpy form)
     bp_learning_rate: float = 1e-4  # learning rate of the BP (BPTT) baseline
 
     def rate_scale(self, epochs_done: float, chunk_epochs: float = 0.0) -> float:
@@ -128,6 +130,9 @@ class DataConfig:
     encoding: str = "bernoulli"  # image encoding: Bernoulli rate code of pixel intensity
     intensity_scale: float = 1.0  # gain of the rate code: spike probability per step = scale × pixel/255
     #   (images, not N-MNIST events); 0.5 gives Fashion-MNIST about MNIST's mean input rate
+    shift_pixels: int = 0  # training samples moved by a random whole-pixel offset in [−k, k] (x and y) each
+    #   time they are trained on (a new draw per epoch, keyed by seeds.input; test and validation
+    #   samples never); 0 = none. MNIST, Fashion-MNIST and N-MNIST
 
 
 @dataclass(frozen=True)
@@ -202,7 +207,7 @@ CORE = {
     }, choices={"optimizer": ("sgd", "adam")}),
     "data": ConfigSection("data", DataConfig, bounds={
         "train_samples": [(">=", 0)], "test_samples": [(">=", 0)], "validation_samples": [(">=", 0)],
-        "intensity_scale": [(">", 0), ("<=", 1)],
+        "intensity_scale": [(">", 0), ("<=", 1)], "shift_pixels": [(">=", 0)],
     }, choices={"dataset": ("mnist", "fashion-mnist", "nmnist", "cifar10"), "encoding": ("bernoulli",)}),
     "run": ConfigSection("run", RunConfig, bounds={
         "epochs": [(">=", 1)], "eval_every": [(">=", 0)], "checkpoint_every": [(">=", 0)],
@@ -438,6 +443,13 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
         if framework.equation_parts is None:
             raise ConfigError(f"config key 'model.equations': {framework.title} takes no equation edits from the config")
         edited_equations(config.model.equations, framework.equation_parts())  # refuses unknown parts
+    if config.data.shift_pixels and config.data.dataset not in SAMPLE_GEOMETRY:
+        raise ConfigError(f"config key 'data.shift_pixels': shifts are defined for {', '.join(SAMPLE_GEOMETRY)}, "
+                          f"not {config.data.dataset!r}")
+    if config.learning.optimizer not in framework.optimizers:
+        raise ConfigError(
+            f"config key 'learning.optimizer': {framework.title} steps with {' or '.join(map(repr, framework.optimizers))}, "
+            f"not {config.learning.optimizer!r}")
     if framework.check_config is not None:
         framework.check_config(config)
     if config.model.tau_m is not None and not 0.0 < config.leak_per_step < 1.0:

@@ -316,6 +316,33 @@ def bin_nmnist(
     return raster
 
 
+#: (channels, height, width) of one sample's inputs, for datasets whose samples may be shifted
+#: (data.shift_pixels): image intensities [N, C·H·W] or event rasters [N, T, C·H·W].
+SAMPLE_GEOMETRY = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "nmnist": (2, NMNIST_SIZE, NMNIST_SIZE)}
+
+
+def shift_samples(samples: np.ndarray, geometry: tuple[int, int, int], max_shift: int, seed: int,
+                  first_index: int) -> np.ndarray:
+    """Each sample moved by a whole-pixel offset (dx, dy), both uniform in [−max_shift, max_shift],
+    what falls off the edge dropped and what comes in empty (0): sample i draws its offset from
+    sample_rng(seed, "shift", first_index + i), so a position in the training stream always gets
+    the same one. ``samples`` is [N, C·H·W] or [N, T, C·H·W]; returns a new array of the same shape."""
+    from apical.models.encoders import sample_rng
+
+    channels, height, width = geometry
+    if samples.shape[-1] != channels * height * width:
+        raise ValueError(f"samples have {samples.shape[-1]} inputs, the geometry {geometry} has {channels * height * width}")
+    images = samples.reshape(*samples.shape[:-1], channels, height, width)
+    moved = np.zeros_like(images)
+    for i in range(len(samples)):
+        dx, dy = sample_rng(seed, "shift", first_index + i).integers(-max_shift, max_shift + 1, size=2)
+        if abs(dx) >= width or abs(dy) >= height:
+            continue  # moved off the sensor entirely
+        moved[i, ..., max(0, dy):height + min(0, dy), max(0, dx):width + min(0, dx)] = \
+            images[i, ..., max(0, -dy):height - max(0, dy), max(0, -dx):width - max(0, dx)]
+    return moved.reshape(samples.shape)
+
+
 def nmnist_bin_width_us(dt) -> int:
     """One time step (a Brian2 time, e.g. the config's ``model.dt``; its value in seconds) as the
     bin width in whole µs."""

@@ -31,6 +31,10 @@ def record_for(spec, config, framework) -> EquationRecord:
     if config.run.device == "numpy":
         note = (f"This run trained {spec.title}'s numpy form (run.device = \"numpy\"), which is tested equal "
                 "to the Brian2 networks below; they are recorded as built by the same source and settings.")
+        if config.learning.optimizer != "sgd":
+            note += (f" With learning.optimizer = \"{config.learning.optimizer}\" the numpy form steps each weight by "
+                     "that optimizer on the update below instead of by the minibatch step below (w += weight_change "
+                     "/ batch_size).")
     networks = framework.compiled_networks()
     if not networks:
         note = note or f"{spec.title} has no Brian2 network; nothing below was built by Brian2."
@@ -124,12 +128,16 @@ def main(args) -> int:
         return 0
     if not args.config:
         raise ConfigError("apical equations: give a config, or --update-references")
-    numpy_device = load_config(args.config, args.set).run.device == "numpy"
-    config = load_config(args.config, [*args.set, 'run.device="runtime"'] if numpy_device else args.set)
+    given = load_config(args.config, args.set)
+    numpy_device = given.run.device == "numpy"
+    # The numpy form's Brian2 networks are built on the runtime device, with plain steps (their only
+    # kind); the record's note says what the given config changes (record_for reads the given config).
+    config = load_config(args.config, [*args.set, 'run.device="runtime"', 'learning.optimizer="sgd"']
+                         if numpy_device else args.set)
     spec = registry.get(config.model.framework)
     # Input and output sizes do not enter the code: a tiny input and output keep the build instant.
     framework = spec.factory(config, REFERENCE_INPUTS, REFERENCE_OUTPUTS, 1, None)
-    record = record_for(spec, config, framework)
+    record = record_for(spec, given, framework)
     sys.stdout.write(record.markdown(spec.run_title(config)))
     verdict = verdict_for(config, record)
     print("the references implement these equations" if verdict.matches else f"note: {verdict.reason()}",

@@ -35,7 +35,8 @@ import numpy as np
 from apical.circuits import registry
 from apical.models.encoders import encode_batch, sample_rng
 from apical.runs.config import Config, ConfigError, config_from_dict, config_to_toml, load_config
-from apical.runs.datasets import images_to_intensity, load_cifar10, load_mnist, load_nmnist, nmnist_bin_width_us
+from apical.runs.datasets import (SAMPLE_GEOMETRY, images_to_intensity, load_cifar10, load_mnist, load_nmnist,
+                                  nmnist_bin_width_us, shift_samples)
 
 METRIC_FIELDS = ["samples_seen", "epoch", "train_accuracy", "test_accuracy", "wall_seconds", "samples_per_second"]
 
@@ -497,7 +498,11 @@ def training_chunk(config: Config, dataset: Dataset, chunk: int, seen: int):
     order = sample_rng(config.seeds.shuffle, "shuffle", epoch).permutation(n_train) if config.run.shuffle \
         else np.arange(n_train)
     indices = order[position : position + chunk]
-    spikes = encode(dataset.train_inputs[indices], config.model.time_steps, config.seeds.input, "train", seen)
+    inputs = dataset.train_inputs[indices]
+    if config.data.shift_pixels:  # a new offset for every position in the training stream
+        inputs = shift_samples(inputs, SAMPLE_GEOMETRY[config.data.dataset], config.data.shift_pixels,
+                               config.seeds.input, seen)
+    spikes = encode(inputs, config.model.time_steps, config.seeds.input, "train", seen)
     arguments = {"chunk_index": seen // chunk,
                  "rate_scale": config.learning.rate_scale(seen / n_train, len(indices) / n_train)}
     return indices, spikes, arguments
@@ -519,10 +524,11 @@ def train(config: Config, out_dir, resume: bool = False, config_path: str | None
 
 def check_divergence(arrays: dict, bound: float, start: int, stop: int, last_good: Path | None) -> None:
     """Stop as diverged when a learned array holds a non-finite value or one beyond ± ``bound``
-    (run.max_weight; 0: no bound): such a state is never checkpointed, so rotation keeps the good ones."""
+    (run.max_weight; 0: no bound): such a state is never checkpointed, so rotation keeps the good ones.
+    Integer arrays are counters (an optimizer's step count), not learned values, and are not checked."""
     for name, array in arrays.items():
         values = np.asarray(array)
-        if not np.issubdtype(values.dtype, np.number):
+        if not np.issubdtype(values.dtype, np.floating):
             continue
         largest = float(np.abs(values).max()) if values.size else 0.0
         if not np.isfinite(largest):
@@ -852,7 +858,9 @@ def directory_counts(directory, device: str | None = None, checkpoint: str = "la
     Nothing is written into the directory: the network is compiled in a private temporary folder,
     so a training running in it is left alone and a read-only (archived, shared) run can be scored."""
     directory = Path(directory)
-    overrides = [f"run.device={json.dumps(device)}"] if device else []
+    # Scoring takes no learning step, so the run's optimizer does not matter; plain steps are what every
+    # framework's networks accept on every device (BioGrad's Adam runs on its numpy form only).
+    overrides = [f"run.device={json.dumps(device)}", 'learning.optimizer="sgd"'] if device else []
     config = load_config(directory / "config.toml", overrides)
     path, state, _ = load_checkpoint(directory, checkpoint, "evaluate")
     dataset = load_dataset(config)

@@ -166,3 +166,99 @@ def test_numpy_device_equals_the_brian2_network_through_apical_train(tmp_path):
                 np.testing.assert_allclose(ours[name], expected[name], rtol=0, atol=1e-9, err_msg=name)
                 np.testing.assert_array_equal(again[name], ours[name], err_msg=name)
         assert np.abs(ours["feedback_1"] - initial.feedback[0]).max() > 1e-4, "sleep did not move B"
+
+
+# --- learning.optimizer = "adam" on the numpy form --------------------------------------------------
+
+
+def textbook_adam(parameters, gradients, moments, step, step_size, beta1=0.9, beta2=0.999, eps=1e-8):
+    """Kingma & Ba (2015), Algorithm 1, with the bias-corrected moments written out (the trainer
+    folds the corrections into the step size: the same numbers up to rounding)."""
+    for p, g, (m, v) in zip(parameters, gradients, moments):
+        m[...] = beta1 * m + (1 - beta1) * g
+        v[...] = beta2 * v + (1 - beta2) * g * g
+        p -= step_size * (m / (1 - beta1**step)) / (np.sqrt(v / (1 - beta2**step)) + eps)
+
+
+@pytest.mark.oracle
+def test_adam_steps_the_oracle_gradient_estimate_across_runs():
+    """NumpyBioGradNetwork with optimizer "adam" (float64): each minibatch's weights and biases move
+    by textbook Adam on the oracle's mean δ·E (its ΔW at η = 1, sign flipped), and the moments carry
+    over from one run to the next (two runs of 8 samples, minibatches of 3: a short last one)."""
+    from apical.circuits.biograd.network import BioGradSettings, BioGradState
+    from apical.circuits.biograd.numpy_form import NumpyBioGradNetwork
+    from apical.models.soma import SomaParameters
+
+    sizes = (20, 15, 12, 5)
+    weights, biases, feedback, spikes, labels = random_case(sizes, 16, seed=11)
+    settings = BioGradSettings(sizes=sizes, soma=SomaParameters(), time_steps=12, error_start=4, batch_size=3)
+    network = NumpyBioGradNetwork(settings, 8, precision="float64", optimizer="adam")
+    state = BioGradState([w.copy() for w in weights], [b.copy() for b in biases], feedback)
+    step_sizes = [2e-3, 1e-3]
+    for run, step_size in enumerate(step_sizes):
+        state = network.run(state, spikes[8 * run:8 * run + 8], labels[8 * run:8 * run + 8], step_size).state
+
+    expected_w, expected_b = [w.copy() for w in weights], [b.copy() for b in biases]
+    moments = [(np.zeros_like(p), np.zeros_like(p)) for p in expected_w + expected_b]
+    step = 0
+    for run, step_size in enumerate(step_sizes):
+        for start in range(8 * run, 8 * run + 8, 3):
+            stop = min(start + 3, 8 * run + 8)
+            records = run_batch(expected_w, expected_b, feedback, spikes[start:stop], labels[start:stop],
+                                settings.discrete(1.0))
+            # the network divides by M even for a short last minibatch (as the Brian2 network: W += ΔW / M)
+            gradients = ([-r.weight_change.sum(axis=0) / 3 for r in records]
+                         + [-r.bias_change.sum(axis=0) / 3 for r in records])
+            step += 1
+            textbook_adam(expected_w + expected_b, gradients, moments, step, step_size)
+    assert network.adam.step_count == step == 6
+    for l in range(3):
+        assert np.abs(state.weights[l] - weights[l]).max() > 1e-3, f"layer {l + 1} did not learn"
+        np.testing.assert_allclose(state.weights[l], expected_w[l], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(state.biases[l], expected_b[l], rtol=0, atol=1e-9)
+
+
+def test_adam_run_resumes_exactly_and_checkpoints_its_moments(tmp_path):
+    """`apical train` with learning.optimizer = "adam" on the numpy form: the checkpoint holds Adam's
+    step count and moments, and a run that lost its last checkpoint resumes to the same numbers."""
+    from apical.runs.config import config_from_dict
+    from tests.test_train import train_then_resume_without_last_checkpoint
+
+    tiny = {"model": {"hidden": [20, 12], "time_steps": 8, "error_start": 2},
+            "learning": {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 5},
+            "data": {"dataset": "mnist", "train_samples": 60, "test_samples": 20},
+            "run": {"device": "numpy", "precision": "float64", "eval_every": 40, "checkpoint_every": 20,
+                    "chunk_samples": 20}}
+    reference, resumed, _ = train_then_resume_without_last_checkpoint(config_from_dict(tiny), tmp_path)
+    path = "checkpoints/checkpoint-0000000060.npz"
+    with np.load(reference / path) as ours, np.load(resumed / path) as again:
+        assert int(ours["adam_steps"]) == 12  # 60 samples in minibatches of 5
+        assert {f"adam_{k}_{p}_{l}" for k in "mv" for p in ("weights", "biases") for l in (1, 2, 3)} <= set(ours.files)
+        assert ours["adam_m_weights_1"].shape == ours["weights_1"].shape == (20, 784)
+        assert np.abs(ours["adam_v_weights_3"]).max() > 0
+        for name in ours.files:
+            if name != "progress":
+                np.testing.assert_array_equal(again[name], ours[name], err_msg=name)
+    assert 'learning.optimizer = "adam" the numpy form steps each weight' in (reference / "model.md").read_text()
+    # scoring takes no step: the Adam-trained weights are scored on the Brian2 network too, with equal counts
+    from apical.runs.train import directory_counts
+
+    on_numpy, labels, _, _ = directory_counts(reference)
+    on_brian2, same_labels, config, _ = directory_counts(reference, device="runtime")
+    assert config.run.device == "runtime" and (on_numpy.sum(axis=1) > 0).mean() > 0.5
+    np.testing.assert_array_equal(on_brian2, on_numpy)
+    np.testing.assert_array_equal(same_labels, labels)
+
+
+@pytest.mark.parametrize("framework, device, message", [
+    ("biograd", "cpp", "config key 'learning.optimizer': 'adam' is stepped by BioGrad's numpy form only"),
+    ("scmicro", "numpy", "config key 'learning.optimizer': SC microcircuit steps with 'sgd', not 'adam'"),
+])
+def test_adam_where_it_cannot_run_is_refused_with_the_key(framework, device, message):
+    from apical.circuits.framework import ConfigError
+    from apical.runs.config import config_from_dict
+
+    with pytest.raises(ConfigError) as error:
+        config_from_dict({"model": {"framework": framework}, "learning": {"optimizer": "adam"},
+                          "run": {"device": device}})
+    assert str(error.value).startswith(message)

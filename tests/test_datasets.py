@@ -402,3 +402,41 @@ def test_cifar10_as_a_training_dataset(tmp_path):
 def test_cifar10_sample_matches_its_checksum():
     expected = datasets._read_sha256sums(CIFAR_SAMPLE.parent / "SHA256SUMS")["test_batch_first20.bin"]
     datasets.verify_sha256(CIFAR_SAMPLE, expected)
+
+
+# --- data.shift_pixels ------------------------------------------------------------------------------
+
+
+def moved_by_hand(image, dx, dy):
+    """Reference: pixel (y, x) of every channel goes to (y + dy, x + dx) when that is on the sensor."""
+    channels, height, width = image.shape
+    out = np.zeros_like(image)
+    for c in range(channels):
+        for y in range(height):
+            for x in range(width):
+                if 0 <= y + dy < height and 0 <= x + dx < width:
+                    out[c, y + dy, x + dx] = image[c, y, x]
+    return out
+
+
+@pytest.mark.parametrize("time_steps", [None, 3], ids=["intensities", "rasters"])
+def test_shift_samples_moves_each_sample_by_its_keyed_offset(time_steps):
+    from apical.models.encoders import sample_rng
+    from apical.runs.datasets import shift_samples
+
+    geometry, k, seed, first = (2, 5, 6), 2, 7, 100
+    rng = np.random.default_rng(0)
+    shape = (60, 60) if time_steps is None else (60, time_steps, 60)
+    samples = rng.integers(1, 9, size=shape).astype(np.uint8)
+    moved = shift_samples(samples, geometry, k, seed, first)
+    assert moved.shape == samples.shape and moved.dtype == samples.dtype
+    offsets = set()
+    for i in range(len(samples)):
+        dx, dy = sample_rng(seed, "shift", first + i).integers(-k, k + 1, size=2)
+        offsets.add((int(dx), int(dy)))
+        for frame, expected in zip(moved[i].reshape(-1, 60), samples[i].reshape(-1, 60)):
+            np.testing.assert_array_equal(frame.reshape(geometry), moved_by_hand(expected.reshape(geometry), dx, dy))
+    assert len(offsets) >= 15 and {dx for dx, _ in offsets} == {dy for _, dy in offsets} == set(range(-k, k + 1))
+    np.testing.assert_array_equal(shift_samples(samples[5:9], geometry, k, seed, first + 5), moved[5:9])
+    with pytest.raises(ValueError, match="geometry"):
+        shift_samples(samples, (1, 28, 28), k, seed, first)

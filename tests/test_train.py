@@ -153,6 +153,18 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
             assert all(np.isfinite(stored[k]).all() for k in stored.files if k != "progress")
 
 
+def test_divergence_bound_reads_learned_values_not_step_counters():
+    """An optimizer's step count passes run.max_weight (Adam past 1,000 minibatches); a learned
+    value beyond it, or a non-finite one, still stops the run, naming the array."""
+    from apical.runs.train import check_divergence
+
+    check_divergence({"optimizer_steps": np.array(5000), "weights_1": np.full(3, 999.0)}, 1000, 0, 10, None)
+    with pytest.raises(TrainingError, match=r"\|weights_1\| reached 1\.5e\+03 > run.max_weight = 1000"):
+        check_divergence({"optimizer_steps": np.array(5), "weights_1": np.array([1.0, -1500.0])}, 1000, 0, 10, None)
+    with pytest.raises(TrainingError, match="non-finite values in biases_2"):
+        check_divergence({"biases_2": np.array([np.nan], dtype=np.float32)}, 0, 0, 10, None)
+
+
 def test_chunk_size_divides_the_training_set():
     assert chunk_size(60000, 1000, 1) == 1000
     assert chunk_size(1234, 1000, 1) == 617
@@ -388,3 +400,30 @@ def test_microcircuit_update_figure_divides_the_open_minibatch_by_m(tmp_path, mo
     for layer, change in zip(layers, shown["changes"]):
         np.testing.assert_array_equal(change, layer.weight_change[0] / 5)
     assert "M = 5" in shown["title"]
+
+
+def test_shifted_training_samples_are_keyed_by_position_and_resume_exactly(tmp_path):
+    """data.shift_pixels: a chunk's training inputs are the unshifted ones moved by
+    runs.datasets.shift_samples under seeds.input and the stream position (the chunk a resume
+    replays is the same), the run learns from them and resumes exactly; test samples are never
+    moved; a dataset without a geometry is refused with the key."""
+    from apical.runs.datasets import shift_samples
+    from apical.runs.train import encode, load_dataset, training_chunk
+
+    config = load_config(write_config(tmp_path), ["data.shift_pixels=2"])
+    plain = load_config(write_config(tmp_path))
+    dataset = load_dataset(config)
+    indices, spikes, _ = training_chunk(config, dataset, 150, 450)  # epoch 2, second chunk
+    same_indices, plain_spikes, _ = training_chunk(plain, dataset, 150, 450)
+    np.testing.assert_array_equal(indices, same_indices)
+    moved = shift_samples(dataset.train_inputs[indices], (1, 28, 28), 2, config.seeds.input, 450)
+    assert np.abs(moved - dataset.train_inputs[indices]).max() > 0.5
+    np.testing.assert_array_equal(spikes, encode(moved, 8, config.seeds.input, "train", 450))
+    assert not np.array_equal(spikes, plain_spikes)
+    reference, resumed, _ = train_then_resume_without_last_checkpoint(config, tmp_path)
+    train(plain, tmp_path / "plain")
+    assert np.abs(final_weights(reference)["weights_1"] - final_weights(tmp_path / "plain")["weights_1"]).max() > 1e-3
+    for name, values in final_weights(reference).items():
+        np.testing.assert_array_equal(final_weights(resumed)[name], values, err_msg=name)
+    with pytest.raises(ConfigError, match=r"config key 'data.shift_pixels': shifts are defined for mnist"):
+        load_config(write_config(tmp_path), ["data.shift_pixels=1", "data.dataset=cifar10"])

@@ -33,6 +33,15 @@ def _claims(context):
     return claims(context)
 
 
+def _check_config(config):
+    from apical.circuits.framework import ConfigError
+
+    if config.learning.optimizer == "adam" and config.run.device != "numpy":
+        raise ConfigError(
+            "config key 'learning.optimizer': 'adam' is stepped by BioGrad's numpy form only (run.device = \"numpy\"); "
+            f"the Brian2 network on {config.run.device!r} applies the rule's own step W += ΔW / M inside its run")
+
+
 def _bench(args):
     from apical.circuits.biograd.bench import main
 
@@ -41,6 +50,7 @@ def _bench(args):
 
 FRAMEWORK = FrameworkSpec(name="biograd", title="BioGrad", factory=_build,
                           devices=("cpp", "cuda", "runtime", "numpy"), claims=_claims, bench=_bench,
+                          optimizers=("sgd", "adam"), check_config=_check_config,
                           example_config=_CONFIGS / "mnist-sleep.toml", order=10,
                           reference_file=Path(__file__).with_name("reference_equations.json"),
                           equation_parts=_equation_parts,

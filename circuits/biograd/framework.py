@@ -3,7 +3,8 @@ network) of this package under ``apical train``; ``run.device = "numpy"`` runs t
 in batched numpy (numpy_form.py), equal to the Brian2 networks.
 
 The network's sizes and soma constants come from ``[model]``, η, M and the sleep phase from
-``[learning]``; checkpoints hold ``weights_<l>``, ``biases_<l>`` and ``feedback_<l>``.
+``[learning]``; checkpoints hold ``weights_<l>``, ``biases_<l>`` and ``feedback_<l>`` (with
+``learning.optimizer = "adam"``, numpy form only, also Adam's ``adam_steps`` and moments).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class BioGradFramework(Framework):
         )
         started = time.perf_counter()
         if config.run.device == "numpy":  # the same learning in batched numpy, for sweeps (no Brian2 build)
-            self.network = NumpyBioGradNetwork(self.settings, chunk, precision=config.run.precision)
+            self.network = NumpyBioGradNetwork(self.settings, chunk, precision=config.run.precision,
+                                               optimizer=config.learning.optimizer)
         else:
             self.network = BioGradNetwork(
                 self.settings, chunk, device_name=config.run.device, build_dir=build_dir,
@@ -174,6 +176,8 @@ class BioGradFramework(Framework):
             arrays[f"biases_{l + 1}"] = b
         for l, B in enumerate(self.state.feedback):
             arrays[f"feedback_{l + 1}"] = B
+        if isinstance(self.network, NumpyBioGradNetwork):
+            arrays.update(self.network.adam_arrays())  # learning.optimizer = "adam": its moments
         return arrays
 
     def load_state_arrays(self, arrays) -> None:
@@ -183,6 +187,8 @@ class BioGradFramework(Framework):
             [np.array(arrays[f"biases_{l + 1}"]) for l in range(n_layers)],
             [np.array(arrays[f"feedback_{l + 1}"]) for l in range(n_layers - 1)],
         )
+        if isinstance(self.network, NumpyBioGradNetwork):
+            self.network.load_adam_arrays(arrays)
 
     def feedback_pairs(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """Each direct feedback matrix B^l against the transposed product of the forward matrices

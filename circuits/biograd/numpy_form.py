@@ -401,11 +401,47 @@ class NumpyBioGradNetwork:
 
     compile_seconds = 0.0
 
-    def __init__(self, settings, samples_per_run: int, precision: str = "float32"):
+    def __init__(self, settings, samples_per_run: int, precision: str = "float32", optimizer: str = "sgd"):
+        if optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
         self.settings = settings
         self.samples_per_run = int(samples_per_run)
         self.dtype = np.float32 if precision == "float32" else np.float64
+        self.optimizer = optimizer
         self._trainers = {}
+        self.adam = None  # the Adam moments, per weight and bias, once training has begun
+
+    def adam_arrays(self) -> dict[str, np.ndarray]:
+        """Adam's state for a checkpoint: ``adam_steps`` and each layer's moments, weights as (post × pre)."""
+        if self.adam is None:
+            return {}
+        n_layers = len(self.settings.sizes) - 1
+        arrays = {"adam_steps": np.array(self.adam.step_count)}
+        for l in range(n_layers):
+            for kind, moments in (("m", self.adam.first_moment), ("v", self.adam.second_moment)):
+                arrays[f"adam_{kind}_weights_{l + 1}"] = moments[l].T.copy()
+                arrays[f"adam_{kind}_biases_{l + 1}"] = moments[n_layers + l].copy()
+        return arrays
+
+    def load_adam_arrays(self, arrays) -> None:
+        """Restore what :meth:`adam_arrays` wrote (nothing there: Adam starts afresh)."""
+        if "adam_steps" not in arrays:
+            self.adam = None
+            return
+        n_layers = len(self.settings.sizes) - 1
+        self.adam = self._new_adam()
+        self.adam.step_count = int(arrays["adam_steps"])
+        for kind, moments in (("m", self.adam.first_moment), ("v", self.adam.second_moment)):
+            for l in range(n_layers):
+                moments[l][...] = np.asarray(arrays[f"adam_{kind}_weights_{l + 1}"]).T
+                moments[n_layers + l][...] = arrays[f"adam_{kind}_biases_{l + 1}"]
+
+    def _new_adam(self):
+        from apical.analysis.bptt import Adam
+
+        shapes = [(n_pre, n_post) for n_pre, n_post in zip(self.settings.sizes[:-1], self.settings.sizes[1:])]
+        shapes += [(n_post,) for n_post in self.settings.sizes[1:]]
+        return Adam([np.zeros(shape, dtype=self.dtype) for shape in shapes])
 
     def _trainer(self, batch_size: int, learning_rate: float, state) -> BatchedBioGrad:
         trainer = self._trainers.get(batch_size)
@@ -432,13 +468,32 @@ class NumpyBioGradNetwork:
             trainer = self._trainer(min(EVALUATION_BATCH, self.samples_per_run), 1.0, state)
             counts = trainer.predict(input_spikes)
             return RunResult(state=state, output_counts=counts)
-        trainer = self._trainer(self.settings.batch_size, learning_rate, state)
-        counts = trainer.train(input_spikes, labels)
+        if self.optimizer == "adam":
+            counts, trainer = self._train_adam(state, input_spikes, labels, learning_rate)
+        else:
+            trainer = self._trainer(self.settings.batch_size, learning_rate, state)
+            counts = trainer.train(input_spikes, labels)
         new = BioGradState([np.array(W, dtype=np.float64) for W in trainer.weights],
                            [np.array(b, dtype=np.float64) for b in trainer.biases],
                            [np.array(B, dtype=np.float64) for B in state.feedback])
         return RunResult(state=new, output_counts=counts)
 
+    def _train_adam(self, state, input_spikes, labels, step_size: float):
+        """Minibatches in order, each stepped by Adam (Kingma & Ba 2015) with step size ``step_size``
+        on the rule's mean update at η = 1: the gradient estimate is −ΔW/η = mean δ·E. Each weight's
+        step uses only its own update history (two running moments), so the rule stays local."""
+        trainer = self._trainer(self.settings.batch_size, 1.0, state)
+        if self.adam is None:
+            self.adam = self._new_adam()
+        self.adam.parameters = [*trainer._weights_t, *trainer.biases]  # stepped in place
+        self.adam.lr = step_size
+        counts = []
+        for start in range(0, len(labels), self.settings.batch_size):
+            stop = start + self.settings.batch_size
+            result = trainer.wake(input_spikes[start:stop], labels[start:stop])
+            self.adam.step([-dw.T for dw in result.weight_change] + [-db for db in result.bias_change])
+            counts.append(result.output_counts)
+        return np.concatenate(counts), trainer
 
 
 class NumpyBioGradSleep:

@@ -23,5 +23,5 @@ def _claims(context):
 
 
 FRAMEWORK = FrameworkSpec(name="bp", title="BPTT baseline", factory=_build, claims=_claims,
-                          example_config=_CONFIGS / "mnist-bp.toml", order=20,
+                          example_config=_CONFIGS / "mnist-bp.toml", order=20, optimizers=("sgd", "adam"),
                           computes_on="numpy")  # BPTT in numpy, whatever run.device says
