@@ -280,6 +280,19 @@ class Adam:
             v += (1.0 - self.beta2) * np.square(grad)
             p -= step_size * m / (np.sqrt(v) + eps)
 
+    def moment_arrays(self, names) -> dict[str, np.ndarray]:
+        """The moments for a checkpoint, ``adam_m_<name>`` and ``adam_v_<name>`` for each parameter's name."""
+        arrays = {}
+        for name, m, v in zip(names, self.first_moment, self.second_moment):
+            arrays[f"adam_m_{name}"] = m
+            arrays[f"adam_v_{name}"] = v
+        return arrays
+
+    def load_moment_arrays(self, arrays, names, dtype) -> None:
+        """Restore what :meth:`moment_arrays` wrote."""
+        self.first_moment = [np.array(arrays[f"adam_m_{name}"], dtype=dtype) for name in names]
+        self.second_moment = [np.array(arrays[f"adam_v_{name}"], dtype=dtype) for name in names]
+
 
 class BPTrainer:
     """The BP baseline: the LIF network trained by BPTT and Adam, decoded by argmax of counts."""

@@ -232,7 +232,7 @@ def test_adam_run_resumes_exactly_and_checkpoints_its_moments(tmp_path):
     reference, resumed, _ = train_then_resume_without_last_checkpoint(config_from_dict(tiny), tmp_path)
     path = "checkpoints/checkpoint-0000000060.npz"
     with np.load(reference / path) as ours, np.load(resumed / path) as again:
-        assert int(ours["adam_steps"]) == 12  # 60 samples in minibatches of 5
+        assert int(ours["optimizer_steps"]) == 12  # 60 samples in minibatches of 5
         assert {f"adam_{k}_{p}_{l}" for k in "mv" for p in ("weights", "biases") for l in (1, 2, 3)} <= set(ours.files)
         assert ours["adam_m_weights_1"].shape == ours["weights_1"].shape == (20, 784)
         assert np.abs(ours["adam_v_weights_3"]).max() > 0

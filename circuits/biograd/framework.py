@@ -4,7 +4,8 @@ in batched numpy (numpy_form.py), equal to the Brian2 networks.
 
 The network's sizes and soma constants come from ``[model]``, η, M and the sleep phase from
 ``[learning]``; checkpoints hold ``weights_<l>``, ``biases_<l>`` and ``feedback_<l>`` (with
-``learning.optimizer = "adam"``, numpy form only, also Adam's ``adam_steps`` and moments).
+``learning.optimizer = "adam"``, numpy form only, also Adam's ``optimizer_steps`` and moments,
+named as the BP baseline's).
 """
 
 from __future__ import annotations

@@ -364,17 +364,22 @@ class BatchedBioGrad:
         spikes = [s[:, :batch].transpose(1, 0, 2).copy() for s in self._spikes] if record_spikes else None
         return WakeResult(self._weight_change, self._bias_change, counts, deltas, spikes)
 
-    def train_batch(self, input_spikes, labels) -> np.ndarray:
-        """Wake phase of one minibatch, then W += mean ΔW; returns the output counts [B, n_out]."""
+    def train_batch(self, input_spikes, labels, step=None) -> np.ndarray:
+        """Wake phase of one minibatch, then W += mean ΔW (or ``step(result)``, which moves the weights
+        and biases itself: another optimizer); returns the output counts [B, n_out]."""
         result = self.wake(input_spikes, labels)
+        if step is not None:
+            step(result)
+            return result.output_counts
         for w_t, b, dw, db in zip(self._weights_t, self.biases, result.weight_change, result.bias_change):
             w_t += dw.T
             b += db
         return result.output_counts
 
-    def train(self, input_spikes, labels) -> np.ndarray:
-        """Minibatches of ``batch_size`` in order; returns the output counts of every sample."""
-        counts = [self.train_batch(input_spikes[i : i + self.batch_size], labels[i : i + self.batch_size])
+    def train(self, input_spikes, labels, step=None) -> np.ndarray:
+        """Minibatches of ``batch_size`` in order (each moved by ``step``, see :meth:`train_batch`);
+        returns the output counts of every sample."""
+        counts = [self.train_batch(input_spikes[i : i + self.batch_size], labels[i : i + self.batch_size], step)
                   for i in range(0, len(labels), self.batch_size)]
         return np.concatenate(counts)
 
@@ -411,35 +416,30 @@ class NumpyBioGradNetwork:
         self._trainers = {}
         self.adam = None  # the Adam moments, per weight and bias, once training has begun
 
+    def _parameter_names(self) -> list[str]:
+        n_layers = len(self.settings.sizes) - 1
+        return [f"weights_{l + 1}" for l in range(n_layers)] + [f"biases_{l + 1}" for l in range(n_layers)]
+
     def adam_arrays(self) -> dict[str, np.ndarray]:
-        """Adam's state for a checkpoint: ``adam_steps`` and each layer's moments, weights as (post × pre)."""
+        """Adam's state for a checkpoint, named as the BP baseline's: ``optimizer_steps`` and each
+        weight's and bias's moments (``adam_m_weights_1``, ..., weights as post × pre)."""
         if self.adam is None:
             return {}
-        n_layers = len(self.settings.sizes) - 1
-        arrays = {"adam_steps": np.array(self.adam.step_count)}
-        for l in range(n_layers):
-            for kind, moments in (("m", self.adam.first_moment), ("v", self.adam.second_moment)):
-                arrays[f"adam_{kind}_weights_{l + 1}"] = moments[l].T.copy()
-                arrays[f"adam_{kind}_biases_{l + 1}"] = moments[n_layers + l].copy()
-        return arrays
+        return {"optimizer_steps": np.array(self.adam.step_count), **self.adam.moment_arrays(self._parameter_names())}
 
     def load_adam_arrays(self, arrays) -> None:
         """Restore what :meth:`adam_arrays` wrote (nothing there: Adam starts afresh)."""
-        if "adam_steps" not in arrays:
+        if "optimizer_steps" not in arrays:
             self.adam = None
             return
-        n_layers = len(self.settings.sizes) - 1
         self.adam = self._new_adam()
-        self.adam.step_count = int(arrays["adam_steps"])
-        for kind, moments in (("m", self.adam.first_moment), ("v", self.adam.second_moment)):
-            for l in range(n_layers):
-                moments[l][...] = np.asarray(arrays[f"adam_{kind}_weights_{l + 1}"]).T
-                moments[n_layers + l][...] = arrays[f"adam_{kind}_biases_{l + 1}"]
+        self.adam.step_count = int(arrays["optimizer_steps"])
+        self.adam.load_moment_arrays(arrays, self._parameter_names(), self.dtype)
 
     def _new_adam(self):
         from apical.analysis.bptt import Adam
 
-        shapes = [(n_pre, n_post) for n_pre, n_post in zip(self.settings.sizes[:-1], self.settings.sizes[1:])]
+        shapes = [(n_post, n_pre) for n_pre, n_post in zip(self.settings.sizes[:-1], self.settings.sizes[1:])]
         shapes += [(n_post,) for n_post in self.settings.sizes[1:]]
         return Adam([np.zeros(shape, dtype=self.dtype) for shape in shapes])
 
@@ -469,31 +469,27 @@ class NumpyBioGradNetwork:
             counts = trainer.predict(input_spikes)
             return RunResult(state=state, output_counts=counts)
         if self.optimizer == "adam":
-            counts, trainer = self._train_adam(state, input_spikes, labels, learning_rate)
+            trainer, step = self._adam_trainer(state, learning_rate)
         else:
-            trainer = self._trainer(self.settings.batch_size, learning_rate, state)
-            counts = trainer.train(input_spikes, labels)
+            trainer, step = self._trainer(self.settings.batch_size, learning_rate, state), None
+        counts = trainer.train(input_spikes, labels, step)
         new = BioGradState([np.array(W, dtype=np.float64) for W in trainer.weights],
                            [np.array(b, dtype=np.float64) for b in trainer.biases],
                            [np.array(B, dtype=np.float64) for B in state.feedback])
         return RunResult(state=new, output_counts=counts)
 
-    def _train_adam(self, state, input_spikes, labels, step_size: float):
-        """Minibatches in order, each stepped by Adam (Kingma & Ba 2015) with step size ``step_size``
-        on the rule's mean update at η = 1: the gradient estimate is −ΔW/η = mean δ·E. Each weight's
-        step uses only its own update history (two running moments), so the rule stays local."""
+    def _adam_trainer(self, state, step_size: float):
+        """The trainer at η = 1 and the step that moves its weights and biases by Adam (Kingma & Ba
+        2015) with step size ``step_size`` on each minibatch's mean update: the gradient estimate is
+        −ΔW/η = mean δ·E. Each weight's step uses only its own update history (two running moments),
+        so the rule stays local."""
         trainer = self._trainer(self.settings.batch_size, 1.0, state)
         if self.adam is None:
             self.adam = self._new_adam()
-        self.adam.parameters = [*trainer._weights_t, *trainer.biases]  # stepped in place
+        self.adam.parameters = [*(w_t.T for w_t in trainer._weights_t), *trainer.biases]  # views, stepped in place
         self.adam.lr = step_size
-        counts = []
-        for start in range(0, len(labels), self.settings.batch_size):
-            stop = start + self.settings.batch_size
-            result = trainer.wake(input_spikes[start:stop], labels[start:stop])
-            self.adam.step([-dw.T for dw in result.weight_change] + [-db for db in result.bias_change])
-            counts.append(result.output_counts)
-        return np.concatenate(counts), trainer
+        return trainer, lambda result: self.adam.step([-dw for dw in result.weight_change]
+                                                      + [-db for db in result.bias_change])
 
 
 class NumpyBioGradSleep:

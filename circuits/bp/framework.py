@@ -133,9 +133,7 @@ class BPFramework(Framework):
             arrays[f"biases_{l + 1}"] = self.biases[l]
         if isinstance(self.optimizer, Adam):
             names = [f"weights_{l + 1}" for l in range(self.n_layers)] + [f"biases_{l + 1}" for l in range(self.n_layers)]
-            for name, m, v in zip(names, self.optimizer.first_moment, self.optimizer.second_moment):
-                arrays[f"adam_m_{name}"] = m
-                arrays[f"adam_v_{name}"] = v
+            arrays.update(self.optimizer.moment_arrays(names))
         return arrays
 
     def load_state_arrays(self, arrays) -> None:
@@ -145,5 +143,4 @@ class BPFramework(Framework):
         self.optimizer.step_count = int(arrays["optimizer_steps"])
         if isinstance(self.optimizer, Adam):
             names = [f"weights_{l}" for l in layers] + [f"biases_{l}" for l in layers]
-            self.optimizer.first_moment = [np.array(arrays[f"adam_m_{n}"], dtype=DTYPE) for n in names]
-            self.optimizer.second_moment = [np.array(arrays[f"adam_v_{n}"], dtype=DTYPE) for n in names]
+            self.optimizer.load_moment_arrays(arrays, names, DTYPE)
