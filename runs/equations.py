@@ -129,11 +129,11 @@ def main(args) -> int:
     if not args.config:
         raise ConfigError("apical equations: give a config, or --update-references")
     given = load_config(args.config, args.set)
-    numpy_device = given.run.device == "numpy"
-    # The numpy form's Brian2 networks are built on the runtime device, with plain steps (their only
-    # kind); the record's note says what the given config changes (record_for reads the given config).
-    config = load_config(args.config, [*args.set, 'run.device="runtime"', 'learning.optimizer="sgd"']
-                         if numpy_device else args.set)
+    config = given
+    if given.run.device == "numpy":
+        # The numpy form's Brian2 networks are built on the runtime device, with plain steps (their only
+        # kind); the record's note says what the given config changes (record_for reads the given config).
+        config = load_config(args.config, [*args.set, 'run.device="runtime"', 'learning.optimizer="sgd"'])
     spec = registry.get(config.model.framework)
     # Input and output sizes do not enter the code: a tiny input and output keep the build instant.
     framework = spec.factory(config, REFERENCE_INPUTS, REFERENCE_OUTPUTS, 1, None)
