@@ -26,15 +26,18 @@ import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from brian2 import NeuronGroup, SpikeMonitor, StateMonitor, TimedArray
+from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor, TimedArray
+from brian2.groups.group import Group
 from brian2.core.variables import DynamicArrayVariable
 
 from apical.circuits.backend import (DeviceError, device_workarounds, forget_run_arg_files, prepare_device,
                                      select_runtime)
 
-__all__ = ["CompiledNetwork", "RunValues", "Schedule", "as_samples", "make_afferents"]
+__all__ = ["CompiledNetwork", "Dense", "Every", "Masked", "RunValues", "Schedule", "StateVariable", "afferent_rows",
+           "as_samples", "connect_dense", "make_afferents"]
 
 
 @dataclass
@@ -46,6 +49,60 @@ class RunValues:
 
     tables: Mapping[str, np.ndarray] = field(default_factory=dict)
     variables: Callable[[dict], Mapping] = lambda objects: {}
+
+
+class Flat:
+    """A state array held as is by its variable (per-cell values, a scalar)."""
+
+    def to_network(self, values) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64)
+
+    def from_network(self, values) -> np.ndarray:
+        return np.array(values, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Dense(Flat):
+    """A matrix (post × pre) held by an all-to-all pathway whose synapses are listed pre-major:
+    synapse k joins presynaptic cell k // n_post to postsynaptic cell k % n_post."""
+
+    n_post: int
+    n_pre: int
+
+    def to_network(self, matrix) -> np.ndarray:
+        return np.asarray(matrix, dtype=np.float64).T.ravel()
+
+    def from_network(self, values) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64).reshape(self.n_pre, self.n_post).T.copy()
+
+
+@dataclass(frozen=True)
+class Masked(Flat):
+    """A matrix (post × pre) held by a pathway of the pairs where ``mask`` (post × pre) is true,
+    listed pre-major (``np.nonzero(mask.T)``); the matrix is zero elsewhere."""
+
+    mask: np.ndarray
+
+    def to_network(self, matrix) -> np.ndarray:
+        pre, post = np.nonzero(np.asarray(self.mask).T)
+        return np.asarray(matrix, dtype=np.float64)[post, pre]
+
+    def from_network(self, values) -> np.ndarray:
+        pre, post = np.nonzero(np.asarray(self.mask).T)
+        matrix = np.zeros(np.shape(self.mask))
+        matrix[post, pre] = np.asarray(values, dtype=np.float64)
+        return matrix
+
+
+@dataclass(frozen=True)
+class StateVariable:
+    """A named array of a circuit's state (its checkpoint name, ``weights_1``) or a value a run is
+    given (a learning rate), and where it lives: ``variable(objects)`` is the Brian2 variable
+    (``objects["forward_1"].w``), ``layout`` how the array maps onto it."""
+
+    name: str
+    variable: Callable[[dict], Any]
+    layout: Flat = Flat()
 
 
 def no_space_note(folder: Path) -> str:
@@ -66,11 +123,14 @@ class CompiledNetwork:
     """
 
     def __init__(self, samples: int, time_steps: int, dt, device_name: str = "runtime", build_dir=None,
-                 threads: int = 1, precision: str = "float64", build_key: tuple = (), profile: bool = False):
+                 threads: int = 1, precision: str = "float64", build_key: tuple = (), profile: bool = False,
+                 batch_size: int | None = None):
         self.samples_per_run = int(samples)
         self.time_steps = int(time_steps)
         self.dt = dt
         self.steps = self.samples_per_run * self.time_steps + 1
+        # M, the samples of a minibatch ("minibatch" rows of the schedule); the settings' by default
+        self.batch_size = int(batch_size or getattr(getattr(self, "settings", None), "batch_size", 1))
         self.device_name = device_name
         self.precision = precision
         self._buffers: dict[str, np.ndarray] = {}
@@ -89,9 +149,18 @@ class CompiledNetwork:
         raise NotImplementedError
 
     def construct(self, tables: Mapping[str, TimedArray]) -> dict:
-        """The circuit's objects, reading ``tables`` (TimedArrays by name), with their place in the
-        step set, and ``objects["network"]``, a Network of them all."""
+        """The circuit's objects by name, reading ``tables`` (TimedArrays by name): its groups,
+        pathways and monitors (lists of them allowed), nothing scheduled. The core places them
+        by :meth:`schedule` and gathers every group and monitor into ``objects["network"]``."""
         raise NotImplementedError
+
+    def schedule(self, objects: dict) -> Schedule:
+        """The circuit's step order, one table (:class:`Schedule`) over the objects of :meth:`construct`."""
+        raise NotImplementedError
+
+    def state_variables(self) -> list[StateVariable]:
+        """The named arrays a run takes and gives back (:meth:`values_of`, :meth:`read_state`)."""
+        return []
 
     # ----------------------------------------------------------------- building and running
     @property
@@ -107,6 +176,11 @@ class CompiledNetwork:
         timed = {name: TimedArray(tables[name] if name in tables else np.zeros((self.steps, n)), dt=self.dt,
                                   name=name) for name, n in widths.items()}
         objects = self.construct(timed)
+        if "network" not in objects:
+            periods = {"sample": self.time_steps * self.dt, "minibatch": self.batch_size * self.time_steps * self.dt}
+            self.step_order = self.schedule(objects)
+            objects["runners"] = self.step_order.apply(periods)
+            objects["network"] = Network(*_groups_in(objects))
         objects["network"].add(*device_workarounds(self.device_name, self.dt))
         objects["tables"] = timed
         objects["duration"] = self.duration
@@ -126,6 +200,25 @@ class CompiledNetwork:
         forget_run_arg_files(self.device, self.project_dir)
         self.check_results()
         return objects
+
+    def values_of(self, state: Mapping[str, Any], tables: Mapping[str, np.ndarray] | None = None) -> RunValues:
+        """A run's values: ``tables`` as given, and each entry of ``state`` (arrays and run values
+        by the names of :meth:`state_variables`) put in its variable."""
+        declared = {declared.name: declared for declared in self.state_variables()}
+        unknown = set(state) - set(declared)
+        if unknown:
+            raise ValueError(f"{type(self).__name__} declares no state named {', '.join(sorted(unknown))}")
+
+        def variables(objects: dict) -> dict:
+            return {declared[name].variable(objects): declared[name].layout.to_network(value)
+                    for name, value in state.items()}
+
+        return RunValues(dict(tables or {}), variables)
+
+    def read_state(self, objects: dict, names=None) -> dict[str, np.ndarray]:
+        """The named arrays of :meth:`state_variables` (or those of ``names``) as a run left them."""
+        return {declared.name: declared.layout.from_network(declared.variable(objects)[:])
+                for declared in self.state_variables() if names is None or declared.name in names}
 
     def check_results(self) -> None:
         """Refuse what the compiled program left incomplete: a run it ended early (a signal sent to
@@ -258,6 +351,36 @@ class CompiledNetwork:
         return np.asarray(values)[:, 1: self.samples_per_run + 1].T
 
 
+def connect_dense(pathway) -> None:
+    """Every pair of ``pathway``, listed pre-major (the layout of :class:`Dense`), as explicit
+    indices: a device's own all-to-all generator need not list them in that order."""
+    n_pre, n_post = len(pathway.source), len(pathway.target)
+    pathway.connect(i=np.repeat(np.arange(n_pre), n_post), j=np.tile(np.arange(n_post), n_pre))
+
+
+def _groups_in(objects: Mapping) -> list:
+    """Every group and monitor among the objects (values, lists and dicts of them), once each, in
+    the order found; their code runners (thresholds, pathways, ``run_regularly``) come with them."""
+    found, seen = [], set()
+
+    def visit(value):
+        if isinstance(value, Group):
+            if id(value) not in seen:
+                seen.add(id(value))
+                found.append(value)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+
+    for key, value in objects.items():
+        if key != "tables":
+            visit(value)
+    return found
+
+
 def as_samples(input_spikes, labels, time_steps: int, n_in: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Notebook inputs as a run takes them: spikes [N, T, n_in] from [N, T, n_in], one sample's
     [T, n_in] or None (one silent sample); labels [N] from [N], one label, or None (kept None)."""
@@ -274,28 +397,81 @@ def as_samples(input_spikes, labels, time_steps: int, n_in: int) -> tuple[np.nda
     return spikes, labels
 
 
+@dataclass(frozen=True)
+class Every:
+    """Code a schedule row runs on ``group`` (a ``run_regularly``): on every step (``period =
+    "step"``), or once per sample or per minibatch, on the first step of the next one (``"sample"``,
+    ``"minibatch"``: the boundary operations that fold a sample's update or apply a minibatch's)."""
+
+    group: Any
+    code: str
+    name: str
+    period: str = "step"
+
+
+PERIODS = ("step", "sample", "minibatch")
+
+
 class Schedule:
-    """Where each object runs within a step (``when``/``order``), and the boundary operations a
-    circuit adds: ``at(obj, when, order)`` places an object; ``every(group, code, dt, order, name)``
-    adds a ``run_regularly`` at the start of every ``dt`` (sample and minibatch boundaries)."""
+    """A circuit's step order, as one table: each row ``(slot, order, what)`` puts ``what`` — a
+    code object of a group (``layer.thresholder["spike"]``, ``pathway.pre``, a summed updater) or
+    an :class:`Every` — at ``order`` within Brian2's ``slot`` of every step ("start", "groups",
+    "thresholds", "synapses", "resets", "end", or "before_"/"after_" one of them). Rows are
+    applied in one place (:meth:`apply`), so the order a table reads is the order Brian2 runs;
+    :meth:`rows_text` lists it for the record of a run (model.md)."""
 
-    def __init__(self):
-        self.runners = []
+    def __init__(self, rows=()):
+        self.rows: list[tuple[str, int, Any]] = []
+        for row in rows:
+            self.add(*row)
 
-    @staticmethod
-    def at(obj, when: str, order: int) -> None:
-        obj.when, obj.order = when, order
+    def add(self, slot: str, order: int, what) -> None:
+        if slot not in SLOTS:
+            raise ValueError(f"schedule row {_label(what)!r}: {slot!r} is not a Brian2 slot (one of {', '.join(SLOTS)})")
+        if isinstance(what, Every) and what.period not in PERIODS:
+            raise ValueError(f"schedule row {what.name!r}: period {what.period!r} is none of {', '.join(PERIODS)}")
+        self.rows.append((slot, int(order), what))
 
-    def every(self, group, code: str, dt, order: int, name: str) -> None:
-        self.runners.append(group.run_regularly(code, dt=dt, when="start", order=order, name=name))
+    def apply(self, periods: Mapping[str, Any]) -> list:
+        """Place every row's object; returns the code runners the :class:`Every` rows created
+        (they join the network). ``periods`` maps "sample" and "minibatch" to their durations."""
+        runners = []
+        for slot, order, what in self.rows:
+            if isinstance(what, Every):
+                period = None if what.period == "step" else periods[what.period]
+                runners.append(what.group.run_regularly(what.code, dt=period, when=slot, order=order, name=what.name))
+            else:
+                what.when, what.order = slot, order
+        return runners
 
-    def afferents(self, inputs, read_input, sample_dt) -> None:
-        """The input layer first in every step: read the raster (0), emit spikes (1), flag the
-        afferents that have spiked in the sample (2); its spike counts restart with each sample."""
-        self.at(read_input, "groups", 0)
-        self.at(inputs.thresholder["spike"], "groups", 1)
-        self.at(inputs.thresholder["active"], "groups", 2)
-        self.every(inputs, "spike_count = 0", sample_dt, 1, "input_sample_end")
+    def rows_text(self) -> list[tuple[str, int, str, str]]:
+        """(slot, order, object, code or "") of every row, in the order Brian2 runs them."""
+        rank = {slot: k for k, slot in enumerate(SLOTS)}
+        listed = [(slot, order, _label(what), what.code.strip() if isinstance(what, Every) else "")
+                  for slot, order, what in self.rows]
+        return sorted(listed, key=lambda row: (rank[row[0]], row[1], row[2]))
+
+
+def _slots() -> tuple[str, ...]:
+    slots = []
+    for slot in ("start", "groups", "thresholds", "synapses", "resets", "end"):
+        slots += [f"before_{slot}", slot, f"after_{slot}"]
+    return tuple(slots)
+
+
+SLOTS = _slots()
+
+
+def _label(what) -> str:
+    return what.name if isinstance(what, Every) else getattr(what, "name", repr(what))
+
+
+def afferent_rows(inputs, read_input) -> list:
+    """The input layer first in every step: read the raster (0), emit spikes (1), flag the
+    afferents that have spiked in the sample (2); its spike counts restart with each sample."""
+    return [("groups", 0, read_input), ("groups", 1, inputs.thresholder["spike"]),
+            ("groups", 2, inputs.thresholder["active"]),
+            ("start", 1, Every(inputs, "spike_count = 0", "input_sample_end", "sample"))]
 
 
 def make_afferents(n: int, input_raster, active_condition: str, dt):

@@ -82,9 +82,10 @@ def raster(samples: int, time_steps: int, n_in: int, seed: int = 0) -> tuple[np.
 # ----------------------------------------------------------------------------- the network itself
 def test_brian2_update_is_the_delta_rule(delta):
     """One minibatch of three samples on the Brian2 network: W changes by η/M·Σ (d − n) ⊗ m / T, with
-    n the counts it returns and m the afferents' spikes (the rule of apical_delta.network)."""
+    n the counts it returns and m the afferents' spikes (the rule of apical_delta.model)."""
     from apical_delta.framework import delta_settings
-    from apical_delta.network import DeltaNetwork, initial_weights
+    from apical_delta.model import initial_weights
+    from apical_delta.network import DeltaNetwork
 
     settings = delta_settings(delta_config(learning={"batch_size": 3}, delta={"target_count": 4.0}), 12, 10)
     spikes, labels = raster(3, settings.time_steps, 12)

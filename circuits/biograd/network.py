@@ -10,7 +10,7 @@ learning bookkeeping happens at sample and minibatch boundaries inside the netwo
 N samples lasts N·T + 1 steps: the extra step is the boundary that folds the last sample's
 update into the weights (its own dynamics are discarded).
 
-Schedule of one step (``when``/``order``, set in :func:`_schedule` and nowhere else):
+Schedule of one step (``when``/``order``, the table of :meth:`BioGradNetwork.schedule`):
 
     start         sample boundary: ΔW += −η·δ·E, traces and apical potentials to zero;
                   minibatch boundary: W += ΔW / M. Synapses take part through their
@@ -33,10 +33,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from brian2 import Network, NeuronGroup, SpikeMonitor
+from brian2 import NeuronGroup, SpikeMonitor
 
 from apical.circuits.biograd.oracle import DiscreteParameters, LayerRecord
-from apical.circuits.core import CompiledNetwork, RunValues
+from apical.circuits.core import CompiledNetwork, Every, RunValues, Schedule
 from apical.models.eligibility import (
     EligibilityEquations,
     make_forward_pathway,
@@ -184,8 +184,6 @@ class BioGradNetwork(CompiledNetwork):
     def construct(self, tables) -> dict:
         s = self.settings
         dt, T = s.soma.dt, s.time_steps
-        sample_clock_dt = T * dt
-        minibatch_clock_dt = s.batch_size * T * dt
         input_raster, target_raster = tables["input_raster"], tables["target_raster"]
 
         inputs = NeuronGroup(
@@ -215,9 +213,7 @@ class BioGradNetwork(CompiledNetwork):
             "inputs": inputs, "read_input": read_input, "layers": layers, "pathways": pathways,
             "errors": errors, "softmax": softmax, "feedback": feedback, "output_feedback": output_feedback,
         }
-        objects["runners"] = self._schedule(objects, s, sample_clock_dt, minibatch_clock_dt)
         objects["output_spikes"] = SpikeMonitor(output, name="output_readout")
-        monitors = [objects["output_spikes"]]
         if self.record_all:
             objects["layer_spikes"] = [SpikeMonitor(layer, name=f"{layer.name}_spikes") for layer in layers]
             # Sample-end values, read at the boundary step before they are folded and cleared.
@@ -225,57 +221,41 @@ class BioGradNetwork(CompiledNetwork):
                                              for p in pathways]
             objects["soma_at_end"] = [self.sample_end_monitor(layer, ["bias_eligibility", "apical", "apical_error"],
                                                               f"{layer.name}_at_end") for layer in layers]
-            monitors += objects["layer_spikes"] + objects["eligibility_at_end"] + objects["soma_at_end"]
-        objects["network"] = Network(
-            inputs, *layers, *pathways, errors, softmax, *feedback, output_feedback, *objects["runners"], *monitors,
-        )
         return objects
 
-    @staticmethod
-    def _schedule(o: dict, s: BioGradSettings, sample_clock_dt, minibatch_clock_dt) -> list:
-        """Set every object's place in the step (see the module docstring); returns the
-        extra code runners that have to join the network."""
-        runners = []
-        o["read_input"].when, o["read_input"].order = "groups", 0
-        o["inputs"].thresholder["spike"].when, o["inputs"].thresholder["spike"].order = "groups", 1
-        o["inputs"].thresholder["active"].when, o["inputs"].thresholder["active"].order = "groups", 2
-        runners.append(o["inputs"].run_regularly("spike_count = 0", dt=sample_clock_dt, when="start", order=1,
-                                                 name="input_sample_end"))
-        runners.append(o["inputs"].run_regularly("minibatch_spike_count = 0", dt=minibatch_clock_dt, when="start",
-                                                 order=2, name="input_minibatch_end"))
+    def schedule(self, o: dict) -> Schedule:
+        """Every object's place in the step (see the module docstring), one row each."""
+        soma, errors = self.settings.soma_equations, o["errors"]
+        rows = [("groups", 0, o["read_input"]), ("groups", 1, o["inputs"].thresholder["spike"]),
+                ("groups", 2, o["inputs"].thresholder["active"]),
+                ("start", 1, Every(o["inputs"], "spike_count = 0", "input_sample_end", "sample")),
+                ("start", 2, Every(o["inputs"], "minibatch_spike_count = 0", "input_minibatch_end", "minibatch"))]
         # Boundary events of every group that feeds forward synapses, before anything is reset.
-        for group in [o["inputs"], *o["layers"]]:
-            for event in ("sample_end", "minibatch_end"):
-                if event in group.thresholder:
-                    group.thresholder[event].when, group.thresholder[event].order = "start", -2
+        rows += [("start", -2, group.thresholder[event]) for group in [o["inputs"], *o["layers"]]
+                 for event in ("sample_end", "minibatch_end") if event in group.thresholder]
         for l, (layer, pathway) in enumerate(zip(o["layers"], o["pathways"])):
             base = 10 * (l + 1)
-            layer.state_updater.when, layer.state_updater.order = "groups", -100
-            soma = s.soma_equations
-            runners.append(layer.run_regularly(soma.bias_jump, when="groups", order=base, name=f"{layer.name}_bias"))
-            pathway.pre.when, pathway.pre.order = "groups", base + 1
-            layer.thresholder["spike"].when, layer.thresholder["spike"].order = "groups", base + 2
-            runners.append(layer.run_regularly(soma.after_threshold_code(s.soma), when="groups", order=base + 3,
-                                               name=f"{layer.name}_after_threshold"))
-            layer.thresholder["active"].when, layer.thresholder["active"].order = "groups", base + 4
-            pathway.trace.when, pathway.trace.order = "after_groups", l
-            pathway.fold.when, pathway.fold.order = "start", 0  # ΔW += −η·δ·E (sample_end event)
-            runners.append(layer.run_regularly(soma.sample_end, dt=sample_clock_dt, when="start", order=1,
-                                               name=f"{layer.name}_sample_end"))
-            pathway.apply.when, pathway.apply.order = "start", 2  # W += ΔW / M (minibatch_end event)
-            runners.append(layer.run_regularly(soma.minibatch_end, dt=minibatch_clock_dt, when="start", order=2,
-                                               name=f"{layer.name}_minibatch_end"))
+            rows += [
+                ("groups", -100, layer.state_updater),
+                ("groups", base, Every(layer, soma.bias_jump, f"{layer.name}_bias")),
+                ("groups", base + 1, pathway.pre),
+                ("groups", base + 2, layer.thresholder["spike"]),
+                ("groups", base + 3, Every(layer, soma.after_threshold_code(self.settings.soma),
+                                           f"{layer.name}_after_threshold")),
+                ("groups", base + 4, layer.thresholder["active"]),
+                ("after_groups", l, pathway.trace),
+                ("start", 0, pathway.fold),  # ΔW += −η·δ·E (sample_end event)
+                ("start", 1, Every(layer, soma.sample_end, f"{layer.name}_sample_end", "sample")),
+                ("start", 2, pathway.apply),  # W += ΔW / M (minibatch_end event)
+                ("start", 2, Every(layer, soma.minibatch_end, f"{layer.name}_minibatch_end", "minibatch")),
+            ]
         base = 10 * (len(o["layers"]) + 1)
-        for updater in o["softmax"].summed_updaters.values():
-            updater.when, updater.order = "groups", base
-        errors = o["errors"]
-        runners.append(errors.run_regularly(ERROR_NEURON_STEP, when="groups", order=base + 1, name="error_step"))
-        errors.thresholder["spike"].when, errors.thresholder["spike"].order = "groups", base + 2
-        for feedback in o["feedback"] + [o["output_feedback"]]:
-            feedback.pre.when, feedback.pre.order = "groups", base + 3
-        runners.append(errors.run_regularly(ERROR_NEURON_SAMPLE_END, dt=sample_clock_dt, when="start", order=1,
-                                            name="error_sample_end"))
-        return runners
+        rows += [("groups", base, updater) for updater in o["softmax"].summed_updaters.values()]
+        rows += [("groups", base + 1, Every(errors, ERROR_NEURON_STEP, "error_step")),
+                 ("groups", base + 2, errors.thresholder["spike"])]
+        rows += [("groups", base + 3, feedback.pre) for feedback in o["feedback"] + [o["output_feedback"]]]
+        rows.append(("start", 1, Every(errors, ERROR_NEURON_SAMPLE_END, "error_sample_end", "sample")))
+        return Schedule(rows)
 
     # ----------------------------------------------------------------- running
     def run_values(self, state: BioGradState, input_spikes, labels, learning_rate: float) -> RunValues:

@@ -19,10 +19,8 @@ boundary at which the batch's ΔB is applied.
 from __future__ import annotations
 
 import numpy as np
-from brian2 import Network
-
 from apical.circuits.biograd.oracle import SleepParameters, sleep_noise_per_layer
-from apical.circuits.core import CompiledNetwork, RunValues
+from apical.circuits.core import CompiledNetwork, Every, RunValues, Schedule
 from apical.models.eligibility import matrix_to_synapses
 from apical.models.sleep import (
     NOISE_SOURCE_SAMPLE_END,
@@ -49,7 +47,7 @@ class BioGradSleepNetwork(CompiledNetwork):
         self.settings = settings
         self.sleep = sleep
         super().__init__(sleep.batch_size, sleep.steps, settings.soma.dt, device_name, build_dir, threads,
-                         build_key=(settings, sleep))
+                         build_key=(settings, sleep), batch_size=sleep.batch_size)
 
     def table_widths(self) -> dict[str, int]:
         return {f"noise_raster_{l + 1}": n for l, n in enumerate(self.settings.sizes[1:-1])}
@@ -57,46 +55,51 @@ class BioGradSleepNetwork(CompiledNetwork):
     def construct(self, tables) -> dict:
         s, sl = self.settings, self.sleep
         dt = s.soma.dt
-        sample_dt, batch_dt = sl.steps * dt, sl.batch_size * sl.steps * dt
         n_layers = len(s.sizes) - 1
-        branches, objects = [], []
+        branches = []
         for l in range(n_layers - 1):  # one branch per hidden layer
             noise = make_noise_source(s.sizes[l + 1], tables[f"noise_raster_{l + 1}"], dt, name=f"sleep_noise_{l + 1}")
-            noise.run_regularly(NOISE_SOURCE_STEP, when="groups", order=0, name=f"sleep_noise_{l + 1}_step")
-            noise.thresholder["spike"].when, noise.thresholder["spike"].order = "groups", 1
-            noise.run_regularly(NOISE_SOURCE_SAMPLE_END, dt=sample_dt, when="start", order=1,
-                                name=f"sleep_noise_{l + 1}_sample_end")
             layers, pathways, pre = [], [], noise
             for depth, m in enumerate(range(l + 1, n_layers)):
-                base = 10 * (depth + 1)
                 layer = make_layer(s.sizes[m + 1], s.soma, 1, 1, name=f"sleep_{l + 1}_layer_{m + 1}",
                                    equations=s.soma_equations)
-                pathway = make_static_pathway(pre, layer, signed=depth == 0, name=f"sleep_{l + 1}_forward_{m + 1}")
-                layer.state_updater.when, layer.state_updater.order = "groups", -100
-                layer.run_regularly(s.soma_equations.bias_jump, when="groups", order=base, name=f"{layer.name}_bias")
-                pathway.pre.when, pathway.pre.order = "groups", base + 1
-                layer.thresholder["spike"].when, layer.thresholder["spike"].order = "groups", base + 2
-                layer.run_regularly("v = 0", dt=sample_dt, when="start", order=1, name=f"{layer.name}_sample_end")
+                pathways.append(make_static_pathway(pre, layer, signed=depth == 0, name=f"sleep_{l + 1}_forward_{m + 1}"))
                 layers.append(layer)
-                pathways.append(pathway)
                 pre = layer
             error_units = make_sleep_error_units(s.sizes[-1], sl.decay_power, dt, name=f"sleep_{l + 1}_error")
-            relay = make_output_relay(layers[-1], error_units, name=f"sleep_{l + 1}_relay")
-            relay.pre.when, relay.pre.order = "groups", 10 * (len(layers) + 1)
-            feedback = make_sleep_feedback(error_units, noise, sl.learning_rate, sl.batch_size,
-                                           name=f"sleep_feedback_{l + 1}")
-            # Boundary order: read the counts (0), clear them (1), apply ΔB at the batch end (2, 3).
-            feedback.run_regularly(SLEEP_FEEDBACK_SAMPLE_END, dt=sample_dt, when="start", order=0,
-                                   name=f"sleep_feedback_{l + 1}_sample_end")
-            error_units.run_regularly(SLEEP_ERROR_UNIT_SAMPLE_END, dt=sample_dt, when="start", order=1,
-                                      name=f"{error_units.name}_sample_end")
-            feedback.run_regularly(SLEEP_FEEDBACK_UPDATE, dt=batch_dt, when="start", order=2,
-                                   name=f"sleep_feedback_{l + 1}_update")
-            error_units.run_regularly(SLEEP_ERROR_UNIT_BATCH_END, dt=batch_dt, when="start", order=3,
-                                      name=f"{error_units.name}_batch_end")
-            branches.append({"layers": layers, "pathways": pathways, "feedback": feedback, "first_layer": l + 1})
-            objects += [noise, *layers, *pathways, error_units, relay, feedback]
-        return {"branches": branches, "network": Network(*objects)}
+            branches.append({
+                "noise": noise, "layers": layers, "pathways": pathways, "error_units": error_units,
+                "relay": make_output_relay(layers[-1], error_units, name=f"sleep_{l + 1}_relay"),
+                "feedback": make_sleep_feedback(error_units, noise, sl.learning_rate, sl.batch_size,
+                                                name=f"sleep_feedback_{l + 1}"),
+                "first_layer": l + 1})
+        return {"branches": branches}
+
+    def schedule(self, o: dict) -> Schedule:
+        """Every object's place in the step, one row each: per branch, the noise, then each layer
+        above it as when awake (bias, pathway, threshold), the relay to the error units; at the
+        boundaries read the counts (0), clear them (1), apply ΔB at the batch end (2, 3)."""
+        rows = []
+        for branch in o["branches"]:
+            noise, error_units, feedback = branch["noise"], branch["error_units"], branch["feedback"]
+            rows += [("groups", 0, Every(noise, NOISE_SOURCE_STEP, f"{noise.name}_step")),
+                     ("groups", 1, noise.thresholder["spike"]),
+                     ("start", 1, Every(noise, NOISE_SOURCE_SAMPLE_END, f"{noise.name}_sample_end", "sample"))]
+            for depth, (layer, pathway) in enumerate(zip(branch["layers"], branch["pathways"])):
+                base = 10 * (depth + 1)
+                rows += [("groups", -100, layer.state_updater),
+                         ("groups", base, Every(layer, self.settings.soma_equations.bias_jump, f"{layer.name}_bias")),
+                         ("groups", base + 1, pathway.pre),
+                         ("groups", base + 2, layer.thresholder["spike"]),
+                         ("start", 1, Every(layer, "v = 0", f"{layer.name}_sample_end", "sample"))]
+            rows += [("groups", 10 * (len(branch["layers"]) + 1), branch["relay"].pre),
+                     ("start", 0, Every(feedback, SLEEP_FEEDBACK_SAMPLE_END, f"{feedback.name}_sample_end", "sample")),
+                     ("start", 1, Every(error_units, SLEEP_ERROR_UNIT_SAMPLE_END, f"{error_units.name}_sample_end",
+                                        "sample")),
+                     ("start", 2, Every(feedback, SLEEP_FEEDBACK_UPDATE, f"{feedback.name}_update", "minibatch")),
+                     ("start", 3, Every(error_units, SLEEP_ERROR_UNIT_BATCH_END, f"{error_units.name}_batch_end",
+                                        "minibatch"))]
+        return Schedule(rows)
 
     def draw_noise(self, seed_rng: np.random.Generator) -> list[np.ndarray]:
         """Signed noise [B_s, T_s, n_l] per hidden layer (p drawn once per layer and sleep)."""

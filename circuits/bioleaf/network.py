@@ -12,7 +12,7 @@ One sample lasts T steps; samples follow each other in one simulation, and the p
 bookkeeping happens at sample and minibatch boundaries inside the network. A run of N samples
 lasts N·T + 1 steps: the extra step is the boundary that folds the last sample's update.
 
-Schedule of one step (``when``/``order``, set in :meth:`BioLeaFNetwork._schedule` only):
+Schedule of one step (``when``/``order``, set in :meth:`BioLeaFNetwork.schedule`, one table):
 
     start        sample boundary: traces, compartments and counts to zero; minibatch boundary:
                  every plastic weight and bias += its summed change / M
@@ -43,9 +43,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from brian2 import Network, SpikeMonitor, StateMonitor
+from brian2 import SpikeMonitor, StateMonitor
 
-from apical.circuits.core import CompiledNetwork, RunValues, Schedule, make_afferents
+from apical.circuits.core import CompiledNetwork, Every, RunValues, Schedule, afferent_rows, make_afferents
 from apical.circuits.bioleaf.oracle import LearningRates, MicrocircuitRecord
 from apical.circuits.microcircuit import LayerRecord, MicrocircuitSettings
 from apical.models.eligibility import matrix_to_synapses, synapses_to_matrix
@@ -217,9 +217,7 @@ class BioLeaFNetwork(CompiledNetwork):
         o = {"inputs": inputs, "read_input": read_input, "layers": layers, "forward": forward,
              "interneurons": interneurons, "top_down": top_down, "teaching": teaching,
              "interneuron_input": inter_input, "interneuron_apical": inter_apical}
-        o["runners"] = self._schedule(o, s, T * p.dt, M * T * p.dt)
         o["output_spikes"] = SpikeMonitor(layers[-1], name="output_readout")
-        monitors = [o["output_spikes"]]
         if self.record_all:
             record = dict(when="after_groups", order=1000)
             o["layer_states"] = [StateMonitor(layer, ["spiked", "v", "apical", "plasticity_gate"], record=True,
@@ -234,77 +232,62 @@ class BioLeaFNetwork(CompiledNetwork):
                     ("interneuron_input", inter_input, "weight_change"), ("interneuron_bias", interneurons, "bias_change"),
                     ("interneuron_apical", inter_apical, "weight_change"), ("feedback", top_down, "weight_change"))
             }
-            monitors += o["layer_states"] + o["interneuron_states"] + [m for ms in o["changes"].values() for m in ms]
-        o["network"] = Network(
-            inputs, *layers, *forward, *interneurons, *top_down, *teaching, *inter_input, *inter_apical,
-            *o["runners"], *monitors,
-        )
         return o
 
-    @staticmethod
-    def _schedule(o: dict, s, sample_dt, minibatch_dt) -> list:
-        """Set every object's place in the step (module docstring); returns the extra runners."""
-        schedule = Schedule()
-        at, every, runners = schedule.at, schedule.every, schedule.runners
-
+    def schedule(self, o: dict) -> Schedule:
+        """Every object's place in the step (module docstring), one row each."""
+        s = self.settings
         layers, interneurons = o["layers"], o["interneurons"]
         n_layers = len(layers)
-        schedule.afferents(o["inputs"], o["read_input"], sample_dt)
+        rows = afferent_rows(o["inputs"], o["read_input"])
         soma = s.pyramidal_equations
         for l, (layer, pathway) in enumerate(zip(layers, o["forward"])):
             base, output = 100 * (l + 1), l == n_layers - 1
-            at(layer.state_updater, "groups", -100)
-            runners.append(layer.run_regularly(OUTPUT_NUDGING if output else soma.bias_jump, when="groups",
-                                               order=base, name=f"{layer.name}_bias"))
-            at(pathway.pre, "groups", base + 1)
-            at(layer.thresholder["spike"], "groups", base + 2)
-            runners.append(layer.run_regularly(soma.after_threshold_code(s.pyramidal) + (OUTPUT_ERROR if output else ""),
-                                               when="groups", order=base + 3, name=f"{layer.name}_after_threshold"))
-            at(layer.thresholder["active"], "groups", base + 4)
-            at(pathway.plasticity, "after_groups", l)
-            runners.append(layer.run_regularly(soma.bias_plasticity, when="after_groups", order=50 + l,
-                                               name=f"{layer.name}_bias_plasticity"))
-            every(pathway, s.plasticity.sample_end, sample_dt, 0, f"{pathway.name}_sample_end")
-            every(layer, soma.sample_end + (OUTPUT_PSP_SAMPLE_END if output else ""), sample_dt, 1,
-                  f"{layer.name}_sample_end")
-            every(pathway, s.plasticity.minibatch_end, minibatch_dt, 2, f"{pathway.name}_minibatch_end")
-            every(layer, soma.minibatch_end, minibatch_dt, 2, f"{layer.name}_minibatch_end")
+            rows.append(("groups", -100, layer.state_updater))
+            rows.append(("groups", base, Every(layer, OUTPUT_NUDGING if output else soma.bias_jump, f"{layer.name}_bias")))
+            rows.append(("groups", base + 1, pathway.pre))
+            rows.append(("groups", base + 2, layer.thresholder["spike"]))
+            rows.append(("groups", base + 3, Every(layer, soma.after_threshold_code(s.pyramidal) + (OUTPUT_ERROR if output else ""), f"{layer.name}_after_threshold")))
+            rows.append(("groups", base + 4, layer.thresholder["active"]))
+            rows.append(("after_groups", l, pathway.plasticity))
+            rows.append(("after_groups", 50 + l, Every(layer, soma.bias_plasticity, f"{layer.name}_bias_plasticity")))
+            rows.append(("start", 0, Every(pathway, s.plasticity.sample_end, f"{pathway.name}_sample_end", "sample")))
+            rows.append(("start", 1, Every(layer, soma.sample_end + (OUTPUT_PSP_SAMPLE_END if output else ""), f"{layer.name}_sample_end", "sample")))
+            rows.append(("start", 2, Every(pathway, s.plasticity.minibatch_end, f"{pathway.name}_minibatch_end", "minibatch")))
+            rows.append(("start", 2, Every(layer, soma.minibatch_end, f"{layer.name}_minibatch_end", "minibatch")))
         for m, group in enumerate(interneurons):
             base = 100 * (m + 1) + 10  # after pyramidal layer m+1 (1-based) has fired
             inputs, apical, top_down = o["interneuron_input"][m], o["interneuron_apical"][m], o["top_down"][m]
-            at(group.state_updater, "groups", -100)
-            runners.append(group.run_regularly(INTERNEURON_STEP_START, when="groups", order=-90,
-                                               name=f"{group.name}_step_start"))
-            runners.append(group.run_regularly(SOMA_BIAS_JUMP, when="groups", order=base, name=f"{group.name}_bias"))
-            at(inputs.pre, "groups", base + 1)
-            at(group.thresholder["spike"], "groups", base + 2)
-            runners.append(group.run_regularly(INTERNEURON_AFTER_THRESHOLD, when="groups", order=base + 3,
-                                               name=f"{group.name}_after_threshold"))
+            rows.append(("groups", -100, group.state_updater))
+            rows.append(("groups", -90, Every(group, INTERNEURON_STEP_START, f"{group.name}_step_start")))
+            rows.append(("groups", base, Every(group, SOMA_BIAS_JUMP, f"{group.name}_bias")))
+            rows.append(("groups", base + 1, inputs.pre))
+            rows.append(("groups", base + 2, group.thresholder["spike"]))
+            rows.append(("groups", base + 3, Every(group, INTERNEURON_AFTER_THRESHOLD, f"{group.name}_after_threshold")))
             for mirrored in (top_down, apical):  # the spikes of pyramidal layer m+1 enter mirror traces
-                at(mirrored.post_spike, "groups", base + 4)
-            at(o["teaching"][m].spikes, "groups", 100 * (m + 2) + 5)  # after the partner layer's threshold
+                rows.append(("groups", base + 4, mirrored.post_spike))
+            rows.append(("groups", 100 * (m + 2) + 5, o["teaching"][m].spikes))  # after the partner layer's threshold
             # after the top-down stage: W_IP (forward rule), b^I, then the mirror STDP of B and W_PI
-            at(inputs.plasticity, "after_groups", 100 + m)
-            runners.append(group.run_regularly(INTERNEURON_BIAS_PLASTICITY, when="after_groups", order=110 + m,
-                                               name=f"{group.name}_bias_plasticity"))
-            at(top_down.mirror, "after_groups", 120 + m)
-            at(apical.mirror, "after_groups", 130 + m)
+            rows.append(("after_groups", 100 + m, inputs.plasticity))
+            rows.append(("after_groups", 110 + m, Every(group, INTERNEURON_BIAS_PLASTICITY, f"{group.name}_bias_plasticity")))
+            rows.append(("after_groups", 120 + m, top_down.mirror))
+            rows.append(("after_groups", 130 + m, apical.mirror))
             for synapses in (inputs, top_down, apical):
-                every(synapses, TRACE_SAMPLE_END, sample_dt, 0, f"{synapses.name}_sample_end")
-            every(group, INTERNEURON_SAMPLE_END, sample_dt, 1, f"{group.name}_sample_end")
+                rows.append(("start", 0, Every(synapses, TRACE_SAMPLE_END, f"{synapses.name}_sample_end", "sample")))
+            rows.append(("start", 1, Every(group, INTERNEURON_SAMPLE_END, f"{group.name}_sample_end", "sample")))
             for synapses in (inputs, apical):
-                every(synapses, PLASTIC_MINIBATCH_END, minibatch_dt, 2, f"{synapses.name}_minibatch_end")
-            every(top_down, TOP_DOWN_MINIBATCH_END, minibatch_dt, 2, f"{top_down.name}_minibatch_end")
-            every(group, SOMA_MINIBATCH_END, minibatch_dt, 2, f"{group.name}_minibatch_end")
+                rows.append(("start", 2, Every(synapses, PLASTIC_MINIBATCH_END, f"{synapses.name}_minibatch_end", "minibatch")))
+            rows.append(("start", 2, Every(top_down, TOP_DOWN_MINIBATCH_END, f"{top_down.name}_minibatch_end", "minibatch")))
+            rows.append(("start", 2, Every(group, SOMA_MINIBATCH_END, f"{group.name}_minibatch_end", "minibatch")))
         # Top-down, from the output down: stage j completes the apical compartments of layer L−1−j.
         for j, m in enumerate(reversed(range(n_layers - 1))):
             base = 100 * (n_layers + 1) + 10 * j
-            at(layers[m + 1].thresholder["burst"], "groups", base)
+            rows.append(("groups", base, layers[m + 1].thresholder["burst"]))
             for pathway in (o["top_down"][m].spikes, o["top_down"][m].bursts, o["teaching"][m].bursts,
                             o["interneuron_apical"][m].spikes):
-                at(pathway, "groups", base + 1)
-            at(o["interneuron_apical"][m].learn, "groups", base + 2)
-        return runners
+                rows.append(("groups", base + 1, pathway))
+            rows.append(("groups", base + 2, o["interneuron_apical"][m].learn))
+        return Schedule(rows)
 
     # ----------------------------------------------------------------- running
     def run_values(self, state: BioLeaFState, input_spikes, labels=None, rates: LearningRates = LearningRates(),

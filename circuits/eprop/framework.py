@@ -14,11 +14,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from apical.circuits.eprop.network import (GLOBAL_SIGNALS, EpropNetwork, EpropSettings, EpropState,
-                                           initial_state)
+from apical.circuits.eprop.network import EpropNetwork, EpropSettings, EpropState, initial_state
 from apical.circuits.eprop.numpy_form import NumpyEprop
 from apical.circuits.framework import Framework, LocalityCopy
 from apical.models.encoders import sample_rng
+from apical.models.eprop import GLOBAL_SIGNALS
 
 
 def eprop_settings(config, n_in: int, n_out: int) -> EpropSettings:

@@ -1,28 +1,9 @@
 """e-prop (Bellec et al. 2020, Nat. Commun. 11:3625) as a Brian2 network: a recurrent layer of LIF or
-ALIF cells, a leaky readout, and eligibility traces kept by the synapses (docs/models/eprop.md).
+ALIF cells, a leaky readout, and eligibility traces kept by the synapses (docs/models/eprop.md);
+the equations are those of models/eprop.py, assembled here on the circuit core.
 
-Recurrent cell j (dimensionless potential; eqs. 1–2 and 22 of the paper, NEST's
-``eprop_iaf(_adapt)_bsshslm_2020``), integrated exactly between steps of dt:
-
-    dv/dt = −v/τ_m,   da/dt = −a/τ_a,   A = v_th + β·a
-    a spike of afferent or recurrent cell i arriving   →  v += ζ·W_ji      (ζ = 1 − α, or 1)
-    the step after j spiked                             →  v −= v_th,  a += 1
-    z_j = 1[v ≥ A];   ψ_j = surrogate(v; A) (models/surrogate.py, triangular by default)
-
-Readout k: dy/dt = −y/τ_out, a spike of j → y += ζ_o·W^out_kj; π = softmax(y) (or y for a
-regression), error err_k = m(t)·(π_k − y*_k) inside the error window m. Learning signal
-L_j = Σ_k B_jk·err_k, B = W^outᵀ (symmetric e-prop) or fixed and random.
-
-Every plastic synapse j←i holds its eligibility (eqs. 13–14, 24–25):
-z̄_i (the presynaptic trace, α per step, +ζ per spike) is kept by the presynaptic cell,
-
-    e = ψ_j·(z̄_i − β·ε),   ε ← ρ·ε + e,   ē ← κ·ē + ζ_o·e,   g += L_j·ē,   Σe += e
-
-and the readout synapses g^out += err_k·z̄^out_j. At the sample's end the firing-rate
-regulariser adds c_reg·(f_j − f*)/T·Σe (eq. 29); at the minibatch's end W ← W − η·Σg/M.
-
-Schedule of a step (all in the ``groups`` slot, by order): the leak of every state (0); the input
-spikes (1, 2); the previous step's reset and adaptation, which also emits the recurrent relay (3);
+Schedule of a step (the table of :meth:`EpropNetwork.schedule`; all in the ``groups`` slot, by
+order): the leak of every state (0); the input spikes (1, 2); the previous step's reset and adaptation, which also emits the recurrent relay (3);
 the afferent (4) and recurrent (5) pathways; ψ (6); the threshold (7) and its reset (8); the readout
 pathway (9), the softmax normaliser (10), the error (11), the learning signal (12); the
 eligibility updates (13–15). Sample and minibatch boundaries run at ``start``: the regulariser
@@ -34,106 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from brian2 import Network, NeuronGroup, Quantity, SpikeMonitor, Synapses, ms
+from brian2 import NeuronGroup, Quantity, SpikeMonitor, Synapses, ms
 
-from apical.circuits.core import CompiledNetwork, RunValues
+from apical.circuits.core import CompiledNetwork, Every, RunValues, Schedule, connect_dense
+from apical.models.eprop import (ADAPTIVE, AFFERENT, ELIGIBILITY_ALIF, ELIGIBILITY_LIF, ELIGIBLE,
+                                 ELIGIBLE_SAMPLE_END, MINIBATCH_END, PLASTIC, READOUT_CELL,
+                                 READOUT_ERROR, READOUT_GRADIENT, READOUT_SAMPLE_START, RECURRENT_AFTER_SPIKE,
+                                 RECURRENT_CELL, RECURRENT_RESET, RECURRENT_SAMPLE_START)
 from apical.models.surrogate import Surrogate
-
-# ------------------------------------------------------------------------------------ equations
-RECURRENT_CELL = """
-dv/dt = -v / tau_m : 1                  # membrane potential, leaks between steps
-da/dt = -a / tau_a : 1                  # threshold adaptation (ALIF; β = 0 for LIF)
-dzbar/dt = -zbar / tau_m : 1            # z̄_j, j's spikes as its recurrent targets see them
-dzbar_out/dt = -zbar_out / tau_out : 1  # z̄^out_j, j's spikes as the readout sees them
-A = v_th + beta * a : 1                 # adaptive threshold
-z : 1                                   # 1 during the step after a spike
-psi : 1                                 # ψ_j, the pseudo-derivative of this step
-L : 1                                   # L_j, the learning signal
-count : 1                               # spikes in the current sample
-"""
-RECURRENT_AFTER_SPIKE = """
-v -= v_th * z
-a += z
-zbar += zeta * z
-z = 0
-"""
-RECURRENT_RESET = """
-z = 1
-count += 1
-zbar_out += zeta_out
-"""
-RECURRENT_SAMPLE_START = """
-v = 0
-a = 0
-zbar = 0
-zbar_out = 0
-z = 0
-psi = 0
-count = 0
-"""
-AFFERENT = """
-dzbar/dt = -zbar / tau_m : 1            # z̄_i, the afferent's spikes as the recurrent cells see them
-"""
-READOUT_CELL = """
-dy/dt = -y / tau_out : 1                # readout potential
-norm : 1                                # Σ_k' exp(y_k'), the softmax normaliser
-err : 1                                 # err_k = m·(π_k − y*_k)
-loss : 1                                # Σ_t m·loss_t over the sample
-score : 1                               # Σ_t m·π_k over the sample
-"""
-READOUT_ERROR = {
-    "cross_entropy": """
-err = error_window(t, 0) * (exp(y) / norm - target(t, i))
-loss += -error_window(t, 0) * target(t, i) * log(exp(y) / norm)
-score += error_window(t, 0) * exp(y) / norm
-""",
-    "mse": """
-err = error_window(t, 0) * (y - target(t, i))
-loss += 0.5 * error_window(t, 0) * (y - target(t, i))**2
-score += error_window(t, 0) * y
-""",
-}
-READOUT_SAMPLE_START = """
-y = 0
-loss = 0
-score = 0
-"""
-PLASTIC = """
-w : 1                                   # W_ji
-grad : 1                                # g_ji, summed over the open minibatch
-learning_rate : 1 (shared)              # η; 0 while testing
-"""
-ELIGIBLE = PLASTIC + """
-ebar : 1                                # ē_ji, low-pass filtered eligibility trace
-esum : 1                                # Σ_t e_ji over the sample (for the regulariser)
-"""
-ADAPTIVE = """
-eps : 1                                 # ε_ji, the adaptive part of the eligibility vector
-"""
-ELIGIBILITY_LIF = """
-ebar = kappa * ebar + zeta_out * psi_post * zbar_pre
-grad += L_post * ebar
-esum += psi_post * zbar_pre
-"""
-ELIGIBILITY_ALIF = """
-ebar = kappa * ebar + zeta_out * psi_post * (zbar_pre - beta * eps)
-grad += L_post * ebar
-esum += psi_post * (zbar_pre - beta * eps)
-eps = rho * eps + psi_post * (zbar_pre - beta * eps)
-"""
-ELIGIBLE_SAMPLE_END = """
-grad += c_reg * (count_post / time_steps - target_rate) / time_steps * esum
-ebar = 0
-esum = 0
-"""
-READOUT_GRADIENT = "grad += err_post * zbar_out_pre"
-MINIBATCH_END = """
-w -= learning_rate * grad / batch_size
-grad = 0
-"""
-
-#: Signals broadcast to many synapses on purpose (the locality audit): η, M, T, the target rate.
-GLOBAL_SIGNALS = ("learning_rate", "batch_size", "time_steps", "target_rate")
 
 
 # ------------------------------------------------------------------------------------ parameters
@@ -271,7 +160,6 @@ class EpropNetwork(CompiledNetwork):
         s = self.settings
         n_in, H, K = s.sizes
         ns = self.namespace(tables)
-        sample, minibatch = s.time_steps * s.dt, s.batch_size * s.time_steps * s.dt
         alif = s.neuron == "alif"
         afferents = NeuronGroup(n_in, AFFERENT, threshold="input_raster(t, i) > 0.5", reset="zbar += zeta",
                                 method="exact", dt=s.dt, namespace=ns, name="afferents")
@@ -279,10 +167,9 @@ class EpropNetwork(CompiledNetwork):
                             events={"relay": "z > 0.5"}, dt=s.dt, namespace=ns, name="recurrent")
         readout = NeuronGroup(K, READOUT_CELL, method="exact", dt=s.dt, namespace=ns, name="readout")
         eligible = ELIGIBLE + (ADAPTIVE if alif else "")
-        eligibility = ELIGIBILITY_ALIF if alif else ELIGIBILITY_LIF
         forward = Synapses(afferents, cells, eligible, on_pre="v_post += zeta * w", dt=s.dt, namespace=ns,
                            name="input_pathway")
-        forward.connect(i=np.repeat(np.arange(n_in), H), j=np.tile(np.arange(H), n_in))
+        connect_dense(forward)
         rec_i, rec_j = np.nonzero(s.recurrent_mask.T)  # pre-major, no autapses
         recurrent = Synapses(cells, cells, eligible, on_pre="v_post += zeta * w", on_event="relay", dt=s.dt,
                              namespace=ns, name="recurrent_pathway")
@@ -291,62 +178,62 @@ class EpropNetwork(CompiledNetwork):
         out_model = PLASTIC + ("L_pre = w * err_post : 1 (summed)\n" if symmetric else "")
         output = Synapses(cells, readout, out_model, on_pre="y_post += zeta_out * w", dt=s.dt, namespace=ns,
                           name="readout_pathway")
-        output.connect(i=np.repeat(np.arange(H), K), j=np.tile(np.arange(K), H))
-        objects = [afferents, cells, readout, forward, recurrent, output]
+        connect_dense(output)
+        normaliser = feedback = None
         if s.loss == "cross_entropy":  # the readouts share exp(y) to normalise the softmax
             normaliser = Synapses(readout, readout, "norm_post = exp(y_pre) : 1 (summed)", dt=s.dt,
                                   name="normaliser")
             normaliser.connect()
-            normaliser.summed_updaters["norm_post"].when = "groups"
-            normaliser.summed_updaters["norm_post"].order = 10
-            objects.append(normaliser)
-        feedback = None
         if not symmetric:
             feedback = Synapses(readout, cells, "b : 1\nL_post = b * err_pre : 1 (summed)", dt=s.dt,
                                 name="feedback")
-            feedback.connect(i=np.repeat(np.arange(K), H), j=np.tile(np.arange(H), K))
-            objects.append(feedback)
+            connect_dense(feedback)
+        return {"input": afferents, "recurrent": cells, "readout": readout, "forward": forward,
+                "recurrent_pathway": recurrent, "output": output, "normaliser": normaliser, "feedback": feedback,
+                "spikes": SpikeMonitor(cells, name="recurrent_spikes"),
+                "sample_ends": self.sample_end_monitor(readout, ["loss", "score"], "readout_sample_ends"),
+                "layers": [cells, readout]}
 
+    def schedule(self, o: dict) -> Schedule:
+        """Every object's place in the step (see the module docstring), one row each."""
+        s = self.settings
+        afferents, cells, readout, forward, recurrent, output = (
+            o[name] for name in ("input", "recurrent", "readout", "forward", "recurrent_pathway", "output"))
+        eligibility = ELIGIBILITY_ALIF if s.neuron == "alif" else ELIGIBILITY_LIF
+        sample_end = ELIGIBLE_SAMPLE_END + ("eps = 0" if s.neuron == "alif" else "")
         surrogate_code = f"psi = {s.surrogate().brian('v', 'A', 'surrogate_width', 'surrogate_height')}"
-        runners = [
-            (cells.run_regularly(RECURRENT_AFTER_SPIKE, when="groups", order=3, name="recurrent_after_spike")),
-            (cells.run_regularly(surrogate_code, when="groups", order=6, name="recurrent_pseudo_derivative")),
-            (readout.run_regularly(READOUT_ERROR[s.loss], when="groups", order=11, name="readout_error")),
-            (forward.run_regularly(eligibility, when="groups", order=13, name="input_eligibility")),
-            (recurrent.run_regularly(eligibility, when="groups", order=14, name="recurrent_eligibility")),
-            (output.run_regularly(READOUT_GRADIENT, when="groups", order=15, name="readout_gradient")),
-        ]
-        boundaries = [
-            forward.run_regularly(ELIGIBLE_SAMPLE_END + ("eps = 0" if alif else ""), dt=sample, when="start",
-                                  order=0, name="input_sample_end"),
-            recurrent.run_regularly(ELIGIBLE_SAMPLE_END + ("eps = 0" if alif else ""), dt=sample, when="start",
-                                    order=0, name="recurrent_sample_end"),
-            *[p.run_regularly(MINIBATCH_END, dt=minibatch, when="start", order=1, name=f"{p.name}_minibatch_end")
-              for p in (forward, recurrent, output)],
-            cells.run_regularly(RECURRENT_SAMPLE_START, dt=sample, when="start", order=2, name="recurrent_sample_start"),
-            afferents.run_regularly("zbar = 0", dt=sample, when="start", order=2, name="afferent_sample_start"),
-            readout.run_regularly(READOUT_SAMPLE_START, dt=sample, when="start", order=2, name="readout_sample_start"),
-        ]
-        for group in (afferents, cells, readout):
-            group.state_updater.when, group.state_updater.order = "groups", 0
-        afferents.thresholder["spike"].when, afferents.thresholder["spike"].order = "groups", 1
-        afferents.resetter["spike"].when, afferents.resetter["spike"].order = "groups", 2
-        cells.thresholder["relay"].when, cells.thresholder["relay"].order = "groups", 2  # before z is cleared (3)
-        forward.pre.when, forward.pre.order = "groups", 4
-        recurrent.pre.when, recurrent.pre.order = "groups", 5
-        cells.thresholder["spike"].when, cells.thresholder["spike"].order = "groups", 7
-        cells.resetter["spike"].when, cells.resetter["spike"].order = "groups", 8
-        output.pre.when, output.pre.order = "groups", 9
-        if symmetric:
-            output.summed_updaters["L_pre"].when, output.summed_updaters["L_pre"].order = "groups", 12
+        if o["feedback"] is None:
+            learning_signal = output.summed_updaters["L_pre"]  # B = W^outᵀ
         else:
-            feedback.summed_updaters["L_post"].when, feedback.summed_updaters["L_post"].order = "groups", 12
-        spikes = SpikeMonitor(cells, name="recurrent_spikes")
-        ends = self.sample_end_monitor(readout, ["loss", "score"], "readout_sample_ends")
-        network = Network(*objects, *runners, *boundaries, spikes, ends)
-        return {"network": network, "input": afferents, "recurrent": cells, "readout": readout,
-                "forward": forward, "recurrent_pathway": recurrent, "output": output, "feedback": feedback,
-                "spikes": spikes, "sample_ends": ends, "layers": [cells, readout]}
+            learning_signal = o["feedback"].summed_updaters["L_post"]
+        rows = [("groups", 0, group.state_updater) for group in (afferents, cells, readout)]
+        rows += [
+            ("groups", 1, afferents.thresholder["spike"]),
+            ("groups", 2, afferents.resetter["spike"]),
+            ("groups", 2, cells.thresholder["relay"]),  # before z is cleared (3)
+            ("groups", 3, Every(cells, RECURRENT_AFTER_SPIKE, "recurrent_after_spike")),
+            ("groups", 4, forward.pre),
+            ("groups", 5, recurrent.pre),
+            ("groups", 6, Every(cells, surrogate_code, "recurrent_pseudo_derivative")),
+            ("groups", 7, cells.thresholder["spike"]),
+            ("groups", 8, cells.resetter["spike"]),
+            ("groups", 9, output.pre),
+            ("groups", 11, Every(readout, READOUT_ERROR[s.loss], "readout_error")),
+            ("groups", 12, learning_signal),
+            ("groups", 13, Every(forward, eligibility, "input_eligibility")),
+            ("groups", 14, Every(recurrent, eligibility, "recurrent_eligibility")),
+            ("groups", 15, Every(output, READOUT_GRADIENT, "readout_gradient")),
+            ("start", 0, Every(forward, sample_end, "input_sample_end", "sample")),
+            ("start", 0, Every(recurrent, sample_end, "recurrent_sample_end", "sample")),
+            *[("start", 1, Every(p, MINIBATCH_END, f"{p.name}_minibatch_end", "minibatch"))
+              for p in (forward, recurrent, output)],
+            ("start", 2, Every(cells, RECURRENT_SAMPLE_START, "recurrent_sample_start", "sample")),
+            ("start", 2, Every(afferents, "zbar = 0", "afferent_sample_start", "sample")),
+            ("start", 2, Every(readout, READOUT_SAMPLE_START, "readout_sample_start", "sample")),
+        ]
+        if o["normaliser"] is not None:
+            rows.append(("groups", 10, o["normaliser"].summed_updaters["norm_post"]))
+        return Schedule(rows)
 
     # ------------------------------------------------------------------------------ runs
     def run_values(self, state: EpropState, input_spikes, targets, window, learning_rate: float) -> RunValues:

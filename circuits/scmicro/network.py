@@ -16,7 +16,7 @@ has the sign of Wᵀ on every connection: sign-concordant feedback alignment.
 One sample lasts T steps; samples follow each other in one simulation, with sample and minibatch
 boundaries inside the network; a run of N samples lasts N·T + 1 steps.
 
-Schedule of one step (``when``/``order``, set in :meth:`SCMicroNetwork._schedule` only):
+Schedule of one step (``when``/``order``, set in :meth:`SCMicroNetwork.schedule`, one table):
 
     start        sample boundary: traces, compartments, counts to zero; minibatch boundary: W⁺, W⁻,
                  b += summed change / M, magnitudes bounded at zero
@@ -41,10 +41,10 @@ import hashlib
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from brian2 import Network, SpikeMonitor, StateMonitor, Synapses
+from brian2 import SpikeMonitor, StateMonitor, Synapses
 
 from apical.analysis.alignment import measure_effective_feedback
-from apical.circuits.core import CompiledNetwork, RunValues, Schedule, make_afferents
+from apical.circuits.core import CompiledNetwork, Every, RunValues, Schedule, afferent_rows, make_afferents
 from apical.circuits.microcircuit import DiscreteParameters, LayerRecord, MicrocircuitSettings
 from apical.models.interneurons import (
     PV_AFTER_THRESHOLD,
@@ -288,12 +288,7 @@ class SCMicroNetwork(CompiledNetwork):
              "softmax_partition": softmax,
              "excitatory_forward": excitatory, "inhibitory_forward": inhibitory, "sst": sst, "sst_drive": sst_drive,
              "excitatory_feedback": excitatory_feedback, "inhibitory_feedback": inhibitory_feedback}
-        o["runners"] = self._schedule(o, s, T * p.dt, M * T * p.dt)
-        if self.probe:  # the electrode's protocol, read before any burst of the step
-            o["runners"] += [layer.run_regularly(SC_PROBE_STEP, when="groups", order=-95, name=f"{layer.name}_probe")
-                             for layer in layers[1:]]
         o["output_spikes"] = SpikeMonitor(layers[-1], name="output_readout")
-        monitors = [o["output_spikes"]]
         if self.record_all:
             record = dict(when="after_groups", order=1000)
             o["layer_states"] = [StateMonitor(layer, ["spiked", "v", "apical", "plasticity_gate"], record=True,
@@ -304,72 +299,58 @@ class SCMicroNetwork(CompiledNetwork):
                                              ("inhibitory_forward", inhibitory, "weight_change"),
                                              ("bias", layers, "bias_change"))
             }
-            monitors += o["layer_states"] + [m for ms in o["changes"].values() for m in ms]
-        o["network"] = Network(
-            inputs, *layers, *pv, *pv_drive, *excitatory, *inhibitory, *sst, *sst_drive, *excitatory_feedback,
-            *inhibitory_feedback, *softmax, *o["runners"], *monitors,
-        )
         return o
 
-    @staticmethod
-    def _schedule(o: dict, s, sample_dt, minibatch_dt) -> list:
-        """Set every object's place in the step (module docstring); returns the extra runners."""
-        schedule = Schedule()
-        at, every, runners = schedule.at, schedule.every, schedule.runners
-
+    def schedule(self, o: dict) -> Schedule:
+        """Every object's place in the step (module docstring), one row each."""
+        s = self.settings
         layers = o["layers"]
         n_layers = len(layers)
-        schedule.afferents(o["inputs"], o["read_input"], sample_dt)
+        rows = afferent_rows(o["inputs"], o["read_input"])
+        if self.probe:  # the electrode's protocol, read before any burst of the step
+            rows += [("groups", -95, Every(layer, SC_PROBE_STEP, f"{layer.name}_probe")) for layer in layers[1:]]
         soma = s.pyramidal_equations
         for l, layer in enumerate(layers):
             base, output = 100 * (l + 1), l == n_layers - 1
             relay, drive = o["pv"][l], o["pv_drive"][l]
             excitatory, inhibitory = o["excitatory_forward"][l], o["inhibitory_forward"][l]
-            at(layer.state_updater, "groups", -100)
-            at(relay.state_updater, "groups", -100)
-            runners.append(layer.run_regularly(OUTPUT_NUDGING if output else soma.bias_jump, when="groups", order=base,
-                                               name=f"{layer.name}_bias"))
-            at(excitatory.pre, "groups", base + 1)
-            at(drive.relay, "groups", base + 2)  # the PV relays of layer l−1 fire in the same step as their partners
-            at(relay.thresholder["spike"], "groups", base + 3)
-            runners.append(relay.run_regularly(PV_AFTER_THRESHOLD, when="groups", order=base + 4,
-                                               name=f"{relay.name}_after_threshold"))
-            at(relay.thresholder["active"], "groups", base + 5)
-            at(inhibitory.pre, "groups", base + 6)
-            at(layer.thresholder["spike"], "groups", base + 7)
+            rows.append(("groups", -100, layer.state_updater))
+            rows.append(("groups", -100, relay.state_updater))
+            rows.append(("groups", base, Every(layer, OUTPUT_NUDGING if output else soma.bias_jump, f"{layer.name}_bias")))
+            rows.append(("groups", base + 1, excitatory.pre))
+            rows.append(("groups", base + 2, drive.relay))  # the PV relays of layer l−1 fire in the same step as their partners
+            rows.append(("groups", base + 3, relay.thresholder["spike"]))
+            rows.append(("groups", base + 4, Every(relay, PV_AFTER_THRESHOLD, f"{relay.name}_after_threshold")))
+            rows.append(("groups", base + 5, relay.thresholder["active"]))
+            rows.append(("groups", base + 6, inhibitory.pre))
+            rows.append(("groups", base + 7, layer.thresholder["spike"]))
             if output and o["softmax_partition"]:  # traces, then Σ_j exp(κ·o_j), then the error
-                runners.append(layer.run_regularly(soma.after_threshold_code(s.pyramidal) + OUTPUT_PSP_TRACES,
-                                                   when="groups", order=base + 8, name=f"{layer.name}_after_threshold"))
-                at(o["softmax_partition"][0].summed_updaters["partition_post"], "groups", base + 10)
-                runners.append(layer.run_regularly(OUTPUT_SOFTMAX_ERROR, when="groups", order=base + 11,
-                                                   name=f"{layer.name}_softmax_error"))
+                rows.append(("groups", base + 8, Every(layer, soma.after_threshold_code(s.pyramidal) + OUTPUT_PSP_TRACES, f"{layer.name}_after_threshold")))
+                rows.append(("groups", base + 10, o["softmax_partition"][0].summed_updaters["partition_post"]))
+                rows.append(("groups", base + 11, Every(layer, OUTPUT_SOFTMAX_ERROR, f"{layer.name}_softmax_error")))
             else:
-                runners.append(layer.run_regularly(soma.after_threshold_code(s.pyramidal) + (OUTPUT_ERROR if output else ""),
-                                                   when="groups", order=base + 8, name=f"{layer.name}_after_threshold"))
-            at(layer.thresholder["active"], "groups", base + 9)
-            at(excitatory.plasticity, "after_groups", 2 * l)
-            at(inhibitory.plasticity, "after_groups", 2 * l + 1)
-            runners.append(layer.run_regularly(soma.bias_plasticity, when="after_groups", order=50 + l,
-                                               name=f"{layer.name}_bias_plasticity"))
+                rows.append(("groups", base + 8, Every(layer, soma.after_threshold_code(s.pyramidal) + (OUTPUT_ERROR if output else ""), f"{layer.name}_after_threshold")))
+            rows.append(("groups", base + 9, layer.thresholder["active"]))
+            rows.append(("after_groups", 2 * l, excitatory.plasticity))
+            rows.append(("after_groups", 2 * l + 1, inhibitory.plasticity))
+            rows.append(("after_groups", 50 + l, Every(layer, soma.bias_plasticity, f"{layer.name}_bias_plasticity")))
             for synapses in (excitatory, inhibitory):
-                every(synapses, s.plasticity.sample_end, sample_dt, 0, f"{synapses.name}_sample_end")
-                every(synapses, s.plasticity.minibatch_end, minibatch_dt, 2, f"{synapses.name}_minibatch_end")
-            every(layer, soma.sample_end + (OUTPUT_PSP_SAMPLE_END if output else ""), sample_dt, 1,
-                  f"{layer.name}_sample_end")
-            every(relay, PV_SAMPLE_END, sample_dt, 1, f"{relay.name}_sample_end")
-            every(layer, soma.minibatch_end, minibatch_dt, 2, f"{layer.name}_minibatch_end")
+                rows.append(("start", 0, Every(synapses, s.plasticity.sample_end, f"{synapses.name}_sample_end", "sample")))
+                rows.append(("start", 2, Every(synapses, s.plasticity.minibatch_end, f"{synapses.name}_minibatch_end", "minibatch")))
+            rows.append(("start", 1, Every(layer, soma.sample_end + (OUTPUT_PSP_SAMPLE_END if output else ""), f"{layer.name}_sample_end", "sample")))
+            rows.append(("start", 1, Every(relay, PV_SAMPLE_END, f"{relay.name}_sample_end", "sample")))
+            rows.append(("start", 2, Every(layer, soma.minibatch_end, f"{layer.name}_minibatch_end", "minibatch")))
         # Top-down, from the output down: stage j completes the apical compartments of layer L−1−j.
         for j, m in enumerate(reversed(range(n_layers - 1))):
             base = 100 * (n_layers + 1) + 10 * j
             relay = o["sst"][m]
-            runners.append(relay.run_regularly(SST_STEP_START, when="groups", order=-90,
-                                               name=f"{relay.name}_step_start"))
-            at(layers[m + 1].thresholder["burst"], "groups", base)
-            at(o["excitatory_feedback"][m].bursts, "groups", base + 1)
-            at(o["sst_drive"][m].relay, "groups", base + 1)
-            at(relay.thresholder["burst"], "groups", base + 2)
-            at(o["inhibitory_feedback"][m].bursts, "groups", base + 3)
-        return runners
+            rows.append(("groups", -90, Every(relay, SST_STEP_START, f"{relay.name}_step_start")))
+            rows.append(("groups", base, layers[m + 1].thresholder["burst"]))
+            rows.append(("groups", base + 1, o["excitatory_feedback"][m].bursts))
+            rows.append(("groups", base + 1, o["sst_drive"][m].relay))
+            rows.append(("groups", base + 2, relay.thresholder["burst"]))
+            rows.append(("groups", base + 3, o["inhibitory_feedback"][m].bursts))
+        return Schedule(rows)
 
     # ----------------------------------------------------------------- running
     def run_values(self, state: SCMicroState, input_spikes, labels=None, learning_rate: float = 0.0,

@@ -1,9 +1,7 @@
 """The ``[delta]`` config section: the output cells and the target of the delta rule.
 
 ``[model]`` gives the clock (``dt``) and the sample length (``time_steps``, T); ``[learning]`` the
-learning rate η and the minibatch size M; this table gives what is particular to the rule. The
-other keys of ``[model]`` (``leak``, ``threshold``, ``window``, ...) describe BioGrad's soma and
-are not read.
+learning rate η and the minibatch size M; this table gives what is particular to the rule.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from apical.circuits.framework import ConfigError, ConfigSection
 
 @dataclass(frozen=True)
 class DeltaConfig:
-    """A layer of LIF cells trained by the delta rule on spike counts (apical_delta.network)."""
+    """A layer of LIF cells trained by the delta rule on spike counts (apical_delta.model)."""
 
     tau_m: Quantity = field(default_factory=lambda: 20 * ms)  # τ_m, membrane time constant of the output cells
     threshold: float = 1.0  # θ, firing threshold (strict: v > θ), in units of the potential

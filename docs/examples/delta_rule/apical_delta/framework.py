@@ -14,7 +14,8 @@ import numpy as np
 
 from apical.circuits.framework import Framework, LocalityCopy
 from apical.models.encoders import sample_rng
-from apical_delta.network import GLOBAL_SIGNALS, DeltaNetwork, DeltaSettings, initial_weights
+from apical_delta.model import GLOBAL_SIGNALS, DeltaSettings, initial_weights
+from apical_delta.network import DeltaNetwork
 from apical_delta.numpy_form import NumpyDeltaLayer
 
 

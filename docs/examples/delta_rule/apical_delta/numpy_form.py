@@ -1,4 +1,4 @@
-"""The delta-rule layer of apical_delta.network in numpy, a minibatch at a time.
+"""The delta-rule layer of apical_delta.model in numpy, a minibatch at a time.
 
 The same discrete dynamics as the Brian2 network (its module docstring), step by step for the M
 samples of a minibatch at once — they are independent, since potentials and counts restart with
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from apical_delta.network import DeltaSettings
+from apical_delta.model import DeltaSettings
 
 
 class NumpyDeltaLayer:
