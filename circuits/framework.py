@@ -12,7 +12,9 @@ What a framework declares, and what it may leave out (defaults in brackets):
 - ``factory(config, n_in, n_out, chunk, build_dir)``: build the network once for runs of
   ``chunk`` samples on ``config.run.device`` and return a :class:`Framework`;
 - ``section`` [none]: its own config table ``[name]``, a frozen dataclass whose fields are the
-  keys (kinds read from the annotations, bounds and choices declared beside it);
+  keys (kinds read from the annotations, bounds and choices declared beside it; each field's
+  comment is its line in docs/config.md): every constant of its network, since ``[model]`` holds
+  only what every framework reads (framework, hidden, time_steps, dt, equations);
 - ``check_config(config)`` [no check]: raise :class:`ConfigError` (one line, naming the key) for a
   combination its network cannot run;
 - ``devices`` [cpp, cuda, runtime]: where it runs; ``"numpy"`` when it has a numpy form equal to
@@ -99,13 +101,19 @@ class ConfigSection:
     """A TOML table of the config: its name, its schema (a frozen dataclass, defaults = the published
     values) and the checks on each key. ``kinds`` defaults to what the annotations say;
     ``bounds`` maps a key to [(operator, bound), ...] the value must satisfy; ``choices`` to the
-    strings it may take."""
+    strings it may take; ``replaces`` a key to the other way of giving the same quantity (tau_m →
+    leak): giving both is refused, giving the first sets the second to None; ``moved`` an older key
+    of another section to the key of this one that took it over ("model.leak" → "leak"): a config
+    that still names it is refused naming the new place, a results directory's stored config is read
+    with it (docs/config.md, "Keys that moved")."""
 
     name: str
     schema: type
     bounds: Mapping[str, list[tuple[str, float]]] = field(default_factory=dict)
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     kinds: Mapping[str, str] | None = None
+    replaces: Mapping[str, str] = field(default_factory=dict)
+    moved: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if not dataclasses.is_dataclass(self.schema):
@@ -113,7 +121,8 @@ class ConfigSection:
         if self.kinds is None:
             hints = {f.name: f.type for f in dataclasses.fields(self.schema)}
             object.__setattr__(self, "kinds", {name: _kind_of(hint) for name, hint in hints.items()})
-        unknown = (set(self.bounds) | set(self.choices)) - set(self.kinds)
+        unknown = (set(self.bounds) | set(self.choices) | set(self.replaces) | set(self.replaces.values())
+                   | set(self.moved.values())) - set(self.kinds)
         if unknown:
             raise TypeError(f"config section [{self.name}] declares checks for keys it does not have: "
                             f"{', '.join(sorted(unknown))}")
@@ -147,9 +156,6 @@ class FrameworkSpec:
     # The values of learning.optimizer its learning can step with; any other is refused (it would
     # be ignored silently). "sgd": the rule's own update ΔW; "adam": Adam on −ΔW/η, per synapse.
     optimizers: tuple[str, ...] = ("sgd",)
-    # The [model] keys it reads (None: all of them). A config that sets any other [model] key to
-    # something other than its default is refused: the framework would ignore it silently.
-    model_keys: tuple[str, ...] | None = None
     # Where its arithmetic runs whatever run.device says (e.g. "numpy" for a framework written in
     # numpy alone); None: on run.device. Tables name this as the row's device.
     computes_on: str | None = None

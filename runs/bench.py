@@ -38,7 +38,7 @@ from apical.analysis.timing import build_root, machine_load, machine, timed_runs
 from apical.circuits import registry
 from apical.circuits.framework import FrameworkSpec
 from apical.models.encoders import encode_batch
-from apical.runs.config import Config, ConfigError, load_config
+from apical.runs.config import DEFAULT_FRAMEWORK, Config, ConfigError, load_config
 from apical.runs.datasets import images_to_intensity, load_mnist
 from apical.runs.train import encode, load_dataset
 
@@ -47,10 +47,10 @@ EVENT_SAMPLES = 8  # samples whose operations are counted (apical.analysis.event
 DEFAULT_SAMPLES = 1000
 N_CLASSES = 10  # every dataset Apical loads has ten classes
 #: The dry run: every hidden layer this wide, minibatches of at most this many, this many samples,
-#: a sleep phase (where the config sleeps) of a few short noise samples, on the first of these devices
-#: the framework runs on.
+#: a sleep phase (where the framework's section has one that is on: biograd.sleep) of a few short noise
+#: samples, on the first of these devices the framework runs on.
 DRY_RUN_WIDTH, DRY_RUN_BATCH, DRY_RUN_SAMPLES = 16, 2, 2
-DRY_RUN_SLEEP = ("learning.sleep_batch=2", "learning.sleep_steps=5")
+DRY_RUN_SLEEP = {"sleep_batch": 2, "sleep_steps": 5}
 DRY_RUN_DEVICES = ("runtime", "cpp")
 
 
@@ -81,13 +81,13 @@ def bench_inputs(config: Config, samples: int) -> tuple[np.ndarray, np.ndarray]:
 
 def framework_name(args) -> str:
     """--framework; with --config, the framework the config trains (model.framework); otherwise
-    the first registered."""
+    the default one (model.framework's default)."""
     if args.config:
         named = load_config(args.config, args.set).model.framework
         if args.framework and args.framework != named:
             raise ConfigError(f"--framework {args.framework}, but {args.config} trains {named!r} (model.framework)")
         return named
-    return args.framework or registry.names()[0]
+    return args.framework or DEFAULT_FRAMEWORK
 
 
 def bench_config(spec: FrameworkSpec, args) -> tuple[Config, str, list[str]]:
@@ -102,8 +102,10 @@ def bench_config(spec: FrameworkSpec, args) -> tuple[Config, str, list[str]]:
     shrink = []
     if args.dry_run:
         widths = ", ".join([str(DRY_RUN_WIDTH)] * len(config.model.hidden))
-        shrink = [f"model.hidden=[{widths}]", f"learning.batch_size={min(config.learning.batch_size, DRY_RUN_BATCH)}",
-                  *(DRY_RUN_SLEEP if config.learning.sleep else ())]
+        shrink = [f"model.hidden=[{widths}]", f"learning.batch_size={min(config.learning.batch_size, DRY_RUN_BATCH)}"]
+        own = config.sections.get(spec.section.name) if spec.section is not None else None
+        if getattr(own, "sleep", False):
+            shrink += [f"{spec.section.name}.{key}={value}" for key, value in DRY_RUN_SLEEP.items()]
     device = args.device
     if device is None and args.dry_run:
         device = next((name for name in DRY_RUN_DEVICES if name in spec.devices), spec.devices[0])

@@ -1,13 +1,15 @@
 """Run configuration: TOML files parsed into frozen dataclasses.
 
-What the network is (`[model]`) is kept apart from how it learns (`[learning]`), which data it sees
-(`[data]`), how it is run (`[run]`) and the seed of each source of randomness (`[seeds]`), as in
-NetPyNE's split of netParams and simConfig. Quantities with units are strings parsed with Brian2's
-unit names ("5*ms") and checked for their dimension. Every error is a one-line ConfigError naming
-the key, e.g. ``config key 'model.threshold' must be > 0, got -1``.
+What the network is (`[model]`: the framework, sizes and time steps every framework reads; the
+framework's own constants in its `[name]` section, e.g. `[biograd]`) is kept apart from how it
+learns (`[learning]`), which data it sees (`[data]`), how it is run (`[run]`) and the seed of each
+source of randomness (`[seeds]`), as in NetPyNE's split of netParams and simConfig. Quantities with
+units are strings parsed with Brian2's unit names ("5*ms") and checked for their dimension. Every
+error is a one-line ConfigError naming the key, e.g. ``config key 'biograd.threshold' must be > 0,
+got -1``. docs/config.md lists every key (written by apical.runs.config_reference).
 
     config = load_config("runs/configs/mnist.toml", overrides=["learning.learning_rate=5e-4"])
-    config.leak_per_step        # λ, from model.leak or exp(-dt / tau_m)
+    config.biograd.leak_per_step(config.model.dt)  # λ, from biograd.leak or exp(-dt / tau_m)
     config_to_toml(config)      # every key, resolved; loads back to an equal Config
 """
 
@@ -32,7 +34,6 @@ from brian2.units.fundamentalunits import get_dimensions
 
 from apical.circuits import registry
 from apical.circuits.framework import ConfigError, ConfigSection, edited_equations
-from apical.models.surrogate import FAMILIES
 from apical.runs.datasets import SAMPLE_GEOMETRY
 
 __all__ = [
@@ -47,63 +48,39 @@ __all__ = [
     "parse_time",
     "load_config",
     "config_from_dict",
+    "config_from_resolved",
     "config_to_toml",
     "apply_overrides",
 ]
 
 
+DEFAULT_FRAMEWORK = "biograd"  # fixed, so that installing a framework never changes what a config trains
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network: sizes and the neuron/learning-rule parameters of Tang et al. 2021."""
+    """What every framework reads: which one, its layer sizes and its time steps. Each framework's
+    own constants are in its section ([biograd], [bp], [bioleaf], ...)."""
 
-    framework: str = field(default_factory=lambda: registry.names()[0])  # the learning framework, one of the
-    #   registered ones (apical.circuits.registry); default: the first listed (BioGrad, Tang et al. 2021)
+    framework: str = DEFAULT_FRAMEWORK  # the learning framework, one of the registered ones (apical.circuits.registry)
     hidden: tuple[int, ...] = (500, 100)  # hidden layer sizes, input side first
     time_steps: int = 20  # T, time bins per sample
-    error_start: int = 5  # t0, first step at which the output error drives the error neurons
     dt: Quantity = field(default_factory=lambda: 5 * ms)  # duration of one time bin
-    leak: float | None = 0.3  # λ, membrane decay per step; None when tau_m is given
-    tau_m: Quantity | None = None  # membrane time constant; if given, λ = exp(-dt / tau_m)
-    threshold: float = 0.3  # θ, firing threshold (strict: v > θ)
-    window: float = 0.3  # w, half-width of the pseudo-derivative window |v - θ| < w
-    gamma: float = 1.0  # γ, height of the pseudo-derivative
-    surrogate: str = "rectangular"  # family of the pseudo-derivative (models/surrogate.py), width w, height γ
-    equations: tuple[tuple[str, str], ...] = ()  # model code replacing published parts, e.g.
-    #   {"soma.reset" = "v -= theta"} (the framework's parts: apical equations CONFIG; docs/editing.md)
-    feedback_init: str = "forward_product"  # B init: "forward_product" (released code) or "random"
-
-    @property
-    def leak_per_step(self) -> float:
-        """λ = leak, or exp(-dt / tau_m) when tau_m is given."""
-        if self.tau_m is not None:
-            return math.exp(-float(self.dt / self.tau_m))
-        return float(self.leak)
-
-    @property
-    def membrane_time_constant(self) -> Quantity:
-        """tau_m, or the one that gives λ per step: dt / ln(1/λ)."""
-        if self.tau_m is not None:
-            return self.tau_m
-        return self.dt / math.log(1.0 / self.leak)
+    equations: tuple[tuple[str, str], ...] = ()  # model code replacing published parts of the framework's
+    #   equations, e.g. {"soma.reset" = "v -= theta"} (its parts: apical equations CONFIG; docs/editing.md)
 
 
 @dataclass(frozen=True)
 class LearningConfig:
-    """Wake updates, the sleep phase that aligns feedback, and the BP baseline's optimiser."""
+    """What every learning rule is stepped by: its rate, its minibatch, the rate's schedule and the optimiser."""
 
-    learning_rate: float = 1e-3  # η, wake learning rate
+    learning_rate: float = 1e-3  # η, learning rate of the rule (BioGrad's wake phase; BPTT's: bp.learning_rate)
     batch_size: int = 1  # M, samples per weight update (1 = online)
     decay: float = 1.0  # learning-rate factor applied every decay_every epochs (1 = constant rate)
     decay_every: float = 1.0  # epochs between two learning-rate decays (0.5: every half epoch)
     warmup_epochs: float = 0.0  # η ramps linearly from 0 to its full value over these first epochs (0 = none)
-    sleep: bool = False  # run the sleep phase after every chunk of run.chunk_samples samples
-    sleep_steps: int = 50  # T_s, steps of noise per sleep phase per hidden layer
-    sleep_learning_rate: float = 1e-4 / 3  # η_s, sleep learning rate for the feedback weights B
-    sleep_decay: float = 2.0  # P, power of the output counts in the decay term of ΔB
-    sleep_batch: int = 128  # noise samples per sleep phase (Σ_batch in ΔB)
     optimizer: str = "sgd"  # "sgd": the rule's own step; "adam": Adam on each parameter's own updates
     #   (the bp framework; BioGrad on its numpy form)
-    bp_learning_rate: float = 1e-4  # learning rate of the BP (BPTT) baseline
 
     def rate_scale(self, epochs_done: float, chunk_epochs: float = 0.0) -> float:
         """The factor on every learning rate for a chunk of ``chunk_epochs`` epochs that starts once
@@ -161,7 +138,7 @@ class SeedsConfig:
     input: int = 2  # input spike rasters (Bernoulli rate code)
     sleep: int = 3  # sleep-phase noise spikes
     shuffle: int = 4  # order of training samples
-    feedback: int = 5  # random feedback weights B (feedback_init = "random")
+    feedback: int = 5  # random feedback weights B (feedback_init = "random"; the SC microcircuit's and e-prop's B)
 
 
 @dataclass(frozen=True)
@@ -183,27 +160,15 @@ class Config:
             return sections[name]
         raise AttributeError(f"Config has no section {name!r}")
 
-    @property
-    def leak_per_step(self) -> float:
-        """λ of the soma, resolved from model.leak or model.tau_m."""
-        return self.model.leak_per_step
-
 
 # Kind of each core key: "int", "float", "bool", "str", "time", "int_list"; bounds checked below.
 CORE = {
     "model": ConfigSection("model", ModelConfig, kinds={
-        "framework": "str", "hidden": "int_list", "time_steps": "int", "error_start": "int", "dt": "time",
-        "leak": "float", "tau_m": "time", "threshold": "float", "window": "float", "gamma": "float",
-        "surrogate": "str", "equations": "str_table", "feedback_init": "str",
-    }, bounds={
-        "time_steps": [(">=", 1)], "error_start": [(">=", 0)], "leak": [(">", 0), ("<", 1)],
-        "threshold": [(">", 0)], "window": [(">", 0)], "gamma": [(">", 0)],
-    }, choices={"feedback_init": ("forward_product", "random"), "surrogate": FAMILIES}),
+        "framework": "str", "hidden": "int_list", "time_steps": "int", "dt": "time", "equations": "str_table",
+    }, bounds={"time_steps": [(">=", 1)]}),
     "learning": ConfigSection("learning", LearningConfig, bounds={
         "learning_rate": [(">", 0)], "batch_size": [(">=", 1)], "decay": [(">", 0), ("<=", 1)],
-        "decay_every": [(">", 0)], "warmup_epochs": [(">=", 0)], "sleep_steps": [(">=", 1)],
-        "sleep_learning_rate": [(">", 0)], "sleep_decay": [(">", 0)], "sleep_batch": [(">=", 1)],
-        "bp_learning_rate": [(">", 0)],
+        "decay_every": [(">", 0)], "warmup_epochs": [(">=", 0)],
     }, choices={"optimizer": ("sgd", "adam")}),
     "data": ConfigSection("data", DataConfig, bounds={
         "train_samples": [(">=", 0)], "test_samples": [(">=", 0)], "validation_samples": [(">=", 0)],
@@ -243,6 +208,55 @@ def _schema() -> tuple[dict[str, str], dict[str, list], dict[str, tuple]]:
         bounds.update({f"{name}.{key}": value for key, value in section.bounds.items()})
         choices.update({f"{name}.{key}": value for key, value in section.choices.items()})
     return kinds, bounds, choices
+
+
+def _moved_keys() -> dict[str, list[tuple[str, str]]]:
+    """Each older key ("model.leak") → (section, key) of every framework section that took it over,
+    in the registry's order."""
+    moved: dict[str, list[tuple[str, str]]] = {}
+    for name, section in framework_sections().items():
+        for old, new in section.moved.items():
+            moved.setdefault(old, []).append((name, new))
+    return moved
+
+
+def _own_section(framework: Any) -> str | None:
+    """The name of the section of the framework ``model.framework`` names, if it declares one."""
+    spec = registry.frameworks().get(framework) if isinstance(framework, str) else None
+    return spec.section.name if spec is not None and spec.section is not None else None
+
+
+def _moved(key: str, framework: Any, moved: Mapping[str, list[tuple[str, str]]]) -> ConfigError:
+    """The refusal of an older key, naming its new place: in the section of the config's framework
+    if that took it over, else in the first that did (BioGrad's, for BioGrad's keys)."""
+    places = moved[key]
+    own = _own_section(framework)
+    section, name = next(((s, k) for s, k in places if s == own), places[0])
+    return ConfigError(f"config key {key!r} moved to '{section}.{name}'")
+
+
+def _framework_named(data: Mapping[str, Any]) -> Any:
+    model = data.get("model")
+    return model.get("framework", DEFAULT_FRAMEWORK) if isinstance(model, Mapping) else DEFAULT_FRAMEWORK
+
+
+def migrated(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A config written by an older Apical (a results directory's config.toml, a checkpoint's record)
+    with each key that moved in its new place: in the section of the run's framework if that took it
+    over; a key the run's framework did not read is dropped (its section keeps its defaults)."""
+    moved = _moved_keys()
+    own = _own_section(_framework_named(data))
+    tree = {section: dict(table) if isinstance(table, Mapping) else table for section, table in data.items()}
+    for old, places in moved.items():
+        section, _, name = old.partition(".")
+        table = tree.get(section)
+        if not isinstance(table, dict) or name not in table:
+            continue
+        value = table.pop(name)
+        for place, new in places:
+            if place == own:
+                tree.setdefault(place, {})[new] = value
+    return tree
 
 
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
@@ -375,6 +389,7 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
         raise ConfigError(f"a configuration must be a table of sections, got {_show(data)}")
     schema = sections()
     kinds, bounds, choices = _schema()
+    moved = _moved_keys()
     all_keys = list(kinds)
     values_of: dict[str, dict[str, Any]] = {}
     written: dict[str, dict[str, Any]] = {}  # values as given, for error messages
@@ -390,32 +405,27 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
         written[section] = dict(table)
         for name, value in table.items():
             key = f"{section}.{name}"
+            if key not in kinds and key in moved:
+                raise _moved(key, _framework_named(data), moved)
             if key not in kinds:
                 raise _unknown("key", key, [k for k in all_keys if k.startswith(section + ".")] or all_keys)
             values[name] = _coerce(key, value, kinds, choices)
             _check_bounds(key, values[name], value, bounds)
         values_of[section] = values
 
+    for section, values in values_of.items():
+        for key, other in schema[section].replaces.items():  # e.g. tau_m, the other way of giving the leak
+            if key in values:
+                if other in values:
+                    raise ConfigError(f"config keys '{section}.{other}' and '{section}.{key}' are both given: give one "
+                                      f"({key} sets {other})")
+                values[other] = None
     model = values_of.setdefault("model", {})
-    if "tau_m" in model:
-        if "leak" in model:
-            raise ConfigError(
-                "config keys 'model.leak' and 'model.tau_m' are both given: give one "
-                "(tau_m sets the leak per step to exp(-dt/tau_m))"
-            )
-        if float(model["tau_m"] / second) <= 0:
-            raise ConfigError(f"config key 'model.tau_m' must be > 0, got {written['model']['tau_m']!r}")
-        model["leak"] = None
     if "dt" in model and float(model["dt"] / second) <= 0:
         raise ConfigError(f"config key 'model.dt' must be > 0, got {written['model']['dt']!r}")
 
     built = {name: section.schema(**values_of.get(name, {})) for name, section in schema.items()}
     config = Config(**{name: built.pop(name) for name in CORE}, sections=built)
-    if config.model.error_start >= config.model.time_steps:
-        raise ConfigError(
-            f"config key 'model.error_start' must be < model.time_steps ({config.model.time_steps}), "
-            f"got {config.model.error_start}"
-        )
     framework = registry.get(config.model.framework)
     if config.run.device not in framework.devices:
         with_numpy = [registry.get(name) for name in registry.numpy_forms()]
@@ -428,17 +438,6 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
             )
         raise ConfigError(f"config key 'run.device': {config.model.framework!r} runs on "
                           f"{', '.join(repr(d) for d in framework.devices)}, not {config.run.device!r}")
-    if framework.model_keys is not None:
-        defaults = schema["model"].schema()
-        ignored = [key for key in values_of.get("model", {}) if key not in framework.model_keys
-                   and getattr(config.model, key) != getattr(defaults, key)]
-        if ignored:
-            own = f"; its own settings are in [{framework.section.name}]" if framework.section else ""
-            if framework.section and f"{framework.section.name}.{ignored[0]}" in framework.section.keys():
-                own = f"; set {framework.section.name}.{ignored[0]} instead"
-            raise ConfigError(
-                f"config key 'model.{ignored[0]}': {framework.title} does not read it (of [model] it reads "
-                f"{', '.join(framework.model_keys)}{own})")
     if config.model.equations:
         if framework.equation_parts is None:
             raise ConfigError(f"config key 'model.equations': {framework.title} takes no equation edits from the config")
@@ -452,11 +451,6 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
             f"not {config.learning.optimizer!r}")
     if framework.check_config is not None:
         framework.check_config(config)
-    if config.model.tau_m is not None and not 0.0 < config.leak_per_step < 1.0:
-        raise ConfigError(
-            f"config key 'model.tau_m' gives a leak per step exp(-dt/tau_m) = {config.leak_per_step!r}, "
-            "outside (0, 1)"
-        )
     return config
 
 
@@ -491,6 +485,9 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
         if section not in schema:
             raise _unknown("section", section, schema)
         key = f"{section}.{name}"
+        moved = _moved_keys()
+        if key not in schema[section].keys() and key in moved:
+            raise _moved(key, _framework_named(merged), moved)
         if key not in schema[section].keys():
             raise _unknown("key", key, [k for k in schema[section].keys()])
         table = merged.setdefault(section, {})
@@ -498,15 +495,24 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
             raise ConfigError(f"config section {section!r} must be a table ([{section}]), got {_show(table)}")
         if section == "model" and name == "equations" and isinstance(value, Mapping):
             value = {**dict(table.get("equations", {})), **value}  # parts add up
-        if section == "model" and name in ("leak", "tau_m"):
-            # The override replaces the other way of giving λ, rather than conflicting with the file.
-            table.pop("tau_m" if name == "leak" else "leak", None)
+        # An override replaces the other way of giving the same quantity (leak, tau_m), rather than
+        # conflicting with the file.
+        replaces = schema[section].replaces
+        for key, other in replaces.items():
+            if name in (key, other):
+                table.pop(other if name == key else key, None)
         table[name] = value
     return merged
 
 
+RESOLVED_HEADER = "# Resolved Apical configuration: every key, defaults filled in."
+
+
 def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Config:
-    """Read a TOML configuration file, apply "section.key=value" overrides, validate."""
+    """Read a TOML configuration file, apply "section.key=value" overrides, validate. A file written
+    by :func:`config_to_toml` (a results directory's config.toml) is read with the keys that moved
+    put in their new places (:func:`migrated`), so that runs of older versions still resume and
+    analyse; in a file of one's own, such a key is refused naming its new place."""
     try:
         with open(path, "rb") as handle:
             source = handle.read().decode("utf-8")
@@ -525,7 +531,15 @@ def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Confi
         last_line = source.count("\n") + (0 if source.endswith("\n") else 1)
         reason = str(error).replace("(at end of document)", f"(at end of document, line {last_line})")
         raise ConfigError(f"config file {os.fspath(path)} is not valid TOML: {reason}") from None
+    if source.startswith(RESOLVED_HEADER):
+        data = migrated(data)
     return config_from_dict(apply_overrides(data, overrides))
+
+
+def config_from_resolved(text: str) -> Config:
+    """The Config of a resolved config's text (config_to_toml's, e.g. a checkpoint's record), older
+    keys in their new places (:func:`migrated`). tomllib.TOMLDecodeError if it is not TOML."""
+    return config_from_dict(migrated(tomllib.loads(text)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -553,15 +567,17 @@ def _format_value(value: Any) -> str:
 
 def config_to_toml(config: Config) -> str:
     """The fully resolved configuration as TOML: every key, reading back to an equal Config."""
-    lines = ["# Resolved Apical configuration: every key, defaults filled in."]
+    lines = [RESOLVED_HEADER]
     for section, declared in sections().items():
         lines.append("")
         lines.append(f"[{section}]")
         for spec in dataclasses.fields(declared.schema):
             value = getattr(getattr(config, section), spec.name)
             if value is None:
-                # Only one of leak / tau_m may be given; the other is resolved from it.
-                lines.append(f"# {spec.name} not set (leak per step = {config.leak_per_step!r})")
+                # e.g. one of two ways of giving a quantity (leak, tau_m): the other one is set
+                others = [second if first == spec.name else first
+                          for first, second in declared.replaces.items() if spec.name in (first, second)]
+                lines.append(f"# {spec.name} not set" + (f" ({others[0]} is)" if others else ""))
                 continue
             if section == "model" and spec.name == "equations":
                 pairs = ", ".join(f"{json.dumps(part)} = {json.dumps(code)}" for part, code in value)

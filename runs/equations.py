@@ -24,6 +24,13 @@ from apical.models.surrogate import FAMILIES
 REFERENCE_INPUTS, REFERENCE_OUTPUTS = 6, 3  # sizes of the tiny networks the references are read from
 
 
+def surrogate_of(spec, config) -> str:
+    """The pseudo-derivative family the framework's own section sets (``[name].surrogate``), "none"
+    for a framework whose section has no such key."""
+    section = config.sections.get(spec.section.name) if spec.section is not None else None
+    return getattr(section, "surrogate", "none")
+
+
 def record_for(spec, config, framework) -> EquationRecord:
     """The record of the Brian2 networks ``framework`` runs (or, on the numpy device, of those its
     numpy form is tested equal to)."""
@@ -38,7 +45,7 @@ def record_for(spec, config, framework) -> EquationRecord:
     networks = framework.compiled_networks()
     if not networks:
         note = note or f"{spec.title} has no Brian2 network; nothing below was built by Brian2."
-    return EquationRecord.of(spec.name, config.model.surrogate, networks, note)
+    return EquationRecord.of(spec.name, surrogate_of(spec, config), networks, note)
 
 
 def reference_records(spec, family: str) -> list[EquationRecord]:
@@ -49,7 +56,8 @@ def reference_records(spec, family: str) -> list[EquationRecord]:
     records = []
     for overrides in spec.reference_configs:
         tree = {section: dict(values) for section, values in overrides.items()}
-        tree.setdefault("model", {}).update(framework=spec.name, surrogate=family)
+        tree.setdefault("model", {})["framework"] = spec.name
+        tree.setdefault(spec.section.name, {})["surrogate"] = family  # the references are per family
         tree.setdefault("run", {}).update(device="runtime", precision="float64")
         config = config_from_dict(tree)
         framework = spec.factory(config, REFERENCE_INPUTS, REFERENCE_OUTPUTS, 1, None)

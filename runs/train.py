@@ -34,7 +34,7 @@ import numpy as np
 
 from apical.circuits import registry
 from apical.models.encoders import encode_batch, sample_rng
-from apical.runs.config import Config, ConfigError, config_from_dict, config_to_toml, load_config
+from apical.runs.config import Config, ConfigError, config_from_resolved, config_to_toml, load_config
 from apical.runs.datasets import (SAMPLE_GEOMETRY, images_to_intensity, load_cifar10, load_mnist, load_nmnist,
                                   nmnist_bin_width_us, shift_samples)
 
@@ -600,7 +600,7 @@ def _train(config: Config, results: ResultsDirectory, resume: bool, config_path,
             recorded = config_file.read_text()
         if recorded is not None:
             try:
-                stored = config_from_dict(tomllib.loads(recorded))
+                stored = config_from_resolved(recorded)  # older keys in their new places
             except (ConfigError, tomllib.TOMLDecodeError) as error:
                 raise TrainingError(f"the run's recorded config cannot be read ({error})") from None
             differences = config_differences(stored, config)

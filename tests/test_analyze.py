@@ -22,7 +22,8 @@ from apical.runs.train import train
 pytestmark = pytest.mark.xdist_group("test_analyze")
 
 BIOGRAD = {
-    "model": {"framework": "biograd", "hidden": [12], "time_steps": 8, "error_start": 2},
+    "model": {"framework": "biograd", "hidden": [12], "time_steps": 8},
+    "biograd": {"error_start": 2},
     "learning": {"learning_rate": 0.005},
     "data": {"dataset": "mnist", "train_samples": 100, "test_samples": 50},
     "run": {"device": "runtime", "epochs": 2, "eval_every": 50, "checkpoint_every": 50, "chunk_samples": 50},
@@ -152,7 +153,7 @@ def test_mean_update_does_not_depend_on_oracle_batching():
 def test_bp_directory_gets_dale_and_a_non_locality_statement(tmp_path):
     out = tmp_path / "bp"
     config = config_from_dict({**BIOGRAD, "model": {**BIOGRAD["model"], "framework": "bp"},
-                               "learning": {"optimizer": "adam", "bp_learning_rate": 3e-3, "batch_size": 10},
+                               "learning": {"optimizer": "adam", "batch_size": 10}, "bp": {"learning_rate": 3e-3},
                                "run": {**BIOGRAD["run"], "epochs": 1}})
     train(config, out)
     analyze(out)

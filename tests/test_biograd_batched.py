@@ -144,9 +144,9 @@ def test_numpy_device_equals_the_brian2_network_through_apical_train(tmp_path):
     from apical.runs.train import train
     from tests.test_train import train_then_resume_without_last_checkpoint
 
-    tiny = {"model": {"hidden": [20, 12], "time_steps": 8, "error_start": 2},
-            "learning": {"learning_rate": 0.02, "batch_size": 5, "sleep": True, "sleep_steps": 10, "sleep_batch": 6,
-                         "sleep_learning_rate": 1e-3},
+    tiny = {"model": {"hidden": [20, 12], "time_steps": 8},
+            "biograd": {"error_start": 2, "sleep": True, "sleep_steps": 10, "sleep_batch": 6, "sleep_learning_rate": 1e-3},
+            "learning": {"learning_rate": 0.02, "batch_size": 5},
             "data": {"dataset": "mnist", "train_samples": 60, "test_samples": 20},
             "run": {"device": "numpy", "precision": "float64", "eval_every": 40, "checkpoint_every": 20,
                     "chunk_samples": 20}}
@@ -157,7 +157,7 @@ def test_numpy_device_equals_the_brian2_network_through_apical_train(tmp_path):
     assert brian["final_test_accuracy"] == summary["final_test_accuracy"]
     config = config_from_dict(tiny)
     initial = initial_state((784, 20, 12, 10), sample_rng(config.seeds.weights, "weights", 0),
-                            config.model.feedback_init)
+                            config.biograd.feedback_init)
     with np.load(reference / path) as ours, np.load(resumed / path) as again, \
             np.load(tmp_path / "brian2" / path) as expected:
         assert np.abs(ours["weights_3"] - initial.weights[2]).max() > 1e-4, "the run did not learn"
@@ -224,7 +224,7 @@ def test_adam_run_resumes_exactly_and_checkpoints_its_moments(tmp_path):
     from apical.runs.config import config_from_dict
     from tests.test_train import train_then_resume_without_last_checkpoint
 
-    tiny = {"model": {"hidden": [20, 12], "time_steps": 8, "error_start": 2},
+    tiny = {"model": {"hidden": [20, 12], "time_steps": 8}, "biograd": {"error_start": 2},
             "learning": {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 5},
             "data": {"dataset": "mnist", "train_samples": 60, "test_samples": 20},
             "run": {"device": "numpy", "precision": "float64", "eval_every": 40, "checkpoint_every": 20,

@@ -297,9 +297,9 @@ def test_locality_audit_passes_and_catches_a_planted_copy():
 
 
 TINY = {
-    "model": {"framework": "bioleaf", "hidden": [12], "time_steps": 6, "error_start": 2},
+    "model": {"framework": "bioleaf", "hidden": [12], "time_steps": 6},
     "learning": {"learning_rate": 0.01, "batch_size": 5},
-    "bioleaf": {"interneuron_learning_rate": 0.01, "apical_learning_rate": 0.01, "mirror_plasticity": True},
+    "bioleaf": {"error_start": 2, "interneuron_learning_rate": 0.01, "apical_learning_rate": 0.01, "mirror_plasticity": True},
     "data": {"dataset": "mnist", "train_samples": 60, "test_samples": 20},
     "run": {"device": "runtime", "eval_every": 40, "checkpoint_every": 20, "chunk_samples": 20},
 }

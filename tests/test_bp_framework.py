@@ -16,8 +16,9 @@ from apical.runs.config import config_from_dict
 from apical.runs.train import train
 
 TINY = {
-    "model": {"framework": "bp", "hidden": [20], "time_steps": 8, "error_start": 2},
-    "learning": {"optimizer": "adam", "bp_learning_rate": 3e-3, "batch_size": 10},
+    "model": {"framework": "bp", "hidden": [20], "time_steps": 8},
+    "learning": {"optimizer": "adam", "batch_size": 10},
+    "bp": {"learning_rate": 3e-3},
     "data": {"dataset": "mnist", "train_samples": 200, "test_samples": 100},
     "run": {"device": "runtime", "epochs": 5, "eval_every": 500, "checkpoint_every": 50, "chunk_samples": 50},
 }
@@ -88,14 +89,14 @@ def test_starts_from_biograds_initial_network():
         np.testing.assert_array_equal(ours, theirs.astype(np.float32))
 
 
-def test_lif_constants_come_from_the_model_section():
-    config = tiny_config(model={"leak": 0.5, "threshold": 0.4, "window": 0.2, "gamma": 2.0})
+def test_lif_constants_come_from_the_bp_section():
+    config = tiny_config(bp={"leak": 0.5, "threshold": 0.4, "window": 0.2, "gamma": 2.0})
     params = BPFramework(config, 784, 10, 50, None).settings.params
     assert (params.leak, params.threshold, params.window, params.gamma) == (0.5, 0.4, 0.2, 2.0)
 
 
 def test_sgd_takes_plain_gradient_steps():
-    config = tiny_config(learning={"optimizer": "sgd", "bp_learning_rate": 0.1})
+    config = tiny_config(learning={"optimizer": "sgd"}, bp={"learning_rate": 0.1})
     framework = BPFramework(config, 784, 10, 10, None)
     rng = np.random.default_rng(0)
     spikes = (rng.random((10, 8, 784)) < 0.3).astype(np.uint8)

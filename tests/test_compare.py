@@ -16,10 +16,10 @@ from apical.runs.config import config_to_toml, load_config
 pytestmark = pytest.mark.xdist_group("test_compare")
 
 TINY = {
-    "biograd": ['model.framework="biograd"', "model.hidden=[12]", "model.time_steps=8", "model.error_start=2",
-                'run.device="runtime"', "learning.batch_size=10", "learning.sleep=false"],
-    "bp": ['model.framework="bp"', "model.hidden=[12]", "model.time_steps=8", "model.error_start=2",
-           'run.device="runtime"', "learning.batch_size=10", "learning.sleep=false"],
+    "biograd": ['model.framework="biograd"', "model.hidden=[12]", "model.time_steps=8", "biograd.error_start=2",
+                'run.device="runtime"', "learning.batch_size=10", "biograd.sleep=false"],
+    "bp": ['model.framework="bp"', "model.hidden=[12]", "model.time_steps=8",
+           'run.device="runtime"', "learning.batch_size=10"],
 }
 
 

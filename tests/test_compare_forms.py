@@ -15,15 +15,16 @@ SMALL_WITH_SLEEP = """
 [model]
 hidden = [20, 12]
 time_steps = 8
+[biograd]
 error_start = 2
 feedback_init = "random"
-[learning]
-learning_rate = 0.02
-batch_size = 5
 sleep = true
 sleep_steps = 10
 sleep_batch = 4
 sleep_learning_rate = 1e-3
+[learning]
+learning_rate = 0.02
+batch_size = 5
 [data]
 train_samples = 60
 test_samples = 20

@@ -50,7 +50,7 @@ def tiny_config(name: str, device: str | None = None):
         device = "runtime" if "runtime" in spec.devices else spec.devices[0]
     hidden = f"[{HIDDEN}]" if data.get("model", {}).get("hidden", [1]) else "[]"
     overrides = [
-        f"model.hidden={hidden}", "learning.batch_size=2", "learning.sleep_batch=2", "learning.sleep_steps=5",
+        f"model.hidden={hidden}", "learning.batch_size=2", "biograd.sleep_batch=2", "biograd.sleep_steps=5",
         f"data.train_samples={2 * CHUNK}", f"data.test_samples={CHUNK}", "data.validation_samples=0",
         f"run.device={json.dumps(device)}", f"run.chunk_samples={CHUNK}", "run.epochs=1", "run.eval_every=0",
         "run.checkpoint_every=0", 'run.precision="float64"', "run.threads=1",

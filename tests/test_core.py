@@ -168,8 +168,9 @@ def test_compiled_biograd_equals_runtime(tmp_path):
 
 # --------------------------------------------------------------------------- brian_network
 N_IN, N_OUT, SAMPLES, STEPS = 12, 3, 2, 8
-TINY = {"model": {"hidden": [8], "time_steps": STEPS, "error_start": 2, "threshold": 0.2},
-        "learning": {"learning_rate": 0.05, "batch_size": 2}, "run": {"device": "runtime"}}
+TINY = {"model": {"hidden": [8], "time_steps": STEPS},
+        "learning": {"learning_rate": 0.05, "batch_size": 2}, "run": {"device": "runtime"},
+        **{name: {"error_start": 2, "threshold": 0.2} for name in ("biograd", "bioleaf", "scmicro")}}
 FRAMEWORKS = {"biograd": BioGradFramework, "bioleaf": BioLeaFFramework, "scmicro": SCMicroFramework}
 
 

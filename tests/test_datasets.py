@@ -255,7 +255,7 @@ def test_nmnist_bins_follow_the_config_time_step(tmp_path):
         folder.mkdir(parents=True)
         (folder / "00001.bin").write_bytes(_encode_events([(0, 0, 0, 14_999), (1, 0, 0, 15_000), (2, 0, 0, 300_000)]))
     config = load_config("runs/configs/nmnist.toml", [f"data.data_dir={json.dumps(str(tmp_path))}",
-                                                      'model.dt="15*ms"', "model.time_steps=20", "model.error_start=6"])
+                                                      'model.dt="15*ms"', "model.time_steps=20", "biograd.error_start=6"])
     data = load_dataset(config)
     assert data.train_inputs.shape == (1, 20, 2312)
     assert set(zip(*np.nonzero(data.train_inputs[0]))) == {(0, 0), (1, 1)}  # 15 ms bins, 300 ms window

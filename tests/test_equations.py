@@ -19,7 +19,7 @@ from apical.runs.config import ConfigError, config_from_dict
 from apical.runs.equations import reference_records
 from apical.runs.train import TrainingError, train
 
-TINY = {"model": {"hidden": [12], "time_steps": 6, "error_start": 2},
+TINY = {"model": {"hidden": [12], "time_steps": 6}, "biograd": {"error_start": 2},
         "learning": {"learning_rate": 0.05},
         "data": {"dataset": "mnist", "train_samples": 20, "test_samples": 10, "validation_samples": 0},
         "run": {"device": "runtime", "epochs": 1, "chunk_samples": 10, "eval_every": 10, "checkpoint_every": 10,
@@ -66,7 +66,7 @@ def test_a_hand_edited_equation_is_named_and_the_published_ones_pass():
 
 
 def test_a_run_records_its_equations_and_the_surrogate_it_used(tmp_path):
-    train(config_from_dict(with_keys(TINY, model={"surrogate": "exponential"})), tmp_path / "run")
+    train(config_from_dict(with_keys(TINY, biograd={"surrogate": "exponential"})), tmp_path / "run")
     markdown = (tmp_path / "run" / "model.md").read_text()
     assert "pseudo_derivative = gamma * exp(-abs(v - theta) / window)" in markdown
     assert "### Synapses `forward_1`" in markdown and "v_post += w" in markdown

@@ -145,7 +145,7 @@ def test_every_registered_framework_is_counted(name, tmp_path):
     assert inference.synaptic_events["learning"] == 0.0
     assert training.dense_macs > inference.dense_macs
     assert training.neuron_updates >= inference.neuron_updates > 0  # a sleep phase adds its neurons
-    if config.learning.sleep:  # BioGrad's sleep phase, one per run.chunk_samples samples, counts as learning
+    if config.biograd.sleep:  # BioGrad's sleep phase, one per run.chunk_samples samples, counts as learning
         slept = [p for p in training.pathways if p.get("phase", "").startswith("sleep phase")]
         assert slept and all(p["traffic"] == "learning" for p in slept)
         assert training.neuron_updates > inference.neuron_updates

@@ -25,6 +25,7 @@ TINY = """
 [model]
 hidden = [40]
 time_steps = 8
+[biograd]
 error_start = 2
 [learning]
 learning_rate = 0.005
@@ -43,6 +44,7 @@ CPP = """
 [model]
 hidden = [100]
 time_steps = 20
+[biograd]
 error_start = 5
 [learning]
 learning_rate = 0.005

@@ -19,6 +19,7 @@ TINY = """
 [model]
 hidden = [30]
 time_steps = 8
+[biograd]
 error_start = 2
 [learning]
 learning_rate = 0.005

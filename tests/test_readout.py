@@ -60,7 +60,7 @@ def test_evaluate_report_writes_json_markdown_and_figure(tmp_path):
     from apical.runs.train import train
 
     config_path = tmp_path / "tiny.toml"
-    config_path.write_text('[model]\nhidden = [20]\ntime_steps = 6\nerror_start = 2\n'
+    config_path.write_text('[model]\nhidden = [20]\ntime_steps = 6\n[biograd]\nerror_start = 2\n'
                            '[data]\ntrain_samples = 60\ntest_samples = 50\nvalidation_samples = 20\n'
                            '[run]\ndevice = "runtime"\nchunk_samples = 30\n')
     out = tmp_path / "run"

@@ -244,9 +244,9 @@ def test_bad_states_are_refused():
 
 
 TINY = {
-    "model": {"framework": "scmicro", "hidden": [30], "time_steps": 8, "error_start": 2, "threshold": 0.2},
+    "model": {"framework": "scmicro", "hidden": [30], "time_steps": 8},
     "learning": {"learning_rate": 0.01, "batch_size": 5},
-    "scmicro": {"feedback_scale": 2.0},
+    "scmicro": {"error_start": 2, "threshold": 0.2, "feedback_scale": 2.0},
     "data": {"dataset": "mnist", "train_samples": 60, "test_samples": 20},
     "run": {"device": "runtime", "eval_every": 40, "checkpoint_every": 20, "chunk_samples": 20},
 }

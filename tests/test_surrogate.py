@@ -81,6 +81,6 @@ def test_bad_names_and_widths_are_refused():
         Surrogate("sigmoid")
     with pytest.raises(ValueError, match="width must be > 0"):
         Surrogate("triangular", width=0.0)
-    with pytest.raises(ConfigError, match="model.surrogate"):
-        config_from_dict({"model": {"surrogate": "sigmoid"}})
-    assert config_from_dict({"model": {"surrogate": "fast_sigmoid"}}).model.surrogate == "fast_sigmoid"
+    with pytest.raises(ConfigError, match="biograd.surrogate"):
+        config_from_dict({"biograd": {"surrogate": "sigmoid"}})
+    assert config_from_dict({"biograd": {"surrogate": "fast_sigmoid"}}).biograd.surrogate == "fast_sigmoid"

@@ -28,6 +28,7 @@ TINY = """
 [model]
 hidden = [8]
 time_steps = 8
+[biograd]
 error_start = 2
 [learning]
 learning_rate = 0.005
@@ -40,11 +41,11 @@ eval_every = 40
 checkpoint_every = 10
 chunk_samples = 10
 """
-GRID = ["learning.learning_rate=0.005,1e-2", "model.feedback_init=random,'forward_product'"]
-POINTS = ["learning.learning_rate=0.005,model.feedback_init=random",
-          "learning.learning_rate=0.005,model.feedback_init=forward_product",
-          "learning.learning_rate=0.01,model.feedback_init=random",
-          "learning.learning_rate=0.01,model.feedback_init=forward_product"]
+GRID = ["learning.learning_rate=0.005,1e-2", "biograd.feedback_init=random,'forward_product'"]
+POINTS = ["learning.learning_rate=0.005,biograd.feedback_init=random",
+          "learning.learning_rate=0.005,biograd.feedback_init=forward_product",
+          "learning.learning_rate=0.01,biograd.feedback_init=random",
+          "learning.learning_rate=0.01,biograd.feedback_init=forward_product"]
 JOBS = [f"{point}/seed-{s}" for s in range(2) for point in POINTS]
 
 
@@ -70,11 +71,11 @@ def attempts(job_dir: Path) -> list[str]:
 def test_grid_values_split_at_top_level_commas():
     assert split_values("[500,100],[200, 50]") == ["[500,100]", "[200, 50]"]
     assert split_values('"a,b",c') == ['"a,b"', "c"]
-    assert parse_grid(["learning.sleep=false,true"]) == {"learning.sleep": ["false", "true"]}
-    with pytest.raises(ConfigError, match="learning.sleep"):
-        parse_grid(["learning.sleep=true", "learning.sleep=false"])
+    assert parse_grid(["biograd.sleep=false,true"]) == {"biograd.sleep": ["false", "true"]}
+    with pytest.raises(ConfigError, match="biograd.sleep"):
+        parse_grid(["biograd.sleep=true", "biograd.sleep=false"])
     with pytest.raises(ConfigError, match="empty value"):
-        parse_grid(["learning.sleep=true,"])
+        parse_grid(["biograd.sleep=true,"])
 
 
 def test_expansion_names_seeds_and_order(tmp_path):
@@ -83,7 +84,7 @@ def test_expansion_names_seeds_and_order(tmp_path):
     assert [job.name for job in jobs] == JOBS
     base = load_config(config_path)
     first, replicate = jobs[0], jobs[4]
-    assert first.config.learning.learning_rate == 0.005 and first.config.model.feedback_init == "random"
+    assert first.config.learning.learning_rate == 0.005 and first.config.biograd.feedback_init == "random"
     assert first.config.seeds == base.seeds  # replicate 0: the config's own seeds
     assert replicate.point == first.point
     assert dataclasses.asdict(replicate.config.seeds) == {
@@ -105,10 +106,10 @@ def test_bad_grid_key_or_value_is_named(tmp_path):
 
 def test_sweep_directory_refuses_another_sweep(tmp_path):
     config_path = write_config(tmp_path)
-    record_spec(tmp_path / "sweep", config_path, [], {"learning.sleep": ["false"]}, 2)
-    spec = record_spec(tmp_path / "sweep", config_path, [], {"learning.sleep": ["true"]}, 1)
-    assert spec["grid"] == {"learning.sleep": ["false", "true"]} and spec["seeds"] == 2  # grown, not replaced
-    with pytest.raises(SweepError, match="holds a sweep over learning.sleep"):
+    record_spec(tmp_path / "sweep", config_path, [], {"biograd.sleep": ["false"]}, 2)
+    spec = record_spec(tmp_path / "sweep", config_path, [], {"biograd.sleep": ["true"]}, 1)
+    assert spec["grid"] == {"biograd.sleep": ["false", "true"]} and spec["seeds"] == 2  # grown, not replaced
+    with pytest.raises(SweepError, match="holds a sweep over biograd.sleep"):
         record_spec(tmp_path / "sweep", config_path, [], {"model.time_steps": ["8"]}, 1)
     job = expand(config_path, {}, seeds=1)[0]
     (tmp_path / "sweep" / job.name).mkdir(parents=True)
@@ -171,7 +172,7 @@ def test_sweep_completes_with_one_build_per_worker(swept):
     assert sorted(str(p.parent.relative_to(sweep)) for p in sweep.glob("*/seed-*/summary.json")) == sorted(JOBS)
     assert "[8/8 done" in swept["log"]
     spec = json.loads((sweep / "sweep.json").read_text())
-    assert spec["seeds"] == 2 and list(spec["grid"]) == ["learning.learning_rate", "model.feedback_init"]
+    assert spec["seeds"] == 2 and list(spec["grid"]) == ["learning.learning_rate", "biograd.feedback_init"]
     # Eight jobs, two workers, one compiled project per worker (all jobs differ in run-time values only).
     projects = [p for p in sweep.glob("builds/*/slot-*/*") if p.is_dir()]
     assert len(projects) == 2, projects

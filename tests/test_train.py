@@ -21,6 +21,7 @@ TINY = """
 [model]
 hidden = [40]
 time_steps = 8
+[biograd]
 error_start = 2
 [learning]
 learning_rate = 0.005
@@ -145,7 +146,7 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     out = tmp_path / "run"
-    config = load_config(write_config(tmp_path), ["learning.learning_rate=1e300", "model.gamma=1e300"])
+    config = load_config(write_config(tmp_path), ["learning.learning_rate=1e300", "biograd.gamma=1e300"])
     with pytest.raises(TrainingError, match="diverged"):
         train(config, out)
     for path in (out / "checkpoints").glob("checkpoint-*.npz"):
@@ -176,8 +177,8 @@ def test_chunk_size_divides_the_training_set():
 def test_resume_with_sleep_replays_the_same_noise(tmp_path):
     """Wake + sleep: a run resumed from a mid-run checkpoint ends with the same B and W."""
     config = load_config(write_config(tmp_path), [
-        "model.hidden=[20, 12]", "model.feedback_init='random'", "learning.sleep=true", "learning.sleep_steps=10",
-        "learning.sleep_batch=4", "learning.sleep_learning_rate=1e-3", "data.train_samples=100",
+        "model.hidden=[20, 12]", "biograd.feedback_init='random'", "biograd.sleep=true", "biograd.sleep_steps=10",
+        "biograd.sleep_batch=4", "biograd.sleep_learning_rate=1e-3", "data.train_samples=100",
         "run.eval_every=100", "run.chunk_samples=25", "run.checkpoint_every=25",
     ])
     reference, resumed, _ = train_then_resume_without_last_checkpoint(config, tmp_path)

@@ -5,11 +5,13 @@ rule (docs/models/biograd.md).
 
 network.py: the wake network (Brian2); sleep.py: the sleep network; oracle.py: the numpy oracle of
 both, sample by sample; numpy_form.py: the same learning batched in numpy; framework.py: the
-adapter ``apical train`` runs; claims.py: what ``apical analyze`` checks; bench.py: its cost.
+adapter ``apical train`` runs; config.py: the ``[biograd]`` section; claims.py: what ``apical
+analyze`` checks; bench.py: its cost.
 """
 
 from pathlib import Path
 
+from apical.circuits.biograd.config import SECTION, check_soma
 from apical.circuits.framework import FrameworkSpec
 
 _CONFIGS = Path(__file__).resolve().parents[2] / "runs" / "configs"
@@ -36,6 +38,7 @@ def _claims(context):
 def _check_config(config):
     from apical.circuits.framework import ConfigError
 
+    check_soma(config, "biograd")
     if config.learning.optimizer == "adam" and config.run.device != "numpy":
         raise ConfigError(
             "config key 'learning.optimizer': 'adam' is stepped by BioGrad's numpy form only (run.device = \"numpy\"); "
@@ -48,7 +51,7 @@ def _bench(args):
     return main(args)
 
 
-FRAMEWORK = FrameworkSpec(name="biograd", title="BioGrad", factory=_build,
+FRAMEWORK = FrameworkSpec(name="biograd", title="BioGrad", factory=_build, section=SECTION,
                           devices=("cpp", "cuda", "runtime", "numpy"), claims=_claims, bench=_bench,
                           optimizers=("sgd", "adam"), check_config=_check_config,
                           example_config=_CONFIGS / "mnist-sleep.toml", order=10,
@@ -56,7 +59,7 @@ FRAMEWORK = FrameworkSpec(name="biograd", title="BioGrad", factory=_build,
                           equation_parts=_equation_parts,
                           # two hidden layers with a sleep phase, and one without: every block its references implement
                           reference_configs=(
-                              {"model": {"hidden": [5, 4], "time_steps": 6, "error_start": 2},
-                               "learning": {"batch_size": 2, "sleep": True, "sleep_steps": 4, "sleep_batch": 2}},
-                              {"model": {"hidden": [5], "time_steps": 6, "error_start": 2}, "learning": {"sleep": False}},
+                              {"model": {"hidden": [5, 4], "time_steps": 6}, "learning": {"batch_size": 2},
+                               "biograd": {"error_start": 2, "sleep": True, "sleep_steps": 4, "sleep_batch": 2}},
+                              {"model": {"hidden": [5], "time_steps": 6}, "biograd": {"error_start": 2, "sleep": False}},
                           ))

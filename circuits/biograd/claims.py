@@ -5,7 +5,7 @@ alignment and sign-concordance of B against the forward pathway, Dale's law, the
 - update vs gradient: on the first test samples, rate-coded exactly as the run's evaluations code
   them, the mean BioGrad update ΔW of every layer (the numpy oracle of the Brian2 network) against
   the BPTT gradient of the same network on the same rasters, with the same pseudo-derivative
-  (model.surrogate). BioGrad's error is softmax(counts so far) − y from step t0 on, carried by
+  (biograd.surrogate). BioGrad's error is softmax(counts so far) − y from step t0 on, carried by
   error spikes through B; BPTT's loss is the cross-entropy of softmax(final counts): cosines below
   1 are expected even with B equal to the forward pathway;
 - weight transport: whether B started as a copy of the forward pathway;
@@ -29,9 +29,9 @@ LOSS = "cross-entropy of softmax(final output spike counts)"  # what the BPTT re
 
 def update_and_gradient(config, weights, biases, feedback, rasters, labels):
     """Mean BioGrad update (oracle) and the BPTT gradient on the same rasters, per layer."""
-    m = config.model
-    params = DiscreteParameters(leak=config.leak_per_step, threshold=m.threshold, window=m.window, gamma=m.gamma,
-                                surrogate=m.surrogate, time_steps=m.time_steps, error_start=m.error_start,
+    m, b = config.model, config.biograd
+    params = DiscreteParameters(leak=b.leak_per_step(m.dt), threshold=b.threshold, window=b.window, gamma=b.gamma,
+                                surrogate=b.surrogate, time_steps=m.time_steps, error_start=b.error_start,
                                 learning_rate=config.learning.learning_rate)
     delta_W = [np.zeros_like(W) for W in weights]
     delta_b = [np.zeros_like(b) for b in biases]
@@ -41,14 +41,14 @@ def update_and_gradient(config, weights, biases, feedback, rasters, labels):
         for l, record in enumerate(records):
             delta_W[l] += record.weight_change.sum(axis=0) / len(labels)
             delta_b[l] += record.bias_change.sum(axis=0) / len(labels)
-    lif = LIFParams(leak=config.leak_per_step, threshold=m.threshold, window=m.window, gamma=m.gamma,
-                    surrogate=m.surrogate)
+    lif = LIFParams(leak=b.leak_per_step(m.dt), threshold=b.threshold, window=b.window, gamma=b.gamma,
+                    surrogate=b.surrogate)
     _, grad_W, grad_b = bptt_gradients(weights, biases, rasters, labels, lif)
     return delta_W, delta_b, grad_W, grad_b
 
 
 def weight_transport_check(config) -> Check:
-    copied = config.model.feedback_init == "forward_product"
+    copied = config.biograd.feedback_init == "forward_product"
     return Check(
         "No weight transport: feedback weights are learned, not copied",
         "feedback B are separate synapses (no synapse reads forward weights, see locality); how B was initialised",
@@ -78,7 +78,7 @@ def claims(context: ClaimsContext) -> ClaimsResult:
                                    ylabel="cosine of BioGrad update with −∇L (BPTT)")
     per_layer = lambda values: {f"layer_{l}": v for l, v in enumerate(values)}  # noqa: E731
     valid = [c if c is not None else float("nan") for c in weight_cosines]
-    sleep = config.learning.sleep
+    sleep = config.biograd.sleep
     return ClaimsResult(
         info={"update_samples": {"split": "test", "first": n, "seed_input": config.seeds.input}},
         entries=[
@@ -99,11 +99,11 @@ def claims(context: ClaimsContext) -> ClaimsResult:
         notes=[
             f"Update-vs-gradient cosines: mean BioGrad ΔW (numpy oracle of the Brian2 circuit) on the first {n} "
             f"test samples, rate-coded with input seed {config.seeds.input} as the run's evaluations are, against "
-            f"−∂L/∂W of BPTT (the run's {config.model.surrogate} pseudo-derivative, model.surrogate) on the same "
+            f"−∂L/∂W of BPTT (the run's {config.biograd.surrogate} pseudo-derivative, biograd.surrogate) on the same "
             "rasters. BioGrad's error is "
-            f"softmax(counts so far) − y from step t0 = {config.model.error_start}, sent as error spikes through B; "
+            f"softmax(counts so far) − y from step t0 = {config.biograd.error_start}, sent as error spikes through B; "
             "BPTT's loss is the cross-entropy of softmax(final counts), so cosines below 1 are expected.",
-            f"Feedback: initialised as {config.model.feedback_init!r}; sleep phase {'on' if sleep else 'off'} in this "
+            f"Feedback: initialised as {config.biograd.feedback_init!r}; sleep phase {'on' if sleep else 'off'} in this "
             f"run, so B {'was realigned by sleep' if sleep else 'stayed at its initial value while W learned'}.",
             "Teaching signal: the error neurons read the one-hot label y from `target_raster`, and the input layer "
             "its spikes from `input_raster` (external inputs, as in any supervised network).",

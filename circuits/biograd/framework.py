@@ -1,11 +1,11 @@
-"""BioGrad as a training framework: the wake network (and, with ``learning.sleep``, the sleep
+"""BioGrad as a training framework: the wake network (and, with ``biograd.sleep``, the sleep
 network) of this package under ``apical train``; ``run.device = "numpy"`` runs the same learning
 in batched numpy (numpy_form.py), equal to the Brian2 networks.
 
-The network's sizes and soma constants come from ``[model]``, η, M and the sleep phase from
-``[learning]``; checkpoints hold ``weights_<l>``, ``biases_<l>`` and ``feedback_<l>`` (with
-``learning.optimizer = "adam"``, numpy form only, also Adam's ``optimizer_steps`` and moments,
-named as the BP baseline's).
+The network's sizes and T come from ``[model]``, its soma constants, error window and sleep phase
+from ``[biograd]``, η and M from ``[learning]``; checkpoints hold ``weights_<l>``, ``biases_<l>``
+and ``feedback_<l>`` (with ``learning.optimizer = "adam"``, numpy form only, also Adam's
+``optimizer_steps`` and moments, named as the BP baseline's).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ def equation_parts() -> dict:
 
 def biograd_settings(config, n_in: int, n_out: int) -> BioGradSettings:
     """The network a config describes (what is fixed at build time)."""
-    m = config.model
-    soma = SomaParameters(dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window, gamma=m.gamma,
-                          surrogate=m.surrogate)
+    m, b = config.model, config.biograd
+    soma = SomaParameters(dt=m.dt, tau_m=b.membrane_time_constant(m.dt), theta=b.threshold, window=b.window,
+                          gamma=b.gamma, surrogate=b.surrogate)
     parts = edited_equations(m.equations, equation_parts())
     return BioGradSettings(
         soma_equations=parts["soma"],
@@ -44,7 +44,7 @@ def biograd_settings(config, n_in: int, n_out: int) -> BioGradSettings:
         sizes=(n_in, *m.hidden, n_out),
         soma=soma,
         time_steps=m.time_steps,
-        error_start=m.error_start,
+        error_start=b.error_start,
         batch_size=config.learning.batch_size,
     )
 
@@ -58,7 +58,7 @@ class BioGradFramework(Framework):
         self.config = config
         self.settings = biograd_settings(config, n_in, n_out)
         self.state = initial_state(
-            self.settings.sizes, sample_rng(config.seeds.weights, "weights", 0), config.model.feedback_init
+            self.settings.sizes, sample_rng(config.seeds.weights, "weights", 0), config.biograd.feedback_init
         )
         started = time.perf_counter()
         if config.run.device == "numpy":  # the same learning in batched numpy, for sweeps (no Brian2 build)
@@ -70,12 +70,12 @@ class BioGradFramework(Framework):
                 threads=config.run.threads, precision=config.run.precision,
             )
         self.sleep_network = None
-        if config.learning.sleep:
+        if config.biograd.sleep:
             if len(self.settings.sizes) < 3:
-                raise ConfigError("config key 'learning.sleep': sleep aligns hidden-layer feedback; model.hidden is empty")
-            learning = config.learning
-            sleep = SleepParameters(steps=learning.sleep_steps, batch_size=learning.sleep_batch,
-                                    learning_rate=learning.sleep_learning_rate, decay_power=learning.sleep_decay)
+                raise ConfigError("config key 'biograd.sleep': sleep aligns hidden-layer feedback; model.hidden is empty")
+            b = config.biograd
+            sleep = SleepParameters(steps=b.sleep_steps, batch_size=b.sleep_batch,
+                                    learning_rate=b.sleep_learning_rate, decay_power=b.sleep_decay)
             if config.run.device == "numpy":  # the numpy oracle of the sleep phase
                 self.sleep_network = NumpyBioGradSleep(self.settings, sleep)
             else:

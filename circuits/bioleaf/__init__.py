@@ -9,6 +9,7 @@ bench.py: its cost per sample.
 
 from pathlib import Path
 
+from apical.circuits.biograd.config import check_soma
 from apical.circuits.bioleaf.config import SECTION
 from apical.circuits.framework import FrameworkSpec
 
@@ -33,14 +34,20 @@ def _claims(context):
     return claims(context)
 
 
+def _check_config(config):
+    check_soma(config, "bioleaf")
+
+
 def _bench(args):
     from apical.circuits.bioleaf.bench import main
 
     return main(args)
 
 
-FRAMEWORK = FrameworkSpec(name="bioleaf", title="BioLeaF", factory=_build, section=SECTION, claims=_claims,
+FRAMEWORK = FrameworkSpec(name="bioleaf", title="BioLeaF", factory=_build, section=SECTION,
+                          check_config=_check_config, claims=_claims,
                           bench=_bench, example_config=_CONFIGS / "mnist-bioleaf.toml", order=30,
                           reference_file=Path(__file__).with_name("reference_equations.json"),
                           equation_parts=_equation_parts,
-                          reference_configs=({"model": {"hidden": [5, 4], "time_steps": 6, "error_start": 2}},))
+                          reference_configs=({"model": {"hidden": [5, 4], "time_steps": 6},
+                                              "bioleaf": {"error_start": 2}},))

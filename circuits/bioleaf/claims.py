@@ -123,10 +123,10 @@ def claims(context: ClaimsContext) -> ClaimsResult:
         checks=[
             Check("No weight transport: B, W_IP and W_PI are learned, not copied",
                   "how B and the interneurons started; whether any synapse reads another's weights (locality)",
-                  f"B {'= Wᵀ' if config.model.feedback_init == 'forward_product' else 'random'} and interneurons "
+                  f"B {'= Wᵀ' if config.bioleaf.feedback_init == 'forward_product' else 'random'} and interneurons "
                   f"{'self-predicting (copies)' if config.bioleaf.interneuron_init == 'mirror' else 'random'} at "
                   f"t = 0; afterwards mirror STDP {'on' if config.bioleaf.mirror_plasticity else 'off'} (local rules)",
-                  config.model.feedback_init != "forward_product" and config.bioleaf.interneuron_init != "mirror",
+                  config.bioleaf.feedback_init != "forward_product" and config.bioleaf.interneuron_init != "mirror",
                   key="weight_transport"),
             Check("The trained network is in the special circumstance",
                   "angles of B with Wᵀ above, W_IP with W above, W_PI with −B below 5°",
@@ -154,7 +154,7 @@ def claims(context: ClaimsContext) -> ClaimsResult:
             f"Updates: the circuit's ΔW (numpy oracle of the Brian2 network, equal to it to 1e-9) summed over the "
             f"first {n} test digits with their labels' desired spike trains, against −∇E of E = ½Σ_{{t≥t0}}(d − o)² "
             "(PSP-filtered desired and output spike trains) by spatial backprop and by BPTT, same "
-            f"{config.model.surrogate} pseudo-derivative as the run (docs/models/bioleaf.md).",
+            f"{config.bioleaf.surrogate} pseudo-derivative as the run (docs/models/bioleaf.md).",
         ],
         figures=figures,
         summary=[

@@ -32,12 +32,12 @@ def bioleaf_settings(config, n_in: int, n_out: int) -> BioLeaFSettings:
     """The network a config describes (what is fixed at build time)."""
     m, b = config.model, config.bioleaf
     pyramidal = PyramidalParameters(
-        dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window, gamma=m.gamma,
-        surrogate=m.surrogate, tau_apical=b.tau_apical, tau_psp=b.tau_psp, burst_gain=b.burst_gain, nudging=b.nudging,
+        dt=m.dt, tau_m=b.membrane_time_constant(m.dt), theta=b.threshold, window=b.window, gamma=b.gamma,
+        surrogate=b.surrogate, tau_apical=b.tau_apical, tau_psp=b.tau_psp, burst_gain=b.burst_gain, nudging=b.nudging,
     )
     parts = edited_equations(m.equations, equation_parts())
     return BioLeaFSettings(sizes=(n_in, *m.hidden, n_out), pyramidal=pyramidal, time_steps=m.time_steps,
-                           error_start=m.error_start, batch_size=config.learning.batch_size,
+                           error_start=b.error_start, batch_size=config.learning.batch_size,
                            desired_interval=b.desired_interval,
                            pyramidal_equations=parts["pyramidal"], plasticity=parts["plasticity"])
 
@@ -57,7 +57,7 @@ class BioLeaFFramework(Framework):
         self.config = config
         self.settings = bioleaf_settings(config, n_in, n_out)
         self.state = initial_state(self.settings.sizes, sample_rng(config.seeds.weights, "weights", 0),
-                                   config.model.feedback_init, config.bioleaf.interneuron_init)
+                                   config.bioleaf.feedback_init, config.bioleaf.interneuron_init)
         started = time.perf_counter()
         self.network = BioLeaFNetwork(self.settings, chunk, device_name=config.run.device, build_dir=build_dir,
                                       threads=config.run.threads, precision=config.run.precision)

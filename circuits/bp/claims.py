@@ -33,6 +33,6 @@ def claims(context: ClaimsContext) -> ClaimsResult:
                       key="weight_transport")],
         unclaimed=list(CLAIMS),  # BPTT is the reference, not a plausibility claim
         not_applicable={"update_vs_backprop": "its update is the BPTT gradient itself (then Adam)"},
-        notes=[f"Optimiser: {learning.optimizer}, learning rate {learning.bp_learning_rate:g}, "
+        notes=[f"Optimiser: {learning.optimizer}, learning rate {context.config.bp.learning_rate:g}, "
                f"batch size {learning.batch_size}."],
     )

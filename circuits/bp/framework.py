@@ -2,12 +2,12 @@
 
 docs/models/biograd.md: "the BP baseline is the same LIF network trained by BPTT with the same surrogate,
 Adam lr 1e-4, cross-entropy on output spike counts". The network, its constants (λ, θ, w, γ,
-T from ``[model]``), its initialisation (W, b ~ U(±1/√fan_in) from the same weight seed and
+from ``[bp]``, T from ``[model]``), its initialisation (W, b ~ U(±1/√fan_in) from the same weight seed and
 generator as BioGrad, so both start from the same network), its input rasters and its
 decoding (argmax of output counts) are BioGrad's; only the learning rule differs:
 ``analysis.bptt`` computes the exact BPTT gradient with the configured pseudo-derivative,
 and Adam (``learning.optimizer = "adam"``) or plain gradient descent (``"sgd"``) steps with
-``learning.bp_learning_rate`` once per minibatch of ``learning.batch_size`` samples.
+``bp.learning_rate`` once per minibatch of ``learning.batch_size`` samples.
 
 Arithmetic is float32 (as the authors' PyTorch code): it halves memory traffic, and the
 network is the same up to rounding. The checkpointed state holds the Adam moments and step
@@ -39,9 +39,9 @@ class BPSettings:
 
 
 def bp_settings(config, n_in: int, n_out: int) -> BPSettings:
-    m = config.model
-    params = LIFParams(leak=config.leak_per_step, threshold=m.threshold, window=m.window, gamma=m.gamma,
-                       surrogate=m.surrogate)
+    m, b = config.model, config.bp
+    params = LIFParams(leak=b.leak_per_step(m.dt), threshold=b.threshold, window=b.window, gamma=b.gamma,
+                       surrogate=b.surrogate)
     return BPSettings((n_in, *m.hidden, n_out), params, m.time_steps, config.learning.batch_size)
 
 
@@ -78,7 +78,7 @@ class BPFramework(Framework):
 
     def _set_parameters(self, weights, biases):
         self.weights, self.biases = weights, biases
-        lr = self.config.learning.bp_learning_rate
+        lr = self.config.bp.learning_rate
         if self.config.learning.optimizer == "adam":
             self.optimizer = Adam(self.weights + self.biases, lr=lr)
         else:
@@ -92,7 +92,7 @@ class BPFramework(Framework):
                     rate_scale: float = 1.0) -> np.ndarray:
         """One gradient step per minibatch at the schedule's rate; returns each sample's output
         counts before its step. (BPTT draws no noise, so the chunk's index is not needed.)"""
-        self.optimizer.lr = self.config.learning.bp_learning_rate * rate_scale
+        self.optimizer.lr = self.config.bp.learning_rate * rate_scale
         batch = self.settings.batch_size
         counts = []
         for start in range(0, len(labels), batch):

@@ -42,6 +42,4 @@ def _describe(config) -> str:
 
 FRAMEWORK = FrameworkSpec(name="eprop", title="e-prop", factory=_build, section=SECTION, check_config=check_config,
                           devices=("cpp", "cuda", "runtime", "numpy"), describe=_describe, claims=_claims, bench=_bench,
-                          example_config=_CONFIGS / "eprop-mnist.toml", order=50,
-                          # its neuron, surrogate and readout settings are the [eprop] section's
-                          model_keys=("framework", "hidden", "time_steps", "dt"))
+                          example_config=_CONFIGS / "eprop-mnist.toml", order=50)

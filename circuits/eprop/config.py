@@ -1,7 +1,6 @@
 """The ``[eprop]`` config section: e-prop's own keys (docs/models/eprop.md). The hidden layer's
 size (one recurrent layer), T and dt come from ``[model]``; η and M from ``[learning]``; B from
-``seeds.feedback``. The other keys of ``[model]`` (``leak``, ``threshold``, ``window``, ...)
-describe BioGrad's soma and are not read."""
+``seeds.feedback``."""
 
 from __future__ import annotations
 
@@ -49,6 +48,3 @@ def check_config(config) -> None:
     if config.eprop.readout_window > config.model.time_steps:
         raise ConfigError(f"config key 'eprop.readout_window': {config.eprop.readout_window} steps do not fit in a "
                           f"sample of model.time_steps = {config.model.time_steps}")
-    if config.learning.optimizer != "sgd" or config.learning.sleep:
-        raise ConfigError("config key 'learning.optimizer'/'learning.sleep': e-prop here learns by plain gradient "
-                          "descent without a sleep phase; set optimizer = \"sgd\", sleep = false")

@@ -52,5 +52,6 @@ FRAMEWORK = FrameworkSpec(name="scmicro", title="SC microcircuit", factory=_buil
                           reference_file=Path(__file__).with_name("reference_equations.json"),
                           equation_parts=_equation_parts,
                           # both output errors the references implement
-                          reference_configs=tuple({"model": {"hidden": [5, 4], "time_steps": 6, "error_start": 2},
-                                                   "scmicro": {"error": error}} for error in ("kernel_mse", "softmax")))
+                          reference_configs=tuple({"model": {"hidden": [5, 4], "time_steps": 6},
+                                                   "scmicro": {"error_start": 2, "error": error}}
+                                                  for error in ("kernel_mse", "softmax")))

@@ -1,6 +1,6 @@
-"""The ``[scmicro]`` config section: the SC microcircuit's own keys (docs/models/scmicro.md). Its
-soma constants, sizes, T and t0 come from ``[model]``, η and M of the forward synapses from
-``[learning]``."""
+"""The ``[scmicro]`` config section: the SC microcircuit's own keys (docs/models/scmicro.md),
+BioGrad's soma keys among them (its pyramidal soma is BioGrad's). Sizes, T and dt come from
+``[model]``, η and M of the forward synapses from ``[learning]``."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ from dataclasses import dataclass, field
 
 from brian2 import Quantity, ms
 
+from apical.circuits.biograd.config import (SOMA_BOUNDS, SOMA_CHOICES, SOMA_MOVED, SOMA_REPLACES, SomaKeys,
+                                            check_soma)
 from apical.circuits.framework import ConfigError, ConfigSection
 
 
 @dataclass(frozen=True)
-class SCMicroConfig:
-    """The SC microcircuit (Yang & Li 2022, reconstructed: docs/models/scmicro.md); its soma
-    constants, sizes, T and t0 come from [model], η and M of the forward synapses from [learning]."""
+class SCMicroConfig(SomaKeys):
+    """The SC microcircuit (Yang & Li 2022, reconstructed: docs/models/scmicro.md); sizes, T and dt
+    come from [model], η and M of the forward synapses from [learning]."""
 
+    error_start: int = 5  # t0, first step from which the spiking error counts
     tau_apical: Quantity = field(default_factory=lambda: 1 * ms)  # τ_a, leak of the apical compartment
     tau_psp: Quantity = field(default_factory=lambda: 5 * ms)  # τ_psp, PSP kernel of the spiking error
     burst_gain: float = 1.0  # c, burst size per unit of (window × apical potential)
@@ -32,14 +35,18 @@ class SCMicroConfig:
 
 
 SECTION = ConfigSection("scmicro", SCMicroConfig, bounds={
-    "tau_apical": [(">", 0)], "tau_psp": [(">", 0)], "burst_gain": [(">", 0)], "desired_interval": [(">=", 1)],
+    **SOMA_BOUNDS, "error_start": [(">=", 0)], "tau_apical": [(">", 0)], "tau_psp": [(">", 0)],
+    "burst_gain": [(">", 0)], "desired_interval": [(">=", 1)],
     "feedback_scale": [(">", 0)], "feedback_floor": [(">=", 0), ("<", 1)], "nudging": [(">=", 0)],
     "error_gain": [(">", 0)],
-}, choices={"feedback": ("sign_concordant", "transposed"), "error": ("kernel_mse", "softmax")})
+}, choices={**SOMA_CHOICES, "feedback": ("sign_concordant", "transposed"), "error": ("kernel_mse", "softmax")},
+    replaces=SOMA_REPLACES, moved={**SOMA_MOVED, "model.error_start": "error_start"})
 
 
 def check_config(config) -> None:
-    """Combinations the circuit cannot run: B = Wᵀ exists only in the numpy form."""
+    """Combinations the circuit cannot run: B = Wᵀ exists only in the numpy form; the soma's keys
+    against [model]."""
+    check_soma(config, "scmicro")
     if config.scmicro.feedback == "transposed" and config.run.device != "numpy":
         raise ConfigError(
             "config key 'scmicro.feedback': \"transposed\" (B = Wᵀ, backprop of the spiking error) exists only "

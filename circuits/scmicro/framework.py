@@ -28,12 +28,12 @@ from apical.circuits.framework import ConfigError, Framework, edited_equations
 def scmicro_settings(config, n_in: int, n_out: int) -> SCMicroSettings:
     """The network a config describes (what is fixed at build time)."""
     m, c = config.model, config.scmicro
-    pyramidal = SCPyramidalParameters(dt=m.dt, tau_m=m.membrane_time_constant, theta=m.threshold, window=m.window,
-                                    gamma=m.gamma, surrogate=m.surrogate, tau_apical=c.tau_apical, tau_psp=c.tau_psp, burst_gain=c.burst_gain,
+    pyramidal = SCPyramidalParameters(dt=m.dt, tau_m=c.membrane_time_constant(m.dt), theta=c.threshold,
+                                    window=c.window, gamma=c.gamma, surrogate=c.surrogate, tau_apical=c.tau_apical, tau_psp=c.tau_psp, burst_gain=c.burst_gain,
                                     nudging=c.nudging, output_error=c.error, error_gain=c.error_gain)
     parts = edited_equations(m.equations, equation_parts())
     return SCMicroSettings(sizes=(n_in, *m.hidden, n_out), pyramidal=pyramidal, time_steps=m.time_steps,
-                           error_start=m.error_start, batch_size=config.learning.batch_size,
+                           error_start=c.error_start, batch_size=config.learning.batch_size,
                            desired_interval=c.desired_interval,
                            pyramidal_equations=parts["pyramidal"], plasticity=parts["plasticity"])
 
@@ -61,7 +61,7 @@ class SCMicroFramework(Framework):
         try:
             self.settings.discrete()
         except ValueError as error:
-            raise ConfigError(f"config key 'model.threshold': {error}") from None
+            raise ConfigError(f"config key 'scmicro.threshold': {error}") from None
         self.state = scmicro_initial_state(config, self.settings.sizes)
         started = time.perf_counter()
         if config.run.device == "numpy":  # the same learning in batched numpy, for sweeps (no Brian2 build)

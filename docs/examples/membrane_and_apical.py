@@ -48,7 +48,7 @@ def record_sample(run, sample: int) -> dict:
     return {"t_ms": np.asarray(potentials.t / ms), "v": np.asarray(potentials.v), "apical": np.asarray(potentials.apical),
             "spike_i": np.asarray(hidden_spikes.i), "spike_t_ms": np.asarray(hidden_spikes.t / ms), "dt_ms": dt,
             "label": int(labels[0]), "decoded": int(np.asarray(counts)[0].argmax()),
-            "threshold": run.config.model.threshold, "error_start": run.config.model.error_start,
+            "threshold": run.config.biograd.threshold, "error_start": run.config.biograd.error_start,
             "steps": run.config.model.time_steps, "title": run.spec.run_title(run.config), "sample": sample}
 
 
