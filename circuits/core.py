@@ -176,11 +176,13 @@ class CompiledNetwork:
         timed = {name: TimedArray(tables[name] if name in tables else np.zeros((self.steps, n)), dt=self.dt,
                                   name=name) for name, n in widths.items()}
         objects = self.construct(timed)
-        if "network" not in objects:
-            periods = {"sample": self.time_steps * self.dt, "minibatch": self.batch_size * self.time_steps * self.dt}
-            self.step_order = self.schedule(objects)
-            objects["runners"] = self.step_order.apply(periods)
-            objects["network"] = Network(*_groups_in(objects))
+        if "network" in objects:
+            raise TypeError(f"{type(self).__name__}.construct returns a Network; it returns the circuit's objects and "
+                            "the core gathers them into one (docs/frameworks.md)")
+        periods = {"sample": self.time_steps * self.dt, "minibatch": self.batch_size * self.time_steps * self.dt}
+        self.step_order = self.schedule(objects)
+        objects["runners"] = self.step_order.apply(periods)
+        objects["network"] = Network(*_groups_in(objects))
         objects["network"].add(*device_workarounds(self.device_name, self.dt))
         objects["tables"] = timed
         objects["duration"] = self.duration

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor, ms
+from brian2 import NeuronGroup, SpikeMonitor, StateMonitor, ms
 
 from apical.circuits.biograd.framework import BioGradFramework
 from apical.circuits.biograd.network import BioGradNetwork, BioGradSettings, initial_state
 from apical.circuits.bioleaf.framework import BioLeaFFramework
-from apical.circuits.core import CompiledNetwork, RunValues, as_samples
+from apical.circuits.core import CompiledNetwork, Every, RunValues, Schedule, StateVariable, as_samples
 from apical.circuits.scmicro.framework import SCMicroFramework
 from apical.runs.config import config_from_dict
 
@@ -32,16 +32,20 @@ class Counters(CompiledNetwork):
     def construct(self, tables):
         cells = NeuronGroup(self.n, "spiked : 1\ngain : 1\ntotal : 1", threshold="spiked > 0.5", reset="",
                             namespace={"drive": tables["drive"]}, dt=self.dt, name="cells")
-        cells.run_regularly("spiked = drive(t, i)\ntotal += gain * spiked", when="groups", order=0, name="cells_read")
-        objects = {"cells": cells, "spikes": SpikeMonitor(cells, name="cells_spikes"),
-                   "totals": StateMonitor(cells, "total", record=True, when="end", name="cells_totals"),
-                   "at_ends": self.sample_end_monitor(cells, "total", "cells_total_at_end")}
-        objects["network"] = Network(*objects.values())
-        return objects
+        return {"cells": cells, "spikes": SpikeMonitor(cells, name="cells_spikes"),
+                "totals": StateMonitor(cells, "total", record=True, name="cells_totals"),
+                "at_ends": self.sample_end_monitor(cells, "total", "cells_total_at_end")}
+
+    def schedule(self, o):
+        return Schedule([("groups", 0, Every(o["cells"], "spiked = drive(t, i)\ntotal += gain * spiked", "cells_read")),
+                         ("end", 0, o["totals"])])
+
+    def state_variables(self):
+        return [StateVariable("gain", lambda o: o["cells"].gain)]
 
     def run_values(self, drive, gain) -> RunValues:
         drive = self.check_samples(drive, self.n, "drive")
-        return RunValues({"drive": self.table("drive", drive, self.n)}, lambda o: {o["cells"].gain: gain})
+        return self.values_of({"gain": gain}, {"drive": self.table("drive", drive, self.n)})
 
     def run(self, drive, gain) -> dict:
         """Spikes [N, T, n], totals after every step [N, T, n] and after every sample [N, n]."""

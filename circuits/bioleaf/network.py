@@ -219,11 +219,10 @@ class BioLeaFNetwork(CompiledNetwork):
              "interneuron_input": inter_input, "interneuron_apical": inter_apical}
         o["output_spikes"] = SpikeMonitor(layers[-1], name="output_readout")
         if self.record_all:
-            record = dict(when="after_groups", order=1000)
             o["layer_states"] = [StateMonitor(layer, ["spiked", "v", "apical", "plasticity_gate"], record=True,
-                                              name=f"{layer.name}_states", **record) for layer in layers]
-            o["interneuron_states"] = [StateMonitor(group, ["spiked", "v"], record=True, name=f"{group.name}_states",
-                                                    **record) for group in interneurons]
+                                              name=f"{layer.name}_states") for layer in layers]
+            o["interneuron_states"] = [StateMonitor(group, ["spiked", "v"], record=True, name=f"{group.name}_states")
+                                       for group in interneurons]
             # Changes read at the boundary that ends the run, before the extra step's own dynamics.
             o["changes"] = {
                 name: [self.sample_end_monitor(obj, variable, f"{obj.name}_{variable}_at_end") for obj in objs]
@@ -287,6 +286,8 @@ class BioLeaFNetwork(CompiledNetwork):
                             o["interneuron_apical"][m].spikes):
                 rows.append(("groups", base + 1, pathway))
             rows.append(("groups", base + 2, o["interneuron_apical"][m].learn))
+        # records of every step (record_all), read after its plasticity
+        rows += [("after_groups", 1000, monitor) for monitor in o.get("layer_states", []) + o.get("interneuron_states", [])]
         return Schedule(rows)
 
     # ----------------------------------------------------------------- running

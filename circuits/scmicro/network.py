@@ -290,9 +290,8 @@ class SCMicroNetwork(CompiledNetwork):
              "excitatory_feedback": excitatory_feedback, "inhibitory_feedback": inhibitory_feedback}
         o["output_spikes"] = SpikeMonitor(layers[-1], name="output_readout")
         if self.record_all:
-            record = dict(when="after_groups", order=1000)
             o["layer_states"] = [StateMonitor(layer, ["spiked", "v", "apical", "plasticity_gate"], record=True,
-                                              name=f"{layer.name}_states", **record) for layer in layers]
+                                              name=f"{layer.name}_states") for layer in layers]
             o["changes"] = {  # read before the boundary folds them
                 name: [self.sample_end_monitor(obj, variable, f"{obj.name}_{variable}_at_end") for obj in objs]
                 for name, objs, variable in (("excitatory_forward", excitatory, "weight_change"),
@@ -350,6 +349,8 @@ class SCMicroNetwork(CompiledNetwork):
             rows.append(("groups", base + 1, o["sst_drive"][m].relay))
             rows.append(("groups", base + 2, relay.thresholder["burst"]))
             rows.append(("groups", base + 3, o["inhibitory_feedback"][m].bursts))
+        # records of every step (record_all), read after its plasticity
+        rows += [("after_groups", 1000, monitor) for monitor in o.get("layer_states", [])]
         return Schedule(rows)
 
     # ----------------------------------------------------------------- running
