@@ -48,6 +48,7 @@ framework's claims):
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -57,13 +58,31 @@ from typing import Any
 import numpy as np
 
 __all__ = ["ConfigError", "ConfigSection", "Framework", "FrameworkSpec", "DEFAULT_DEVICES", "LocalityCopy",
-           "ClaimsContext", "ClaimsResult"]
+           "ClaimsContext", "ClaimsResult", "lazy"]
 
 DEFAULT_DEVICES = ("cpp", "cuda", "runtime")
 
 
 class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names the key."""
+
+
+def lazy(target: str) -> Callable[..., Any]:
+    """A callable that imports ``target`` ("package.module:name", a class or a function) on its
+    first call and calls it with the same arguments, so that a framework's ``__init__`` declares its
+    factory, claims or bench without importing its network (reading the registry stays cheap).
+    ``load()`` imports and returns the target itself (the registry reads a factory's class so)."""
+    module_name, _, name = target.partition(":")
+
+    def load():
+        return getattr(importlib.import_module(module_name), name)
+
+    def call(*args, **kwargs):
+        return load()(*args, **kwargs)
+
+    call.load = load
+    call.__module__, call.__name__, call.__qualname__ = module_name, name, name
+    return call
 
 
 def _kind_of(annotation: Any) -> str:

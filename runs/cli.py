@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from apical.circuits import registry
+from apical.circuits.traps import model_errors
 from apical.runs.config import ConfigError
 from apical.runs.datasets import DatasetError
 from apical.runs.train import Interrupted
@@ -269,7 +270,8 @@ def main(argv=None) -> int:
     compared.set_defaults(handler=lambda args: _delegate("apical.runs.compare", args))
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        with model_errors():  # Brian2's errors about a network's code: a ModelError (a ConfigError) of one line
+            return args.handler(args)
     except Interrupted as error:
         print(f"apical: {error}", file=sys.stderr)
         return error.exit_code
