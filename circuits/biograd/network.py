@@ -36,11 +36,10 @@ import numpy as np
 from brian2 import NeuronGroup, SpikeMonitor
 
 from apical.circuits.biograd.oracle import DiscreteParameters, LayerRecord
-from apical.circuits.core import CompiledNetwork, Every, RunValues, Schedule
+from apical.circuits.core import CompiledNetwork, Dense, Every, Flat, RunValues, Schedule, StateVariable
 from apical.models.eligibility import (
     EligibilityEquations,
     make_forward_pathway,
-    matrix_to_synapses,
     synapses_to_matrix,
 )
 from apical.models.error_neurons import (
@@ -117,6 +116,36 @@ class BioGradState:
         return BioGradState(
             [w.copy() for w in self.weights], [b.copy() for b in self.biases], [B.copy() for B in self.feedback]
         )
+
+
+def state_arrays(state: BioGradState) -> dict[str, np.ndarray]:
+    """The state under its checkpoint names: weights_<l>, biases_<l>, feedback_<l>."""
+    arrays = {}
+    for l, (W, b) in enumerate(zip(state.weights, state.biases)):
+        arrays[f"weights_{l + 1}"], arrays[f"biases_{l + 1}"] = W, b
+    arrays.update({f"feedback_{l + 1}": B for l, B in enumerate(state.feedback)})
+    return arrays
+
+
+def state_from_arrays(arrays, n_layers: int) -> BioGradState:
+    """The state of named arrays written by :func:`state_arrays` (copies, float64)."""
+    return BioGradState([np.array(arrays[f"weights_{l + 1}"], dtype=np.float64) for l in range(n_layers)],
+                        [np.array(arrays[f"biases_{l + 1}"], dtype=np.float64) for l in range(n_layers)],
+                        [np.array(arrays[f"feedback_{l + 1}"], dtype=np.float64) for l in range(n_layers - 1)])
+
+
+class SignedFeedback(Flat):
+    """B^l (n_l × n_out) as its feedback synapses hold it: the "+" and the "−" error neuron of
+    output k both reach hidden cell i through B_ik (models/error_neurons.py)."""
+
+    def __init__(self, n_out: int, n_hidden: int):
+        self.n_out, self.n_hidden = n_out, n_hidden
+
+    def to_network(self, feedback) -> np.ndarray:
+        return feedback_to_synapses(feedback)
+
+    def from_network(self, values) -> np.ndarray:
+        return synapses_to_feedback(np.asarray(values, dtype=np.float64), self.n_out, self.n_hidden)
 
 
 @dataclass
@@ -257,7 +286,21 @@ class BioGradNetwork(CompiledNetwork):
         rows.append(("start", 1, Every(errors, ERROR_NEURON_SAMPLE_END, "error_sample_end", "sample")))
         return Schedule(rows)
 
-    # ----------------------------------------------------------------- running
+    # ----------------------------------------------------------------- state
+    def state_variables(self) -> list[StateVariable]:
+        """W^l, b^l, B^l under their checkpoint names, and each layer's η (a run value)."""
+        sizes = self.settings.sizes
+        declared = []
+        for l in range(len(sizes) - 1):
+            declared += [
+                StateVariable(f"weights_{l + 1}", lambda o, l=l: o["pathways"][l].w, Dense(sizes[l + 1], sizes[l])),
+                StateVariable(f"biases_{l + 1}", lambda o, l=l: o["layers"][l].bias),
+                StateVariable(f"learning_rate_{l + 1}", lambda o, l=l: o["layers"][l].learning_rate),
+            ]
+        declared += [StateVariable(f"feedback_{l + 1}", lambda o, l=l: o["feedback"][l].feedback_weight,
+                                   SignedFeedback(sizes[-1], sizes[l + 1])) for l in range(len(sizes) - 2)]
+        return declared
+
     def run_values(self, state: BioGradState, input_spikes, labels, learning_rate: float) -> RunValues:
         """What a run from ``state`` is given: the input raster, the one-hot targets of ``labels``
         (None: no target) and every learned and control variable."""
@@ -266,18 +309,8 @@ class BioGradNetwork(CompiledNetwork):
         targets = None if labels is None else self.one_hot(labels, sizes[-1])
         tables = {"input_raster": self.table("input_raster", input_spikes, sizes[0]),
                   "target_raster": self.table("target_raster", targets, sizes[-1])}
-
-        def variables(o: dict) -> dict:
-            values = {}
-            for pathway, layer, W, b in zip(o["pathways"], o["layers"], state.weights, state.biases):
-                values[pathway.w] = matrix_to_synapses(W)
-                values[layer.bias] = np.asarray(b, dtype=np.float64)
-                values[layer.learning_rate] = learning_rate
-            for feedback, B in zip(o["feedback"], state.feedback):
-                values[feedback.feedback_weight] = feedback_to_synapses(B)
-            return values
-
-        return RunValues(tables, variables)
+        return self.values_of({**state_arrays(state), **{f"learning_rate_{l + 1}": learning_rate
+                                                          for l in range(len(sizes) - 1)}}, tables)
 
     def run(self, state: BioGradState, input_spikes, labels, learning_rate: float) -> RunResult:
         """Run ``samples_per_run`` samples from ``state``; returns the new state and outputs.
@@ -290,12 +323,7 @@ class BioGradNetwork(CompiledNetwork):
     def read(self, o: dict) -> RunResult:
         """The state and output counts a run left in its objects (and the records, with ``record_all``)."""
         sizes = self.settings.sizes
-        weights = [synapses_to_matrix(np.asarray(p.w[:], dtype=np.float64), n_pre, n_post)
-                   for p, n_pre, n_post in zip(o["pathways"], sizes[:-1], sizes[1:])]
-        biases = [np.array(layer.bias[:], dtype=np.float64) for layer in o["layers"]]
-        feedback = [synapses_to_feedback(np.asarray(f.feedback_weight[:], dtype=np.float64), sizes[-1], len(layer))
-                    for f, layer in zip(o["feedback"], o["layers"])]
-        state = BioGradState(weights, biases, feedback)
+        state = state_from_arrays(self.read_state(o), len(sizes) - 1)
         counts = self.spike_rasters(o["output_spikes"], sizes[-1]).sum(axis=1)
         layers = self._records(o) if self.record_all else None
         return RunResult(state=state, output_counts=counts, layers=layers)

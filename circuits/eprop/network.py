@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from brian2 import NeuronGroup, Quantity, SpikeMonitor, Synapses, ms
 
-from apical.circuits.core import CompiledNetwork, Every, RunValues, Schedule, connect_dense
+from apical.circuits.core import (CompiledNetwork, Dense, Every, Masked, RunValues, Schedule, StateVariable,
+                                  connect_dense)
 from apical.models.eprop import (ADAPTIVE, AFFERENT, ELIGIBILITY_ALIF, ELIGIBILITY_LIF, ELIGIBLE,
                                  ELIGIBLE_SAMPLE_END, MINIBATCH_END, PLASTIC, READOUT_CELL,
                                  READOUT_ERROR, READOUT_GRADIENT, READOUT_SAMPLE_START, RECURRENT_AFTER_SPIKE,
@@ -118,6 +119,16 @@ def initial_state(sizes, rng: np.random.Generator, feedback: str = "random",
     if feedback == "random":
         B = (feedback_rng or rng).standard_normal((H, K)) / np.sqrt(H)
     return EpropState(w_in, w_rec, w_out, B)
+
+
+def state_arrays(state: EpropState) -> dict[str, np.ndarray]:
+    """The state under its checkpoint names (weights_1 = W^in, weights_2 = W^out, recurrent_weights_1,
+    feedback_1 = B for random feedback)."""
+    arrays = {"weights_1": state.input_weights, "weights_2": state.output_weights,
+              "recurrent_weights_1": state.recurrent_weights}
+    if state.feedback is not None:
+        arrays["feedback_1"] = state.feedback
+    return arrays
 
 
 @dataclass
@@ -236,6 +247,19 @@ class EpropNetwork(CompiledNetwork):
         return Schedule(rows)
 
     # ------------------------------------------------------------------------------ runs
+    def state_variables(self) -> list[StateVariable]:
+        """W^in, W^out, W^rec and B under their checkpoint names, and each pathway's η (a run value)."""
+        n_in, H, K = self.settings.sizes
+        declared = [StateVariable("weights_1", lambda o: o["forward"].w, Dense(H, n_in)),
+                    StateVariable("weights_2", lambda o: o["output"].w, Dense(K, H)),
+                    StateVariable("recurrent_weights_1", lambda o: o["recurrent_pathway"].w,
+                                  Masked(self.settings.recurrent_mask)),
+                    *[StateVariable(f"learning_rate_{name}", lambda o, key=key: o[key].learning_rate)
+                      for name, key in (("input", "forward"), ("recurrent", "recurrent_pathway"), ("output", "output"))]]
+        if self.settings.feedback != "symmetric":
+            declared.append(StateVariable("feedback_1", lambda o: o["feedback"].b, Dense(H, K)))
+        return declared
+
     def run_values(self, state: EpropState, input_spikes, targets, window, learning_rate: float) -> RunValues:
         s = self.settings
         n_in, H, K = s.sizes
@@ -245,23 +269,11 @@ class EpropNetwork(CompiledNetwork):
         input_spikes = self.check_samples(input_spikes, n_in, "input_spikes")
         targets = self.check_samples(np.asarray(targets, dtype=np.float64), K, "targets")
         window = np.broadcast_to(np.asarray(window, dtype=np.float64), input_spikes.shape[:2])[..., None]
-        rec_i, rec_j = np.nonzero(s.recurrent_mask.T)
         tables = {"input_raster": self.table("input_raster", input_spikes, n_in),
                   "target": self.table("target", targets, K),
                   "error_window": self.table("error_window", window, 1)}
-
-        def variables(o: dict) -> dict:
-            found = {o["forward"].w: state.input_weights.T.ravel(),
-                     o["recurrent_pathway"].w: state.recurrent_weights[rec_j, rec_i],
-                     o["output"].w: state.output_weights.T.ravel(),
-                     o["forward"].learning_rate: float(learning_rate),
-                     o["recurrent_pathway"].learning_rate: float(learning_rate),
-                     o["output"].learning_rate: float(learning_rate)}
-            if o["feedback"] is not None:
-                found[o["feedback"].b] = state.feedback.T.ravel()
-            return found
-
-        return RunValues(tables, variables)
+        rates = {f"learning_rate_{name}": float(learning_rate) for name in ("input", "recurrent", "output")}
+        return self.values_of({**state_arrays(state), **rates}, tables)
 
     def run(self, state: EpropState, input_spikes, targets, window, learning_rate: float) -> RunResult:
         """Run ``samples`` samples ([N, T, n_in] of 0/1, targets y* [N, T, K], error mask m [T] or
@@ -270,14 +282,9 @@ class EpropNetwork(CompiledNetwork):
         return self.read(objects, state)
 
     def read(self, o: dict, state: EpropState) -> RunResult:
-        s = self.settings
-        n_in, H, K = s.sizes
-        rec_i, rec_j = np.nonzero(s.recurrent_mask.T)
-        recurrent = np.zeros((H, H))
-        recurrent[rec_j, rec_i] = np.asarray(o["recurrent_pathway"].w[:], dtype=np.float64)
-        after = EpropState(np.asarray(o["forward"].w[:], dtype=np.float64).reshape(n_in, H).T.copy(), recurrent,
-                           np.asarray(o["output"].w[:], dtype=np.float64).reshape(H, K).T.copy(),
+        learned = self.read_state(o, ["weights_1", "weights_2", "recurrent_weights_1"])
+        after = EpropState(learned["weights_1"], learned["recurrent_weights_1"], learned["weights_2"],
                            None if state.feedback is None else state.feedback.copy())
         ends = o["sample_ends"]
         return RunResult(after, self.at_sample_ends(ends.loss).sum(axis=1), self.at_sample_ends(ends.score),
-                         self.spike_rasters(o["spikes"], H))
+                         self.spike_rasters(o["spikes"], self.settings.sizes[1]))
