@@ -128,21 +128,17 @@ def figure_confusion(report: dict, class_names: list[str], title: str, path) -> 
         return save(fig, path)
 
 
-def write_readout_report(directory, counts, labels, config, checkpoint) -> list[str]:
+def write_readout_report(directory, counts, labels, dataset_name: str, framework: str, checkpoint) -> list[str]:
     """Write evaluation.json, evaluation.md and figures/confusion.{png,pdf} into a results
-    directory; returns the lines to print."""
+    directory; returns the lines to print. ``dataset_name`` is ``data.dataset``; ``framework`` the
+    run's title as figures name it elsewhere (the learning curve's: "SC microcircuit")."""
     directory = Path(directory)
-    names = CLASS_NAMES.get(config.data.dataset, [str(k) for k in range(np.asarray(counts).shape[1])])
+    names = CLASS_NAMES.get(dataset_name, [str(k) for k in range(np.asarray(counts).shape[1])])
     report = readout_report(counts, labels)
     report["checkpoint"] = Path(checkpoint).name
-    report["dataset"] = config.data.dataset
-    from apical.circuits import registry
-
-    # The names figures use elsewhere (the learning curve's title): "SC microcircuit on MNIST".
-    name = config.model.framework
-    framework = registry.get(name).run_title(config) if name in registry.names() else name
+    report["dataset"] = dataset_name
     dataset = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "nmnist": "N-MNIST",
-               "cifar10": "CIFAR-10"}.get(config.data.dataset, config.data.dataset)
+               "cifar10": "CIFAR-10"}.get(dataset_name, dataset_name)
     what, where = f"{framework} on {dataset}", f"{directory.name}, {Path(checkpoint).name}"
     title = f"{what} ({where})"
     (directory / "evaluation.json").write_text(json.dumps(report, indent=1) + "\n")

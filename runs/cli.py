@@ -49,8 +49,9 @@ def _evaluate(args) -> int:
     if args.report:
         from apical.analysis.readout import write_readout_report
 
+        title = registry.get(config.model.framework).run_title(config)
         try:
-            for line in write_readout_report(args.directory, counts, labels, config, checkpoint):
+            for line in write_readout_report(args.directory, counts, labels, config.data.dataset, title, checkpoint):
                 print(line)
         except OSError as error:
             print(f"apical: cannot write the report into {args.directory} ({error.strerror or error})",

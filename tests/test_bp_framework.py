@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from apical.analysis.bptt import bptt_gradients
 from apical.circuits.biograd.network import initial_state
 from apical.models.encoders import sample_rng
 from apical.circuits.bp.framework import BPFramework
+from apical.circuits.bptt import bptt_gradients
 from apical.runs.config import config_from_dict
 from apical.runs.train import train
 

@@ -1,4 +1,5 @@
-"""Tests of analysis.bptt: the BPTT baseline of docs/models/biograd.md."""
+"""Tests of circuits/bptt.py (the BPTT reference of docs/models/biograd.md), of the optimizers
+(circuits/optimizers.py) and of the BP baseline's trainer (circuits/bp/trainer.py)."""
 
 import gzip
 import time
@@ -7,16 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apical.analysis import bptt
-from apical.analysis.bptt import (
-    Adam,
-    BPTrainer,
-    LIFParams,
-    bptt_gradients,
-    forward,
-    init_weights,
-    loss,
-)
+from apical.circuits import bptt
+from apical.circuits.bp.trainer import BPTrainer
+from apical.circuits.bptt import LIFParams, bptt_gradients, forward, init_weights, loss
+from apical.circuits.optimizers import Adam, GradientDescent
 
 PARAMS = LIFParams()
 MNIST_DIR = Path(__file__).resolve().parents[1] / "data" / "mnist"
@@ -203,6 +198,41 @@ def test_adam_first_step_moves_by_lr_against_the_gradient_sign():
     optimizer = Adam([p], lr=0.1)
     optimizer.step([np.array([0.5, -4.0, 0.0])])
     np.testing.assert_allclose(p, [0.9, -1.9, 3.0], atol=1e-6)
+
+
+def test_gradient_descent_steps_by_lr_times_the_gradient_and_checkpoints_its_count():
+    p = np.array([1.0, -2.0])
+    optimizer = GradientDescent([p], lr=0.5)
+    optimizer.step([np.array([0.5, -4.0])])
+    np.testing.assert_array_equal(p, [0.75, 0.0])
+    assert optimizer.state_arrays(["w"]) == {"optimizer_steps": 1}
+    restored = GradientDescent([p.copy()], lr=0.5)
+    restored.load_state_arrays({"optimizer_steps": np.array(7)}, ["w"], np.float64)
+    assert restored.step_count == 7
+
+
+@pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=0.05), lambda ps: GradientDescent(ps, lr=0.05)],
+                         ids=["adam", "gradient descent"])
+def test_an_optimizer_restored_from_its_state_arrays_steps_as_the_one_that_went_on(make):
+    """A checkpoint's optimizer_steps (and Adam's adam_m_/adam_v_ per name) resume it exactly."""
+    rng = np.random.default_rng(3)
+    gradients = [[rng.normal(size=(3, 2)), rng.normal(size=3)] for _ in range(5)]
+    names = ["weights_1", "biases_1"]
+    went_on = make([np.zeros((3, 2)), np.zeros(3)])
+    for grads in gradients[:3]:
+        went_on.step(grads)
+    arrays = {k: np.array(v) for k, v in went_on.state_arrays(names).items()}
+    assert int(arrays["optimizer_steps"]) == 3
+    if isinstance(went_on, Adam):
+        assert set(arrays) == {"optimizer_steps", "adam_m_weights_1", "adam_v_weights_1", "adam_m_biases_1",
+                               "adam_v_biases_1"}
+    restored = make([p.copy() for p in went_on.parameters])
+    restored.load_state_arrays(arrays, names, np.float64)
+    for grads in gradients[3:]:
+        went_on.step(grads)
+        restored.step(grads)
+    for a, b in zip(went_on.parameters, restored.parameters):
+        np.testing.assert_array_equal(a, b)
 
 
 def _separable_problem(rng, n_samples, n_steps=8):

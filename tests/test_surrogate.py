@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from brian2 import NeuronGroup, Network, defaultclock, device, ms, set_device
 
-from apical.analysis.bptt import LIFParams, _pseudo_derivative
+from apical.circuits.bptt import LIFParams, _pseudo_derivative
 from apical.models.surrogate import FAMILIES, Surrogate
 from apical.runs.config import ConfigError, config_from_dict
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from apical.analysis.bptt import LIFParams, bptt_gradients
 from apical.analysis.report import Check, cosine_or_none, layer_labels, mixed_sign_fractions, update_cosine_check
 from apical.analysis.report_figures import figure_update_cosine
 from apical.circuits.biograd.oracle import DiscreteParameters, run_batch
+from apical.circuits.bptt import LIFParams, bptt_gradients
 from apical.circuits.framework import ClaimsContext, ClaimsResult
 
 ORACLE_BATCH = 8  # samples per oracle pass (its per-synapse traces are [batch, post, pre])

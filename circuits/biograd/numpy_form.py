@@ -138,7 +138,14 @@ class BatchedBioGrad:
 
     @property
     def weights(self) -> list[np.ndarray]:
+        """W (post × pre) as views of the stored arrays: writing into them moves this trainer's weights."""
         return [w.T for w in self._weights_t]
+
+    @property
+    def parameters(self) -> list[np.ndarray]:
+        """The weights (post × pre) and then the biases, as views an optimizer steps in place
+        (the ``step`` of :meth:`train_batch`); valid until the next :meth:`set_state`."""
+        return [*self.weights, *self.biases]
 
     @property
     def feedback(self) -> list[np.ndarray]:
@@ -425,7 +432,7 @@ class NumpyBioGradNetwork:
         weight's and bias's moments (``adam_m_weights_1``, ..., weights as post × pre)."""
         if self.adam is None:
             return {}
-        return {"optimizer_steps": np.array(self.adam.step_count), **self.adam.moment_arrays(self._parameter_names())}
+        return self.adam.state_arrays(self._parameter_names())
 
     def load_adam_arrays(self, arrays) -> None:
         """Restore what :meth:`adam_arrays` wrote (nothing there: Adam starts afresh)."""
@@ -433,11 +440,10 @@ class NumpyBioGradNetwork:
             self.adam = None
             return
         self.adam = self._new_adam()
-        self.adam.step_count = int(arrays["optimizer_steps"])
-        self.adam.load_moment_arrays(arrays, self._parameter_names(), self.dtype)
+        self.adam.load_state_arrays(arrays, self._parameter_names(), self.dtype)
 
     def _new_adam(self):
-        from apical.analysis.bptt import Adam
+        from apical.circuits.optimizers import Adam
 
         shapes = [(n_post, n_pre) for n_pre, n_post in zip(self.settings.sizes[:-1], self.settings.sizes[1:])]
         shapes += [(n_post,) for n_post in self.settings.sizes[1:]]
@@ -486,7 +492,7 @@ class NumpyBioGradNetwork:
         trainer = self._trainer(self.settings.batch_size, 1.0, state)
         if self.adam is None:
             self.adam = self._new_adam()
-        self.adam.parameters = [*(w_t.T for w_t in trainer._weights_t), *trainer.biases]  # views, stepped in place
+        self.adam.parameters = trainer.parameters  # views, stepped in place
         self.adam.lr = step_size
         return trainer, lambda result: self.adam.step([-dw for dw in result.weight_change]
                                                       + [-db for db in result.bias_change])

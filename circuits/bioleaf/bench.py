@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from apical.analysis.timing import SizesPlan, bench_sizes, profile_ms_per_sample, timed_runs
+from apical.analysis.timing import profile_ms_per_sample, timed_runs
+from apical.circuits.bench import SizesPlan, bench_sizes
 
 RATES = dict(forward=5e-3, interneuron=5e-3, apical=1e-3, mirror=5e-3)
 WEIGHT_SEED = 1  # as the BioGrad bench's

@@ -1,5 +1,5 @@
 """The BPTT baseline: BioGrad's LIF network (same constants, initial weights, inputs and decoding)
-trained by backprop through time with the same pseudo-derivative (apical.analysis.bptt), Adam or
+trained by backprop through time with the same pseudo-derivative (apical.circuits.bptt), Adam or
 plain gradient descent on the cross-entropy of the output spike counts. numpy arithmetic on every
 device. config.py: the ``[bp]`` section (its soma's keys and learning rate)."""
 

@@ -5,7 +5,7 @@ Adam lr 1e-4, cross-entropy on output spike counts". The network, its constants 
 from ``[bp]``, T from ``[model]``), its initialisation (W, b ~ U(±1/√fan_in) from the same weight seed and
 generator as BioGrad, so both start from the same network), its input rasters and its
 decoding (argmax of output counts) are BioGrad's; only the learning rule differs:
-``analysis.bptt`` computes the exact BPTT gradient with the configured pseudo-derivative,
+``apical.circuits.bptt`` computes the exact BPTT gradient with the configured pseudo-derivative,
 and Adam (``learning.optimizer = "adam"``) or plain gradient descent (``"sgd"``) steps with
 ``bp.learning_rate`` once per minibatch of ``learning.batch_size`` samples.
 
@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from apical.analysis.bptt import Adam, LIFParams, bptt_gradients, forward, init_weights
+from apical.circuits.bptt import LIFParams, bptt_gradients, forward, init_weights
+from apical.circuits.optimizers import Adam, GradientDescent
 from apical.models.encoders import sample_rng
 from apical.circuits.framework import Framework
 
@@ -45,20 +46,6 @@ def bp_settings(config, n_in: int, n_out: int) -> BPSettings:
     return BPSettings((n_in, *m.hidden, n_out), params, m.time_steps, config.learning.batch_size)
 
 
-class GradientDescent:
-    """Plain minibatch gradient descent, with Adam's interface (no moments to checkpoint)."""
-
-    def __init__(self, parameters, lr):
-        self.parameters = list(parameters)
-        self.lr = lr
-        self.step_count = 0
-
-    def step(self, gradients):
-        self.step_count += 1
-        for p, grad in zip(self.parameters, gradients):
-            p -= self.lr * grad
-
-
 class BPFramework(Framework):
     """BPTT through the discrete LIF network (numpy, float32), minibatches inside each chunk."""
 
@@ -75,6 +62,10 @@ class BPFramework(Framework):
     @property
     def n_layers(self) -> int:
         return len(self.settings.sizes) - 1
+
+    def _parameter_names(self) -> list[str]:
+        """The checkpoint's names of the optimizer's parameters, in its order (weights, then biases)."""
+        return [f"weights_{l + 1}" for l in range(self.n_layers)] + [f"biases_{l + 1}" for l in range(self.n_layers)]
 
     def _set_parameters(self, weights, biases):
         self.weights, self.biases = weights, biases
@@ -127,20 +118,15 @@ class BPFramework(Framework):
         ])
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {"optimizer_steps": np.array(self.optimizer.step_count)}
+        arrays = {}
         for l in range(self.n_layers):
             arrays[f"weights_{l + 1}"] = self.weights[l]
             arrays[f"biases_{l + 1}"] = self.biases[l]
-        if isinstance(self.optimizer, Adam):
-            names = [f"weights_{l + 1}" for l in range(self.n_layers)] + [f"biases_{l + 1}" for l in range(self.n_layers)]
-            arrays.update(self.optimizer.moment_arrays(names))
+        arrays.update(self.optimizer.state_arrays(self._parameter_names()))
         return arrays
 
     def load_state_arrays(self, arrays) -> None:
         layers = range(1, self.n_layers + 1)
         self._set_parameters([np.array(arrays[f"weights_{l}"], dtype=DTYPE) for l in layers],
                              [np.array(arrays[f"biases_{l}"], dtype=DTYPE) for l in layers])
-        self.optimizer.step_count = int(arrays["optimizer_steps"])
-        if isinstance(self.optimizer, Adam):
-            names = [f"weights_{l}" for l in layers] + [f"biases_{l}" for l in layers]
-            self.optimizer.load_moment_arrays(arrays, names, DTYPE)
+        self.optimizer.load_state_arrays(arrays, self._parameter_names(), DTYPE)

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from brian2 import ms
 
-from apical.analysis.timing import SizesPlan, bench_sizes, profile_ms_per_sample, timed_runs
+from apical.analysis.timing import profile_ms_per_sample, timed_runs
+from apical.circuits.bench import SizesPlan, bench_sizes
 
 FULL = SizesPlan(networks=((784, 400, 10), (784, 100, 10)), batch_size=16, samples=512)
 DRY_RUN = SizesPlan(networks=((784, 16, 10), (784, 8, 10)), batch_size=2, samples=2)

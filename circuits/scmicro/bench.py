@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from apical.analysis.timing import SizesPlan, bench_sizes, profile_ms_per_sample, timed_runs
+from apical.analysis.timing import profile_ms_per_sample, timed_runs
+from apical.circuits.bench import SizesPlan, bench_sizes
 
 LEARNING_RATE = 2e-3
 WEIGHT_SEED, FEEDBACK_SEED = 1, 5

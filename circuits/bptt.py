@@ -1,4 +1,6 @@
-"""Backprop-through-time baseline for the discrete LIF network of BioGrad (docs/models/biograd.md, "The discrete form").
+"""Backprop through time in the discrete LIF network of BioGrad (docs/models/biograd.md, "The discrete form"):
+the reference gradient BioGrad's claims compare its update with, and the gradient the BP baseline
+(circuits/bp/) trains with. A core module, since two frameworks use it and neither imports the other.
 
 The network is the one BioGrad trains (Tang et al. 2021, arXiv 2110.14092), in discrete
 time with one step per time bin; layers l = 1..L, W^l is (post × pre):
@@ -37,12 +39,11 @@ from apical.models.surrogate import FAMILIES, Surrogate
 __all__ = [
     "LIFParams",
     "LayerTrace",
+    "check_surrogate",
     "init_weights",
     "forward",
     "loss",
     "bptt_gradients",
-    "Adam",
-    "BPTrainer",
 ]
 
 SURROGATES = FAMILIES + ("smooth",)
@@ -96,7 +97,8 @@ def _check_network(weights, biases, raster):
         )
 
 
-def _check_surrogate(surrogate, beta):
+def check_surrogate(surrogate, beta):
+    """Refuse a pseudo-derivative this module does not know, or a smooth one without β > 0."""
     if surrogate is not None and surrogate not in SURROGATES:
         raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
     if surrogate == "smooth" and not beta > 0:
@@ -149,7 +151,7 @@ def forward(
 def _run(weights, biases, raster, params, surrogate, beta, reset_spikes=None):
     """The input raster as [T, batch, n_in] in the weights' dtype, and the layer traces."""
     _check_network(weights, biases, raster)
-    _check_surrogate(surrogate, beta)
+    check_surrogate(surrogate, beta)
     inputs = np.ascontiguousarray(np.swapaxes(np.asarray(raster, dtype=weights[0].dtype), 0, 1))
     n_steps, batch = inputs.shape[:2]
     traces = []
@@ -245,109 +247,3 @@ def bptt_gradients(
         if l:
             spike_error = (flat_grad_v @ weights[l]).reshape(n_steps, batch, -1)
     return value, grad_W, grad_b
-
-
-class Adam:
-    """Adam (Kingma & Ba 2015) updating a list of arrays in place."""
-
-    def __init__(self, parameters, lr=1e-4, betas=(0.9, 0.999), eps=1e-8):
-        self.parameters = list(parameters)
-        self.lr = lr
-        self.beta1, self.beta2 = betas
-        self.eps = eps
-        self.step_count = 0
-        self.first_moment = [np.zeros_like(p) for p in self.parameters]
-        self.second_moment = [np.zeros_like(p) for p in self.parameters]
-
-    def step(self, gradients):
-        gradients = list(gradients)
-        if len(gradients) != len(self.parameters):
-            raise ValueError(
-                f"got {len(gradients)} gradients for {len(self.parameters)} parameters"
-            )
-        self.step_count += 1
-        # bias corrections folded into the step size (Kingma & Ba, Algorithm 1 note)
-        correction1 = 1.0 - self.beta1**self.step_count
-        correction2 = 1.0 - self.beta2**self.step_count
-        step_size = self.lr * np.sqrt(correction2) / correction1
-        eps = self.eps * np.sqrt(correction2)
-        for p, grad, m, v in zip(
-            self.parameters, gradients, self.first_moment, self.second_moment
-        ):
-            m *= self.beta1
-            m += (1.0 - self.beta1) * grad
-            v *= self.beta2
-            v += (1.0 - self.beta2) * np.square(grad)
-            p -= step_size * m / (np.sqrt(v) + eps)
-
-    def moment_arrays(self, names) -> dict[str, np.ndarray]:
-        """The moments for a checkpoint, ``adam_m_<name>`` and ``adam_v_<name>`` for each parameter's name."""
-        arrays = {}
-        for name, m, v in zip(names, self.first_moment, self.second_moment):
-            arrays[f"adam_m_{name}"] = m
-            arrays[f"adam_v_{name}"] = v
-        return arrays
-
-    def load_moment_arrays(self, arrays, names, dtype) -> None:
-        """Restore what :meth:`moment_arrays` wrote."""
-        self.first_moment = [np.array(arrays[f"adam_m_{name}"], dtype=dtype) for name in names]
-        self.second_moment = [np.array(arrays[f"adam_v_{name}"], dtype=dtype) for name in names]
-
-
-class BPTrainer:
-    """The BP baseline: the LIF network trained by BPTT and Adam, decoded by argmax of counts."""
-
-    def __init__(
-        self,
-        weights,
-        biases,
-        params=LIFParams(),
-        lr=1e-4,
-        *,
-        surrogate=None,
-        beta=10.0,
-        detach_reset=False,
-    ):
-        _check_surrogate(surrogate, beta)
-        self.weights = list(weights)
-        self.biases = list(biases)
-        self.params = params
-        self.surrogate = surrogate
-        self.beta = beta
-        self.detach_reset = detach_reset
-        self.optimizer = Adam(self.weights + self.biases, lr=lr)
-
-    @classmethod
-    def from_sizes(cls, sizes, rng, dtype=np.float64, **options):
-        """A trainer for a fresh network with layer sizes [n_in, ..., n_out]."""
-        weights, biases = init_weights(sizes, rng, dtype=dtype)
-        return cls(weights, biases, **options)
-
-    def train_batch(self, raster, labels):
-        """One Adam step on a batch; returns the batch loss before the step."""
-        value, grad_W, grad_b = bptt_gradients(
-            self.weights,
-            self.biases,
-            raster,
-            labels,
-            self.params,
-            surrogate=self.surrogate,
-            beta=self.beta,
-            detach_reset=self.detach_reset,
-        )
-        self.optimizer.step(grad_W + grad_b)
-        return value
-
-    def output_counts(self, raster):
-        """Output spike counts over all T steps, [batch, n_out]."""
-        traces = forward(
-            self.weights, self.biases, raster, self.params, surrogate=self.surrogate, beta=self.beta
-        )
-        return traces[-1].s.sum(axis=0)
-
-    def predict(self, raster):
-        """Class per sample: argmax of output spike counts (ties go to the lowest index)."""
-        return self.output_counts(raster).argmax(axis=1)
-
-    def accuracy(self, raster, labels):
-        return float(np.mean(self.predict(raster) == np.asarray(labels)))
