@@ -1,9 +1,9 @@
 """Sweeps: a grid of config values × seed replicates, trained as jobs on a Dask cluster.
 
-    apical sweep CONFIG --grid learning.sleep=false,true --seeds 3 --out results/sweep-sleep
+    apical sweep CONFIG --grid biograd.sleep=false,true --seeds 3 --out results/sweep-sleep
 
 Every job is an ordinary results directory (the contract of ``apical train``) at
-``DIR/<grid point>/seed-<s>``, e.g. ``DIR/learning.sleep=true/seed-1``, so a sweep is resumable job
+``DIR/<grid point>/seed-<s>``, e.g. ``DIR/biograd.sleep=true/seed-1``, so a sweep is resumable job
 by job: a job with a summary.json for its config is skipped, any other one resumes from its newest
 checkpoint. The jobs run on dask.distributed, an existing engine, rather than a home-made runner:
 a LocalCluster on this machine by default, or the scheduler whose address is given. A job whose
@@ -80,7 +80,7 @@ def split_values(text: str) -> list[str]:
 
 
 def parse_grid(specs: list[str]) -> dict[str, list[str]]:
-    """``["learning.sleep=false,true", ...]`` → ``{"learning.sleep": ["false", "true"]}``; the
+    """``["biograd.sleep=false,true", ...]`` → ``{"biograd.sleep": ["false", "true"]}``; the
     values stay TOML text, as for ``--set``; keys and values are checked by :func:`expand`."""
     grid: dict[str, list[str]] = {}
     for spec in specs:
@@ -128,7 +128,7 @@ def grid_points(grid: dict[str, list[str]]) -> list[tuple[str, tuple[tuple[str, 
 class Job:
     """One training run of a sweep: a grid point and a seed replicate."""
 
-    point: str  # the grid point's directory name, e.g. "learning.sleep=true" ("base" without a grid)
+    point: str  # the grid point's directory name, e.g. "biograd.sleep=true" ("base" without a grid)
     values: tuple[tuple[str, str], ...]  # (key, TOML text) of the grid point
     replicate: int
     config: Config

@@ -16,14 +16,14 @@ ACCURACY = {("false", 0): 0.90, ("false", 1): 0.92, ("false", 2): 0.94, ("true",
 
 
 def fake_sweep(directory: Path) -> Path:
-    """A sweep over learning.sleep with 3 seeds: five jobs finished, one (sleep=true, seed 2) not."""
+    """A sweep over biograd.sleep with 3 seeds: five jobs finished, one (sleep=true, seed 2) not."""
     (directory / "sweep.json").parent.mkdir(parents=True, exist_ok=True)
     (directory / "sweep.json").write_text(json.dumps({
         "config_file": "runs/configs/mnist-quick.toml", "set": ["data.train_samples=100"],
-        "grid": {"learning.sleep": ["false", "true"]}, "seeds": 3, "seed_rule": "replicate s: every seed + 1000*s"}))
+        "grid": {"biograd.sleep": ["false", "true"]}, "seeds": 3, "seed_rule": "replicate s: every seed + 1000*s"}))
     for sleep in ("false", "true"):
         for seed in range(3):
-            job = directory / f"learning.sleep={sleep}" / f"seed-{seed}"
+            job = directory / f"biograd.sleep={sleep}" / f"seed-{seed}"
             job.mkdir(parents=True)
             accuracy = ACCURACY.get((sleep, seed), 0.5)
             rows = [{"samples_seen": n, "epoch": n / 100, "train_accuracy": 0.5, "test_accuracy": accuracy * n / 100,
@@ -45,7 +45,7 @@ def test_table_is_mean_and_sd_over_seeds(tmp_path):
     assert written["finished"] == 5 and written["jobs"] == 6
     with open(sweep / "report.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["learning.sleep"] for r in rows] == ["false", "true"]
+    assert [r["biograd.sleep"] for r in rows] == ["false", "true"]
     assert (rows[0]["seeds_finished"], rows[1]["seeds_finished"], rows[1]["seeds"]) == ("3", "2", "3")
     assert float(rows[0]["test_accuracy_mean"]) == pytest.approx(92.0)
     assert float(rows[0]["test_accuracy_sd"]) == pytest.approx(2.0)  # s.d. with n - 1
@@ -64,7 +64,7 @@ def test_table_is_mean_and_sd_over_seeds(tmp_path):
 def test_figures(tmp_path):
     sweep = fake_sweep(tmp_path / "sweep")
     report(sweep)
-    for name in ("accuracy_vs_learning.sleep", "learning_curves", "alignment_curves_1"):
+    for name in ("accuracy_vs_biograd.sleep", "learning_curves", "alignment_curves_1"):
         for suffix in (".png", ".pdf"):
             assert (sweep / "figures" / (name + suffix)).stat().st_size > 1000, name + suffix
 
