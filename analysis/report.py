@@ -2,8 +2,8 @@
 
 ``analysis.json`` holds one named entry per metric; per-layer metrics map "layer_<l>" to
 a value (l in Python order: hidden layer l is the output of ``weights[l]``). The report is
-one table of the claims a framework makes, the check run on the trained network, and the
-result, followed by the details behind them. Functions only: the ``apical analyze`` command and
+one table of claims (those the framework makes, and those it does not, marked so), the check run
+on the trained network, and the result, followed by the details behind them. Functions only: the ``apical analyze`` command and
 each framework's claims (``circuits/<name>/claims.py``) assemble them; :func:`write_analysis`
 writes both files.
 """
@@ -116,15 +116,19 @@ def write_analysis_json(path, *entries):
 
 @dataclass
 class Check:
-    """One row of the plausibility report; ``key`` names the claim in the shared vocabulary
-    (:data:`CLAIMS`, docs/claims.md) when the row checks one of them."""
+    """One row of the plausibility report (docs/claims.md, "Writing the claims of a framework").
+
+    ``claim`` is what the rule is said to do, ``check`` how it was tested, ``result`` what the test
+    found, ``passed`` the verdict. ``key`` names the claim of the shared vocabulary (:data:`CLAIMS`)
+    the row answers, if any; ``value`` holds the number(s) behind the verdict (per layer:
+    ``layer_<l>``), copied into that claim's entry of analysis.json."""
 
     claim: str
     check: str
     result: str
     passed: bool | None  # None: informative, no pass/fail criterion
     key: str | None = None
-    value: object = None  # the number(s) behind the verdict, for tables (e.g. cosines per layer)
+    value: object = None
 
 
 #: The claims every framework's analysis.json answers under the same key (its "claims" entry),
@@ -142,10 +146,10 @@ CLAIMS = {
 }
 
 
-def claims_entry(checks, unclaimed=(), not_applicable=None) -> dict:
+def claims_entry(checks, claimed=(), not_applicable=None) -> dict:
     """The ``claims`` entry of analysis.json: for every key of :data:`CLAIMS`, the verdict ("pass",
-    "fail", "info" or "n/a"), whether the framework makes the claim, and the row behind it;
-    ``not_applicable`` maps keys to why they do not apply (no row then)."""
+    "fail", "info" or "n/a"), whether the framework makes the claim (its key is in ``claimed``),
+    and the row behind it; ``not_applicable`` maps keys to why they do not apply (no row then)."""
     rows = {}
     for c in checks:  # the first row of a key answers it: a framework's own rows precede the closing generic ones
         if getattr(c, "key", None) and c.key not in rows:
@@ -155,7 +159,7 @@ def claims_entry(checks, unclaimed=(), not_applicable=None) -> dict:
         if key in rows:
             c = rows[key]
             verdict = {True: "pass", False: "fail", None: "info"}[c.passed]
-            found[key] = {"verdict": verdict, "claimed": key not in unclaimed, "claim": c.claim, "check": c.check,
+            found[key] = {"verdict": verdict, "claimed": key in claimed, "claim": c.claim, "check": c.check,
                           "result": c.result, "value": c.value, "meaning": meaning}
         else:
             reason = (not_applicable or {}).get(key, "no check of this claim applies to this framework")

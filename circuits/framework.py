@@ -21,6 +21,8 @@ What a framework declares, and what it may leave out (defaults in brackets):
   its Brian2 network (``--device numpy`` and ``apical compare-forms`` use it);
 - ``claims(context)`` [none]: its own checks for ``apical analyze`` (the generic checks run for
   every framework);
+- ``claimed`` [the keys ``claims`` does not return as unclaimed; none without ``claims``]: the
+  keys of the shared claims vocabulary (docs/claims.md) the rule claims to meet;
 - ``bench(args)`` [the generic bench]: its own cost measurements for ``apical bench --framework
   NAME``; ``args`` carries the command's flags (``device``, ``samples`` and ``threads`` may be None:
   the bench picks its own), ``widths``, ``dry_run`` (a tiny network, seconds: the bench must accept
@@ -161,6 +163,9 @@ class FrameworkSpec:
     check_config: Callable[[Any], None] | None = None
     devices: tuple[str, ...] = DEFAULT_DEVICES
     claims: Callable[[Any], Any] | None = None
+    # The keys of the shared claims vocabulary (docs/claims.md) the rule claims to meet. None: every
+    # key its claims() does not list in ClaimsResult.unclaimed, and none without claims().
+    claimed: tuple[str, ...] | None = None
     bench: Callable[[Any], int] | None = None
     describe: Callable[[Any], str] | None = None
     example_config: str | Path | None = None
@@ -322,7 +327,7 @@ class ClaimsResult:
     """What a framework's ``claims`` returns; every field may stay empty.
 
     ``restated`` words a generic check for this framework, by key ("locality", "event_based",
-    "feedback_alignment", "sign_concordance", "dale"): a new claim (a string, e.g. "... (not claimed
+    "weight_transport", "feedback_alignment", "sign_concordance", "dale"): a new claim (a string, e.g. "... (not claimed
     by X)"), a whole row in its place (a Check), or None to leave it out (checked another way).
     """
 

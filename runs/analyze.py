@@ -20,6 +20,9 @@ Every framework gets the generic checks, from what its Framework object exposes
   each feedback matrix against what exact backprop would send in its place, sign-concordance, and
   the angle over training (metrics.csv's ``alignment_angle_<l+1>`` columns, else every checkpoint
   kept, after the initial network the framework's factory builds from the weight seed);
+- weight transport where the framework has feedback and none of its own rows answers the claim:
+  whether a feedback matrix ever lay along (or against) what backprop would send, a copy of the
+  forward weights (fails), else measured without a verdict;
 - locality where the framework has a Brian2 network (``locality_copy``): the same circuit built small
   with the run's settings, audited by ``analysis.locality`` with the global signals the framework
   declares; analog (non-spike) couplings are listed.
@@ -33,8 +36,10 @@ Two entries read the same for every framework:
 
 - ``claims``: the shared vocabulary (docs/claims.md, ``apical.analysis.report.CLAIMS``): for each of
   update_vs_backprop, locality, event_based, weight_transport, feedback_alignment,
-  sign_concordance and dale, the verdict (pass, fail, info, n/a), whether the framework claims it,
-  and the row and numbers behind it;
+  sign_concordance and dale, the verdict (pass, fail, info, n/a), whether the framework claims it
+  (``FrameworkSpec.claimed``; without it, every key its claims do not return as unclaimed, and none
+  for a framework without claims), and the row and numbers behind it. A generic row of a claim the
+  framework does not make, and does not reword, reads "(not claimed by <title>)";
 - ``events``: operations and energy per training and per inference sample, counted on the
   framework's Brian2 network on the first test samples (``apical.analysis.events``).
 """
@@ -52,6 +57,7 @@ from apical.analysis.alignment import angle_degrees, dale_violations, sign_conco
 from apical.analysis.events import event_summary, summary_line
 from apical.analysis.locality import audit_small_copy
 from apical.analysis.report import (
+    CLAIMS,
     Check,
     claims_entry,
     dale_check,
@@ -76,14 +82,26 @@ UPDATE_SAMPLES = 32  # test samples handed to a framework's claims (updates comp
 EVENT_SAMPLES = 8  # test samples whose operations are counted (apical.analysis.events)
 MAX_FEEDBACK_ANGLE = 45.0  # degrees: feedback "aligns" below this angle to what backprop would send
 MIN_SIGN_CONCORDANCE = 0.99
+COPY_ANGLE = 1e-3  # degrees: a feedback matrix this close to what backprop would send is a copy of it (up to scale)
 #: The generic checks, in the order they head (locality) or close (the others) the report; a
 #: framework's claims may reword each of them by these keys.
 OPENING_CHECKS = ("locality", "event_based")
-CLOSING_CHECKS = ("feedback_alignment", "sign_concordance", "dale")
+CLOSING_CHECKS = ("weight_transport", "feedback_alignment", "sign_concordance", "dale")
+#: Generic checks that stand in for a framework's own: left out where one of its rows answers the key.
+FALLBACK_CHECKS = ("weight_transport",)
 
 
 class AnalysisError(RuntimeError):
     """The directory cannot be analysed (no checkpoint)."""
+
+
+def register(commands) -> None:
+    """``apical analyze``."""
+    parser = commands.add_parser("analyze", help="plausibility audits and alignment of a results directory")
+    parser.add_argument("directory")
+    parser.add_argument("--out", help="where analysis.json, plausibility.md and figures/ go (default: the directory; "
+                                      "the results directory itself is only read)")
+    parser.set_defaults(handler=main)
 
 
 def main(args) -> int:
@@ -225,6 +243,31 @@ def check_dale(weights: list[np.ndarray], labels: list[str], found: ClaimsResult
                          + ", ".join(f"{labels[l]}: {100 * mixed[f'layer_{l}']:.1f}%" for l in range(len(weights))))
 
 
+def weight_transport_check(series: dict, names: list[str], audited: bool = True) -> Check:
+    """No weight transport, as far as the feedback's angles tell: a feedback matrix that ever lies
+    along what backprop would send, or against it (at the initial network or any later measurement
+    of ``series``), is a copy of the forward weights; otherwise the verdict is left open (a copy made
+    and undone between measurements, or one read while learning, is for the framework's own check
+    and the locality audit, ``audited``: whether it ran)."""
+    closest = []  # per pathway: (angle nearest 0° or 180°, samples seen then)
+    for l in range(len(names)):
+        measured = [(a, n) for a, n in zip(series[f"layer_{l}"], series["samples_seen"]) if a is not None]
+        closest.append(min(measured, key=lambda m: min(m[0], 180.0 - m[0])) if measured else (None, None))
+    copies = [name for name, (angle, _) in zip(names, closest)
+              if angle is not None and min(angle, 180.0 - angle) < COPY_ANGLE]
+    listed = ", ".join(f"{name}: {'n/a' if angle is None else f'{angle:.1f}° (after {seen} samples)'}"
+                       for name, (angle, seen) in zip(names, closest))
+    return Check(
+        "No weight transport: feedback weights are not copies of the forward weights",
+        f"angle nearest 0° or 180° of each feedback matrix to what exact backprop would send, over training "
+        f"({series['source']}); within {COPY_ANGLE:g}° of either it is a copy, up to scale and sign",
+        f"{listed}; " + (f"copied: {', '.join(copies)}" if copies else
+                         "no copy seen (" + ("a weight read while learning would be a finding of the locality audit)"
+                                             if audited else "weights read while learning: not audited)")),
+        False if copies else None,
+        key="weight_transport", value=_per_layer(angle for angle, _ in closest))
+
+
 def check_feedback(pairs, series: dict, figures_dir: Path, found: ClaimsResult, checks: dict) -> None:
     if not pairs:
         return
@@ -296,16 +339,56 @@ def equations_unscored(directory: Path, spec, found: ClaimsResult) -> str | None
     return reason
 
 
-def ordered_checks(checks: dict, claimed: ClaimsResult, framework_name: str) -> list[Check]:
+def claims_made(spec, own: ClaimsResult) -> tuple[str, ...]:
+    """The keys of the shared vocabulary the framework claims (docs/claims.md, "Who claims what"):
+    ``FrameworkSpec.claimed`` where it declares it, else every key for a framework with claims of its
+    own and none for one without; less those its claims return as ``unclaimed``."""
+    for field, keys in (("FrameworkSpec.claimed", spec.claimed or ()), ("ClaimsResult.unclaimed", own.unclaimed),
+                        ("ClaimsResult.not_applicable", own.not_applicable)):
+        unknown = set(keys) - set(CLAIMS)
+        if unknown:
+            raise ValueError(f"{field} of {spec.name} names claims outside the shared vocabulary: "
+                             f"{', '.join(sorted(unknown))} (known: {', '.join(CLAIMS)}; docs/claims.md)")
+    declared = spec.claimed if spec.claimed is not None else tuple(CLAIMS) if spec.claims is not None else ()
+    return tuple(key for key in CLAIMS if key in declared and key not in own.unclaimed)
+
+
+def ordered_checks(checks: dict, own: ClaimsResult, spec, claimed: tuple[str, ...]) -> list[Check]:
     """The report's rows: the opening generic checks, the framework's own, the closing generic
-    checks, each generic one as the claims word it."""
-    unknown = set(claimed.restated) - set(OPENING_CHECKS + CLOSING_CHECKS)
+    checks; each generic one as the framework's claims word it, else marked "not claimed" where its
+    key is not in ``claimed``, and a fallback check only where no row of the framework's answers it."""
+    unknown = set(own.restated) - set(OPENING_CHECKS + CLOSING_CHECKS)
     if unknown:
-        raise ValueError(f"the claims of {framework_name} reword generic checks that do not exist: "
+        raise ValueError(f"the claims of {spec.name} reword generic checks that do not exist: "
                          f"{', '.join(sorted(unknown))} (known: {', '.join(OPENING_CHECKS + CLOSING_CHECKS)})")
-    opening = [restate(key, checks.get(key), claimed.restated) for key in OPENING_CHECKS]
-    closing = [restate(key, checks.get(key), claimed.restated) for key in CLOSING_CHECKS]
-    return [c for c in opening if c is not None] + list(claimed.checks) + [c for c in closing if c is not None]
+    answered = {c.key for c in own.checks if c.key}
+
+    def generic(key):
+        check = checks.get(key)
+        if key in FALLBACK_CHECKS and key in answered:
+            return None
+        if key in own.restated:
+            return restate(key, check, own.restated)
+        if check is not None and key not in claimed:
+            return replace(check, claim=f"{check.claim} (not claimed by {spec.title})")
+        return check
+
+    opening = [generic(key) for key in OPENING_CHECKS]
+    closing = [generic(key) for key in CLOSING_CHECKS]
+    return [c for c in opening if c is not None] + list(own.checks) + [c for c in closing if c is not None]
+
+
+def unanswered_reasons(weights, pairs, locality) -> dict[str, str]:
+    """Why a claim has no row, where the framework's claims say nothing: read from what the
+    framework declares (its weights, its feedback pathways, its Brian2 network)."""
+    left_out = "the framework's claims leave the generic check out (ClaimsResult.restated) and check it no other way"
+    return {"update_vs_backprop": "the framework compares its updates with no backprop gradient",
+            "locality": left_out,
+            "event_based": left_out if locality is not None else "no Brian2 network to audit",
+            "weight_transport": left_out if pairs else "no feedback pathway whose weights could be copied",
+            "feedback_alignment": left_out if pairs else "no feedback pathway",
+            "sign_concordance": left_out if pairs else "no feedback pathway",
+            "dale": left_out if weights else "no forward weight matrices (Framework.layer_weights)"}
 
 
 # ------------------------------------------------------------------------------- the command
@@ -361,8 +444,11 @@ def analyze(directory: Path, n_samples: int = UPDATE_SAMPLES, out: Path | None =
         found.figures += figure_weight_distributions(weights, pairs, figures_dir / "weight_distributions")
     locality, small_sizes = audit_small_copy(framework)
     check_locality(locality, small_sizes, found, checks)
+    if pairs:
+        checks["weight_transport"] = weight_transport_check(series, [label for label, _, _ in pairs],
+                                                            audited=locality is not None)
 
-    claimed = ClaimsResult()
+    own = ClaimsResult()
     unscored = equations_unscored(directory, spec, found)
     if spec.claims is not None and unscored is None:
         n = min(n_samples, len(dataset.test_labels))
@@ -371,19 +457,20 @@ def analyze(directory: Path, n_samples: int = UPDATE_SAMPLES, out: Path | None =
                                 checkpoint=checkpoint, progress=progress, metrics=metrics,
                                 input_spikes=input_spikes, labels=dataset.test_labels[:n], locality=locality,
                                 output=out)
-        claimed = spec.claims(context) or ClaimsResult()
-    checks = ordered_checks(checks, claimed, spec.name)
-    info = {**found.info, **claimed.info}
-    not_applicable = {"feedback_alignment": "no feedback pathway", "sign_concordance": "no feedback pathway",
-                      "update_vs_backprop": "the framework compares its updates with no backprop gradient",
-                      "weight_transport": "no feedback pathway whose weights could be copied",
-                      "event_based": "no Brian2 network to audit", **claimed.not_applicable,
+        own = spec.claims(context) or ClaimsResult()
+    claimed = claims_made(spec, own)
+    if spec.claims is None and spec.claimed is None:
+        found.notes.append(f"{spec.title} declares none of the shared claims (FrameworkSpec.claimed, docs/claims.md): "
+                           "every row is measured, none is a claim it makes.")
+    checks = ordered_checks(checks, own, spec, claimed)
+    info = {**found.info, **own.info}
+    not_applicable = {**unanswered_reasons(weights, pairs, locality), **own.not_applicable,
                       **({"update_vs_backprop": unscored} if unscored else {})}
-    vocabulary = claims_entry(checks, claimed.unclaimed, not_applicable)
+    vocabulary = claims_entry(checks, claimed, not_applicable)
     events = events_entry(framework, dataset, config, found)
-    entries = found.entries + claimed.entries + [{"claims": vocabulary}] + ([{"events": events}] if events else [])
-    figures = found.figures + claimed.figures
+    entries = found.entries + own.entries + [{"claims": vocabulary}] + ([{"events": events}] if events else [])
+    figures = found.figures + own.figures
     merged = write_analysis(out, f"Plausibility report: {spec.name} ({directory.name})", info, entries, checks,
-                            found.notes + claimed.notes, found.details + claimed.details, figures)
+                            found.notes + own.notes, found.details + own.details, figures)
     return {"entries": [{"analysis": merged["analysis"]}] + entries, "checks": checks, "figures": figures,
-            "summary": found.summary + claimed.summary}
+            "summary": found.summary + own.summary}

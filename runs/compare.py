@@ -102,7 +102,7 @@ class Row:
             return "—"
         entry = claims[key]
         mark = MARK[entry["verdict"]]
-        return mark + ("*" if entry["verdict"] != "n/a" and not entry.get("claimed", True) else "")
+        return mark + ("*" if entry["verdict"] != "n/a" and not entry.get("claimed") else "")
 
     def passed(self) -> tuple[int, int]:
         """(claims it makes that pass, claims it makes that were checked)."""

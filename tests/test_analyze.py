@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -13,9 +14,11 @@ from apical.circuits import registry
 from apical.circuits.biograd.claims import update_and_gradient
 from apical.circuits.biograd.network import initial_state
 from apical.circuits.biograd.oracle import DiscreteParameters, run_batch
+from apical.analysis.report import Check, claims_entry
 from apical.circuits.framework import ClaimsResult, Framework, FrameworkSpec
-from apical.runs.analyze import AnalysisError, analyze, main
-from apical.runs.config import config_from_dict
+from apical.runs.analyze import AnalysisError, analyze, claims_made, main, ordered_checks, weight_transport_check
+from apical.runs.compare import Row
+from apical.runs.config import config_from_dict, load_config
 from apical.runs.train import train
 
 # One xdist worker runs this whole file, so its module-level fixture is built once (.ci/run).
@@ -204,15 +207,49 @@ class CountRule(Framework):
         self.weights = np.array(arrays["weights_1"])
 
 
+class FeedbackCountRule(CountRule):
+    """The same rule with a fixed random feedback matrix B standing in for Wᵀ, declared as its
+    feedback pathway: what a three-factor rule with direct random feedback declares, and no claims."""
+
+    def __init__(self, config, n_in, n_out, chunk, build_dir):
+        super().__init__(config, n_in, n_out, chunk, build_dir)
+        self.feedback = np.random.default_rng(config.seeds.feedback).uniform(-0.01, 0.01, (n_in, n_out))
+
+    def feedback_pairs(self):
+        return [("B (output → input)", self.feedback.copy(), self.weights.T.copy())]
+
+    def state_arrays(self):
+        return {"weights_1": self.weights, "feedback_1": self.feedback}
+
+    def load_state_arrays(self, arrays):
+        super().load_state_arrays(arrays)
+        self.feedback = np.array(arrays["feedback_1"])
+
+
+#: One epoch of 100 digits, evaluated and kept every 50; nothing in [model] beyond what every framework reads.
+OUTSIDE_RULE = {"model": {"hidden": [12], "time_steps": 8},
+                "data": {"dataset": "mnist", "train_samples": 100, "test_samples": 50},
+                "run": {"device": "runtime", "epochs": 1, "eval_every": 50, "checkpoint_every": 50, "chunk_samples": 50}}
+
+
+def analysed_outside_rule(directory, spec):
+    """Train ``spec`` (registered for the call) on OUTSIDE_RULE into ``directory`` unless it is there,
+    and analyse it; returns what analyze returns and the directory as `apical compare` reads it."""
+    registry.register(spec)
+    try:
+        if not (directory / "summary.json").exists():
+            train(config_from_dict({**OUTSIDE_RULE, "model": {**OUTSIDE_RULE["model"], "framework": spec.name}}),
+                  directory)
+        results = analyze(directory)
+        return results, Row(directory, json.loads((directory / "summary.json").read_text()),
+                            load_config(directory / "config.toml"), json.loads((directory / "analysis.json").read_text()))
+    finally:
+        registry.unregister(spec.name)
+
+
 def test_framework_without_claims_gets_the_generic_checks(tmp_path):
     out = tmp_path / "count_rule"
-    registry.register(FrameworkSpec(name="count_rule", title="count rule", factory=CountRule))
-    try:
-        train(config_from_dict({**BIOGRAD, "model": {**BIOGRAD["model"], "framework": "count_rule"},
-                                "run": {**BIOGRAD["run"], "epochs": 1}}), out)
-        results = analyze(out)
-    finally:
-        registry.unregister("count_rule")
+    results, row = analysed_outside_rule(out, FrameworkSpec(name="count_rule", title="count rule", factory=CountRule))
     misworded = ClaimsResult(restated={"dales_law": "Neurons obey Dale's law (not claimed)"})
     registry.register(FrameworkSpec(name="count_rule", title="count rule", factory=CountRule,
                                     claims=lambda context: misworded))
@@ -228,12 +265,107 @@ def test_framework_without_claims_gets_the_generic_checks(tmp_path):
     assert analysis["learning_curve"]["test_accuracy"][0] == json.loads((out / "summary.json").read_text())[
         "initial_test_accuracy"]
     assert "events" not in analysis  # no Brian2 network and no count of its own
-    assert analysis["claims"]["locality"]["verdict"] == "info" and analysis["claims"]["dale"]["claimed"]
-    assert analysis["claims"]["update_vs_backprop"] == {
-        "verdict": "n/a", "claimed": False, "reason": "the framework compares its updates with no backprop gradient",
-        "meaning": analysis["claims"]["update_vs_backprop"]["meaning"]}
+    claims = analysis["claims"]
+    assert {key: (claim["verdict"], claim["claimed"]) for key, claim in claims.items()} == {
+        "update_vs_backprop": ("n/a", False), "locality": ("info", False), "event_based": ("n/a", False),
+        "weight_transport": ("n/a", False), "feedback_alignment": ("n/a", False), "sign_concordance": ("n/a", False),
+        "dale": ("fail", False)}  # measured (weights of both signs), never claimed
+    assert claims["update_vs_backprop"]["reason"] == "the framework compares its updates with no backprop gradient"
+    assert claims["weight_transport"]["reason"] == "no feedback pathway whose weights could be copied"
     assert len(analysis["dale"]) == 1 and "feedback_angle_degrees" not in analysis
-    assert [check.claim for check in results["checks"]] == ["Learning uses only local information",
-                                                            "Neurons obey Dale's law"]
-    assert (out / "plausibility.md").read_text().startswith("# Plausibility report: count_rule")
+    assert [check.claim for check in results["checks"]] == ["Learning uses only local information (not claimed by "
+                                                            "count rule)", "Neurons obey Dale's law (not claimed by "
+                                                            "count rule)"]
+    report = (out / "plausibility.md").read_text()
+    assert report.startswith("# Plausibility report: count_rule")
+    assert "count rule declares none of the shared claims (FrameworkSpec.claimed" in report
     assert (out / "figures" / "weight_distributions.png").exists()
+    assert row.passed() == (0, 0) and (row.claim("dale"), row.claim("locality")) == ("✗*", "info*")
+
+
+def test_declared_feedback_pathway_without_claims(tmp_path):
+    """Direct random feedback and no claims: every vocabulary row is measured where it can be and
+    none counts as claimed; weight transport is read from the feedback pathway the alignment rows score."""
+    out = tmp_path / "feedback_rule"
+    spec = FrameworkSpec(name="feedback_rule", title="feedback rule", factory=FeedbackCountRule)
+    results, row = analysed_outside_rule(out, spec)
+    analysis = json.loads((out / "analysis.json").read_text())
+    claims = analysis["claims"]
+    assert not any(claim["claimed"] for claim in claims.values())
+    assert claims["feedback_alignment"]["verdict"] in ("pass", "fail")
+    (angle,) = per_layer(analysis["feedback_angle_degrees"], 1)
+    assert 60.0 < angle < 120.0, "random B lies far from Wᵀ"
+    transport = claims["weight_transport"]
+    assert transport["verdict"] == "info", "B was never a copy of Wᵀ, but copying between measurements stays open"
+    closest = min(analysis["feedback_angle_over_training"]["layer_0"], key=lambda a: min(a, 180 - a))
+    assert transport["value"]["layer_0"] == pytest.approx(closest)
+    assert "B (output → input)" in transport["result"] and "B (output → input)" in claims["feedback_alignment"]["result"]
+    assert not any("no feedback pathway" in claim.get("reason", "") for claim in claims.values())
+    rows = {check.key: check.claim for check in results["checks"]}
+    assert rows["weight_transport"] == ("No weight transport: feedback weights are not copies of the forward weights "
+                                        "(not claimed by feedback rule)")
+    assert all(claim.endswith("(not claimed by feedback rule)") for claim in rows.values())
+    report = (out / "plausibility.md").read_text()
+    assert "no feedback pathway" not in report and "| No weight transport: feedback weights" in report
+    assert row.passed() == (0, 0) and row.claim("weight_transport") == "info*"
+
+    # The same rule declaring the claims it makes: those count, and their rows keep the generic wording.
+    _, row = analysed_outside_rule(out, dataclasses.replace(spec, claimed=("dale", "weight_transport")))
+    claims = row.analysis["claims"]
+    assert {key for key, claim in claims.items() if claim["claimed"]} == {"weight_transport", "dale"}
+    assert claims["dale"]["claim"] == "Neurons obey Dale's law" and claims["dale"]["verdict"] == "fail"
+    assert row.passed() == (0, 1)  # Dale fails; weight transport is measured without a verdict
+
+
+def test_weight_transport_fails_where_feedback_was_ever_a_copy():
+    def verdict(angles):
+        return weight_transport_check({"source": "checkpoints", "samples_seen": [0, 50, 100], "layer_0": angles},
+                                      ["B"])
+
+    copied = verdict([0.0, 12.5, 30.0])  # B = Wᵀ at the start, as BioGrad's released initialisation
+    assert copied.passed is False and copied.key == "weight_transport"
+    assert copied.value == {"layer_0": 0.0} and "copied: B" in copied.result and "after 0 samples" in copied.result
+    assert verdict([40.0, 180.0 - 1e-4, 30.0]).passed is False  # −Wᵀ is a copy too
+    independent = verdict([88.0, None, 61.0])
+    assert independent.passed is None and independent.value == {"layer_0": 61.0}
+    assert "no copy seen" in independent.result and "61.0° (after 100 samples)" in independent.result
+
+
+def test_claims_made_reads_the_declaration():
+    def spec(**declared):
+        return FrameworkSpec(name="rule", title="rule", factory=CountRule, **declared)
+
+    def own_claims(context):
+        return ClaimsResult()
+
+    assert claims_made(spec(), ClaimsResult()) == ()  # no claims(): it makes none
+    assert claims_made(spec(claims=own_claims), ClaimsResult(unclaimed=["dale", "sign_concordance"])) == (
+        "update_vs_backprop", "locality", "event_based", "weight_transport", "feedback_alignment")
+    assert claims_made(spec(claimed=("dale", "locality")), ClaimsResult()) == ("locality", "dale")  # vocabulary order
+    assert claims_made(spec(claims=own_claims, claimed=("dale", "locality")), ClaimsResult(unclaimed=["dale"])) == (
+        "locality",)
+    with pytest.raises(ValueError, match="FrameworkSpec.claimed of rule names claims outside the shared vocabulary: "
+                                         "dales_law"):
+        claims_made(spec(claimed=("dales_law",)), ClaimsResult())
+    with pytest.raises(ValueError, match="ClaimsResult.not_applicable of rule names claims outside"):
+        claims_made(spec(), ClaimsResult(not_applicable={"weight_transprot": "none"}))
+
+
+def test_generic_rows_as_the_framework_words_them():
+    generic = {key: Check(f"generic {key}", "check", "result", True, key=key)
+               for key in ("locality", "event_based", "weight_transport", "dale")}
+    own = ClaimsResult(checks=[Check("own weight transport", "check", "result", False, key="weight_transport")],
+                       restated={"event_based": "spikes only (not claimed: its own words)"})
+    spec = FrameworkSpec(name="rule", title="rule", factory=CountRule)
+    rows = ordered_checks(generic, own, spec, claimed=("locality", "weight_transport"))
+    assert [(row.key, row.claim) for row in rows] == [
+        ("locality", "generic locality"), ("event_based", "spikes only (not claimed: its own words)"),
+        ("weight_transport", "own weight transport"),  # the generic stand-in is left out
+        ("dale", "generic dale (not claimed by rule)")]
+    entry = claims_entry(rows, claimed=("locality", "weight_transport"), not_applicable={"sign_concordance": "none"})
+    assert {key: (claim["verdict"], claim["claimed"]) for key, claim in entry.items()} == {
+        "update_vs_backprop": ("n/a", False), "locality": ("pass", True), "event_based": ("pass", False),
+        "weight_transport": ("fail", True), "feedback_alignment": ("n/a", False), "sign_concordance": ("n/a", False),
+        "dale": ("pass", False)}
+    assert entry["sign_concordance"]["reason"] == "none"
+    assert entry["feedback_alignment"]["reason"] == "no check of this claim applies to this framework"
