@@ -36,8 +36,8 @@ from brian2.core.variables import DynamicArrayVariable
 from apical.circuits.backend import (DeviceError, device_workarounds, forget_run_arg_files, prepare_device,
                                      select_runtime)
 
-__all__ = ["CompiledNetwork", "Dense", "Every", "Flat", "Masked", "RunValues", "Schedule", "StateVariable", "afferent_rows",
-           "as_samples", "connect_dense", "make_afferents"]
+__all__ = ["Broadcast", "CompiledNetwork", "Dense", "Every", "Flat", "Masked", "RunValues", "Schedule", "StateVariable",
+           "afferent_rows", "as_samples", "connect_dense", "make_afferents"]
 
 
 @dataclass
@@ -95,10 +95,26 @@ class Masked(Flat):
 
 
 @dataclass(frozen=True)
+class Broadcast(Flat):
+    """One run value (a learning rate, a phase flag) given to the same variable of ``count``
+    groups, read back from the first."""
+
+    count: int
+
+    def to_network(self, value) -> tuple:
+        return tuple(float(value) for _ in range(self.count))
+
+    def from_network(self, values) -> np.ndarray:
+        return np.array(values[0], dtype=np.float64)
+
+
+@dataclass(frozen=True)
 class StateVariable:
     """A named array of a circuit's state (its checkpoint name, ``weights_1``) or a value a run is
     given (a learning rate), and where it lives: ``variable(objects)`` is the Brian2 variable
-    (``objects["forward_1"].w``), ``layout`` how the array maps onto it."""
+    (``objects["forward_1"].w``), ``layout`` how the array maps onto it. An array held by several
+    variables (one matrix split over an excitatory and an inhibitory pathway) names them as a
+    tuple, and its layout maps the array to a tuple of values and back."""
 
     name: str
     variable: Callable[[dict], Any]
@@ -212,15 +228,23 @@ class CompiledNetwork:
             raise ValueError(f"{type(self).__name__} declares no state named {', '.join(sorted(unknown))}")
 
         def variables(objects: dict) -> dict:
-            return {declared[name].variable(objects): declared[name].layout.to_network(value)
-                    for name, value in state.items()}
+            found = {}
+            for name, value in state.items():
+                target, held = declared[name].variable(objects), declared[name].layout.to_network(value)
+                found.update(zip(target, held) if isinstance(target, tuple) else [(target, held)])
+            return found
 
         return RunValues(dict(tables or {}), variables)
 
     def read_state(self, objects: dict, names=None) -> dict[str, np.ndarray]:
         """The named arrays of :meth:`state_variables` (or those of ``names``) as a run left them."""
-        return {declared.name: declared.layout.from_network(declared.variable(objects)[:])
-                for declared in self.state_variables() if names is None or declared.name in names}
+        found = {}
+        for declared in self.state_variables():
+            if names is None or declared.name in names:
+                target = declared.variable(objects)
+                held = tuple(part[:] for part in target) if isinstance(target, tuple) else target[:]
+                found[declared.name] = declared.layout.from_network(held)
+        return found
 
     def check_results(self) -> None:
         """Refuse what the compiled program left incomplete: a run it ended early (a signal sent to
@@ -429,7 +453,8 @@ class Schedule:
 
     def add(self, slot: str, order: int, what) -> None:
         if slot not in SLOTS:
-            raise ValueError(f"schedule row {_label(what)!r}: {slot!r} is not a Brian2 slot (one of {', '.join(SLOTS)})")
+            raise ValueError(f"schedule row {_label(what)!r}: {slot!r} is not a Brian2 slot "
+                             f"(one of {', '.join(SLOTS)})")
         if isinstance(what, Every) and what.period not in PERIODS:
             raise ValueError(f"schedule row {what.name!r}: period {what.period!r} is none of {', '.join(PERIODS)}")
         self.rows.append((slot, int(order), what))

@@ -235,7 +235,8 @@ class BioGradNetwork(CompiledNetwork):
         output = layers[-1]
         errors = make_error_population(s.sizes[-1], T, s.error_start, dt, target_raster, name="error")
         softmax = make_softmax_coupling(output, errors, name="softmax_coupling")
-        feedback = [make_hidden_feedback(errors, layer, name=f"feedback_{l + 1}") for l, layer in enumerate(layers[:-1])]
+        feedback = [make_hidden_feedback(errors, layer, name=f"feedback_{l + 1}")
+                    for l, layer in enumerate(layers[:-1])]
         output_feedback = make_output_feedback(errors, output, name="feedback_output")
 
         objects = {

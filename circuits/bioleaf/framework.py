@@ -19,7 +19,8 @@ import time
 import numpy as np
 
 from apical.analysis.alignment import angle_degrees
-from apical.circuits.bioleaf.network import BioLeaFNetwork, BioLeaFSettings, BioLeaFState, initial_state, run_single_sample
+from apical.circuits.bioleaf.network import (BioLeaFNetwork, BioLeaFSettings, initial_state, run_single_sample,
+                                             state_arrays, state_from_arrays)
 from apical.circuits.bioleaf.oracle import LearningRates
 from apical.circuits.microcircuit import single_sample_figures
 from apical.models.encoders import sample_rng
@@ -129,11 +130,7 @@ class BioLeaFFramework(Framework):
                               self.state.weights, directory, batch_size=self.settings.batch_size)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {}
-        for group in BioLeaFState.GROUPS:
-            for l, array in enumerate(getattr(self.state, group)):
-                arrays[f"{group}_{l + 1}"] = array
-        return arrays
+        return state_arrays(self.state)
 
     def load_state_arrays(self, arrays) -> None:
         self.state = state_from_arrays(arrays, len(self.settings.sizes) - 1)
@@ -162,12 +159,3 @@ class BioLeaFFramework(Framework):
 
         circuit = BioLeaFNetwork(replace(self.settings, sizes=tuple(sizes)), 1, device_name="runtime")
         return LocalityCopy(circuit.brian_objects()["network"], GLOBAL_SIGNALS)
-
-
-def state_from_arrays(arrays, n_layers: int) -> BioLeaFState:
-    """The state a checkpoint holds (``weights_1``, ..., ``apical_weights_1``, ...)."""
-    counts = {"weights": n_layers, "biases": n_layers}
-    return BioLeaFState(*[
-        [np.array(arrays[f"{group}_{l + 1}"], dtype=np.float64) for l in range(counts.get(group, n_layers - 1))]
-        for group in BioLeaFState.GROUPS
-    ])

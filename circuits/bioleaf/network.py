@@ -45,10 +45,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 from brian2 import SpikeMonitor, StateMonitor
 
-from apical.circuits.core import CompiledNetwork, Every, RunValues, Schedule, afferent_rows, make_afferents
+from apical.circuits.core import (Broadcast, CompiledNetwork, Dense, Every, RunValues, Schedule, StateVariable,
+                                  afferent_rows, make_afferents)
 from apical.circuits.bioleaf.oracle import LearningRates, MicrocircuitRecord
 from apical.circuits.microcircuit import LayerRecord, MicrocircuitSettings
-from apical.models.eligibility import matrix_to_synapses, synapses_to_matrix
+from apical.models.eligibility import synapses_to_matrix
 from apical.models.interneurons import (
     INTERNEURON_AFTER_THRESHOLD,
     INTERNEURON_BIAS_PLASTICITY,
@@ -128,6 +129,26 @@ class BioLeaFState:
 
     def copy(self) -> "BioLeaFState":
         return BioLeaFState(*[[np.array(a, dtype=np.float64) for a in getattr(self, k)] for k in self.GROUPS])
+
+
+def state_arrays_names(n_layers: int) -> list[str]:
+    """The checkpoint names of a state of ``n_layers`` pyramidal layers: ``<group>_<l>``."""
+    counts = {"weights": n_layers, "biases": n_layers}
+    return [f"{group}_{l + 1}" for group in BioLeaFState.GROUPS for l in range(counts.get(group, n_layers - 1))]
+
+
+def state_arrays(state: BioLeaFState) -> dict[str, np.ndarray]:
+    """The state under its checkpoint names (``weights_1``, ..., ``apical_weights_1``, ...)."""
+    return {f"{group}_{l + 1}": array for group in BioLeaFState.GROUPS for l, array in enumerate(getattr(state, group))}
+
+
+def state_from_arrays(arrays, n_layers: int) -> BioLeaFState:
+    """The state of named arrays written by :func:`state_arrays` (copies, float64)."""
+    counts = {"weights": n_layers, "biases": n_layers}
+    return BioLeaFState(*[
+        [np.array(arrays[f"{group}_{l + 1}"], dtype=np.float64) for l in range(counts.get(group, n_layers - 1))]
+        for group in BioLeaFState.GROUPS
+    ])
 
 
 @dataclass
@@ -243,16 +264,20 @@ class BioLeaFNetwork(CompiledNetwork):
         for l, (layer, pathway) in enumerate(zip(layers, o["forward"])):
             base, output = 100 * (l + 1), l == n_layers - 1
             rows.append(("groups", -100, layer.state_updater))
-            rows.append(("groups", base, Every(layer, OUTPUT_NUDGING if output else soma.bias_jump, f"{layer.name}_bias")))
+            rows.append(("groups", base, Every(layer, OUTPUT_NUDGING if output else soma.bias_jump,
+                                               f"{layer.name}_bias")))
             rows.append(("groups", base + 1, pathway.pre))
             rows.append(("groups", base + 2, layer.thresholder["spike"]))
-            rows.append(("groups", base + 3, Every(layer, soma.after_threshold_code(s.pyramidal) + (OUTPUT_ERROR if output else ""), f"{layer.name}_after_threshold")))
+            after_threshold = soma.after_threshold_code(s.pyramidal) + (OUTPUT_ERROR if output else "")
+            rows.append(("groups", base + 3, Every(layer, after_threshold, f"{layer.name}_after_threshold")))
             rows.append(("groups", base + 4, layer.thresholder["active"]))
             rows.append(("after_groups", l, pathway.plasticity))
             rows.append(("after_groups", 50 + l, Every(layer, soma.bias_plasticity, f"{layer.name}_bias_plasticity")))
             rows.append(("start", 0, Every(pathway, s.plasticity.sample_end, f"{pathway.name}_sample_end", "sample")))
-            rows.append(("start", 1, Every(layer, soma.sample_end + (OUTPUT_PSP_SAMPLE_END if output else ""), f"{layer.name}_sample_end", "sample")))
-            rows.append(("start", 2, Every(pathway, s.plasticity.minibatch_end, f"{pathway.name}_minibatch_end", "minibatch")))
+            rows.append(("start", 1, Every(layer, soma.sample_end + (OUTPUT_PSP_SAMPLE_END if output else ""),
+                                           f"{layer.name}_sample_end", "sample")))
+            rows.append(("start", 2, Every(pathway, s.plasticity.minibatch_end, f"{pathway.name}_minibatch_end",
+                                           "minibatch")))
             rows.append(("start", 2, Every(layer, soma.minibatch_end, f"{layer.name}_minibatch_end", "minibatch")))
         for m, group in enumerate(interneurons):
             base = 100 * (m + 1) + 10  # after pyramidal layer m+1 (1-based) has fired
@@ -262,21 +287,25 @@ class BioLeaFNetwork(CompiledNetwork):
             rows.append(("groups", base, Every(group, SOMA_BIAS_JUMP, f"{group.name}_bias")))
             rows.append(("groups", base + 1, inputs.pre))
             rows.append(("groups", base + 2, group.thresholder["spike"]))
-            rows.append(("groups", base + 3, Every(group, INTERNEURON_AFTER_THRESHOLD, f"{group.name}_after_threshold")))
+            rows.append(("groups", base + 3, Every(group, INTERNEURON_AFTER_THRESHOLD,
+                                                   f"{group.name}_after_threshold")))
             for mirrored in (top_down, apical):  # the spikes of pyramidal layer m+1 enter mirror traces
                 rows.append(("groups", base + 4, mirrored.post_spike))
             rows.append(("groups", 100 * (m + 2) + 5, o["teaching"][m].spikes))  # after the partner layer's threshold
             # after the top-down stage: W_IP (forward rule), b^I, then the mirror STDP of B and W_PI
             rows.append(("after_groups", 100 + m, inputs.plasticity))
-            rows.append(("after_groups", 110 + m, Every(group, INTERNEURON_BIAS_PLASTICITY, f"{group.name}_bias_plasticity")))
+            rows.append(("after_groups", 110 + m, Every(group, INTERNEURON_BIAS_PLASTICITY,
+                                                        f"{group.name}_bias_plasticity")))
             rows.append(("after_groups", 120 + m, top_down.mirror))
             rows.append(("after_groups", 130 + m, apical.mirror))
             for synapses in (inputs, top_down, apical):
                 rows.append(("start", 0, Every(synapses, TRACE_SAMPLE_END, f"{synapses.name}_sample_end", "sample")))
             rows.append(("start", 1, Every(group, INTERNEURON_SAMPLE_END, f"{group.name}_sample_end", "sample")))
             for synapses in (inputs, apical):
-                rows.append(("start", 2, Every(synapses, PLASTIC_MINIBATCH_END, f"{synapses.name}_minibatch_end", "minibatch")))
-            rows.append(("start", 2, Every(top_down, TOP_DOWN_MINIBATCH_END, f"{top_down.name}_minibatch_end", "minibatch")))
+                rows.append(("start", 2, Every(synapses, PLASTIC_MINIBATCH_END, f"{synapses.name}_minibatch_end",
+                                               "minibatch")))
+            rows.append(("start", 2, Every(top_down, TOP_DOWN_MINIBATCH_END, f"{top_down.name}_minibatch_end",
+                                           "minibatch")))
             rows.append(("start", 2, Every(group, SOMA_MINIBATCH_END, f"{group.name}_minibatch_end", "minibatch")))
         # Top-down, from the output down: stage j completes the apical compartments of layer L−1−j.
         for j, m in enumerate(reversed(range(n_layers - 1))):
@@ -287,10 +316,45 @@ class BioLeaFNetwork(CompiledNetwork):
                 rows.append(("groups", base + 1, pathway))
             rows.append(("groups", base + 2, o["interneuron_apical"][m].learn))
         # records of every step (record_all), read after its plasticity
-        rows += [("after_groups", 1000, monitor) for monitor in o.get("layer_states", []) + o.get("interneuron_states", [])]
+        records = o.get("layer_states", []) + o.get("interneuron_states", [])
+        rows += [("after_groups", 1000, monitor) for monitor in records]
         return Schedule(rows)
 
     # ----------------------------------------------------------------- running
+    def state_variables(self) -> list[StateVariable]:
+        """Every weight and bias under its checkpoint name (``<group>_<l>``), and the run values:
+        the learning rates and whether a target is presented, each set on every group that reads it."""
+        sizes = self.settings.sizes
+        declared = []
+        for l in range(len(sizes) - 1):
+            declared += [
+                StateVariable(f"weights_{l + 1}", lambda o, l=l: o["forward"][l].w, Dense(sizes[l + 1], sizes[l])),
+                StateVariable(f"biases_{l + 1}", lambda o, l=l: o["layers"][l].bias)]
+        for m in range(len(sizes) - 2):  # the microcircuit between pyramidal layers m+1 and m+2
+            below, above = sizes[m + 1], sizes[m + 2]
+            declared += [
+                StateVariable(f"feedback_{m + 1}", lambda o, m=m: o["top_down"][m].feedback_weight,
+                              Dense(below, above)),
+                StateVariable(f"interneuron_weights_{m + 1}", lambda o, m=m: o["interneuron_input"][m].w,
+                              Dense(above, below)),
+                StateVariable(f"interneuron_biases_{m + 1}", lambda o, m=m: o["interneurons"][m].bias),
+                StateVariable(f"apical_weights_{m + 1}", lambda o, m=m: o["interneuron_apical"][m].w,
+                              Dense(below, above)),
+            ]
+
+        def on_every(groups: str, variable: str):
+            return lambda o: tuple(getattr(group, variable) for group in o[groups])
+
+        layouts = {"layers": Broadcast(len(sizes) - 1), "interneurons": Broadcast(len(sizes) - 2)}
+        for name, groups, variable in (("rate_forward", "layers", "learning_rate"),
+                                       ("rate_apical", "layers", "apical_learning_rate"),
+                                       ("rate_mirror", "layers", "mirror_learning_rate"),
+                                       ("teaching", "layers", "teaching"),
+                                       ("rate_interneuron", "interneurons", "learning_rate"),
+                                       ("rate_mirror_interneurons", "interneurons", "mirror_learning_rate")):
+            declared.append(StateVariable(name, on_every(groups, variable), layouts[groups]))
+        return declared
+
     def run_values(self, state: BioLeaFState, input_spikes, labels=None, rates: LearningRates = LearningRates(),
                    teaching: bool = True, desired=None) -> RunValues:
         """What a run from ``state`` is given (the arguments of :meth:`run`)."""
@@ -300,25 +364,10 @@ class BioLeaFNetwork(CompiledNetwork):
         tables = {"input_raster": self.table("input_raster", input_spikes, s.sizes[0]),
                   "desired_raster": self.table("desired_raster", desired, s.sizes[-1])}
 
-        def variables(o: dict) -> dict:
-            values = {}
-            for pathway, layer, W, b in zip(o["forward"], o["layers"], state.weights, state.biases):
-                values[pathway.w] = matrix_to_synapses(W)
-                values[layer.bias] = np.asarray(b, dtype=np.float64)
-                values[layer.learning_rate] = rates.forward
-                values[layer.apical_learning_rate] = rates.apical
-                values[layer.mirror_learning_rate] = rates.mirror
-                values[layer.teaching] = 1.0 if teaching else 0.0
-            for m, group in enumerate(o["interneurons"]):
-                values[o["top_down"][m].feedback_weight] = matrix_to_synapses(state.feedback[m])
-                values[o["interneuron_input"][m].w] = matrix_to_synapses(state.interneuron_weights[m])
-                values[group.bias] = np.asarray(state.interneuron_biases[m], dtype=np.float64)
-                values[group.learning_rate] = rates.interneuron
-                values[group.mirror_learning_rate] = rates.mirror
-                values[o["interneuron_apical"][m].w] = matrix_to_synapses(state.apical_weights[m])
-            return values
-
-        return RunValues(tables, variables)
+        controls = {"teaching": 1.0 if teaching else 0.0, "rate_forward": rates.forward, "rate_apical": rates.apical,
+                    "rate_mirror": rates.mirror, "rate_interneuron": rates.interneuron,
+                    "rate_mirror_interneurons": rates.mirror}
+        return self.values_of({**state_arrays(state), **controls}, tables)
 
     def run(self, state: BioLeaFState, input_spikes, labels=None, rates: LearningRates = LearningRates(),
             teaching: bool = True, desired=None) -> RunResult:
@@ -334,20 +383,9 @@ class BioLeaFNetwork(CompiledNetwork):
         """The state and output counts a run left in its objects (and the records, with ``record_all``)."""
         sizes = self.settings.sizes
 
-        def matrices(synapses_list, attribute, shapes):
-            return [synapses_to_matrix(np.asarray(getattr(syn, attribute)[:], dtype=np.float64), n_pre, n_post)
-                    for syn, (n_pre, n_post) in zip(synapses_list, shapes)]
-
         layer_shapes = list(zip(sizes[:-1], sizes[1:]))
         inter_shapes = [(sizes[m + 1], sizes[m + 2]) for m in range(len(o["interneurons"]))]
-        state = BioLeaFState(
-            weights=matrices(o["forward"], "w", layer_shapes),
-            biases=[np.array(layer.bias[:], dtype=np.float64) for layer in o["layers"]],
-            feedback=matrices(o["top_down"], "feedback_weight", [(b, a) for a, b in inter_shapes]),
-            interneuron_weights=matrices(o["interneuron_input"], "w", inter_shapes),
-            interneuron_biases=[np.array(g.bias[:], dtype=np.float64) for g in o["interneurons"]],
-            apical_weights=matrices(o["interneuron_apical"], "w", [(b, a) for a, b in inter_shapes]),
-        )
+        state = state_from_arrays(self.read_state(o, state_arrays_names(len(sizes) - 1)), len(sizes) - 1)
         counts = self.spike_rasters(o["output_spikes"], sizes[-1]).sum(axis=1)
         result = RunResult(state=state, output_counts=counts)
         if self.record_all:

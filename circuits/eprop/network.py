@@ -3,10 +3,10 @@ ALIF cells, a leaky readout, and eligibility traces kept by the synapses (docs/m
 the equations are those of models/eprop.py, assembled here on the circuit core.
 
 Schedule of a step (the table of :meth:`EpropNetwork.schedule`; all in the ``groups`` slot, by
-order): the leak of every state (0); the input spikes (1, 2); the previous step's reset and adaptation, which also emits the recurrent relay (3);
-the afferent (4) and recurrent (5) pathways; ψ (6); the threshold (7) and its reset (8); the readout
-pathway (9), the softmax normaliser (10), the error (11), the learning signal (12); the
-eligibility updates (13–15). Sample and minibatch boundaries run at ``start``: the regulariser
+order): the leak of every state (0); the input spikes (1, 2); the previous step's reset and
+adaptation, which also emits the recurrent relay (3); the afferent (4) and recurrent (5) pathways;
+ψ (6); the threshold (7) and its reset (8); the readout pathway (9), the softmax normaliser (10),
+the error (11), the learning signal (12); the eligibility updates (13–15). Sample and minibatch boundaries run at ``start``: the regulariser
 folds the sample (0), the minibatch's update (1), the states restart (2).
 """
 
@@ -255,7 +255,8 @@ class EpropNetwork(CompiledNetwork):
                     StateVariable("recurrent_weights_1", lambda o: o["recurrent_pathway"].w,
                                   Masked(self.settings.recurrent_mask)),
                     *[StateVariable(f"learning_rate_{name}", lambda o, key=key: o[key].learning_rate)
-                      for name, key in (("input", "forward"), ("recurrent", "recurrent_pathway"), ("output", "output"))]]
+                      for name, key in (("input", "forward"), ("recurrent", "recurrent_pathway"),
+                                        ("output", "output"))]]
         if self.settings.feedback != "symmetric":
             declared.append(StateVariable("feedback_1", lambda o: o["feedback"].b, Dense(H, K)))
         return declared

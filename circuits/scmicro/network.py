@@ -44,7 +44,8 @@ import numpy as np
 from brian2 import SpikeMonitor, StateMonitor, Synapses
 
 from apical.analysis.alignment import measure_effective_feedback
-from apical.circuits.core import CompiledNetwork, Every, RunValues, Schedule, afferent_rows, make_afferents
+from apical.circuits.core import (Broadcast, CompiledNetwork, Every, Flat, Masked, RunValues, Schedule,
+                                  StateVariable, afferent_rows, make_afferents)
 from apical.circuits.microcircuit import DiscreteParameters, LayerRecord, MicrocircuitSettings
 from apical.models.interneurons import (
     PV_AFTER_THRESHOLD,
@@ -187,15 +188,18 @@ def _pairs(mask: np.ndarray):
     return pre, post
 
 
-def _to_synapses(matrix, mask) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(matrix, dtype=np.float64).T[np.asarray(mask).T])
+class Split(Flat):
+    """A matrix W = W⁺ − W⁻ (post × pre) held by two pathways: the pairs where ``kind`` > 0 carry W
+    (direct, excitatory), those where ``kind`` < 0 carry −W (relayed through PV cells, inhibitory)."""
 
+    def __init__(self, kind):
+        self.direct, self.relayed = Masked(np.asarray(kind) > 0), Masked(np.asarray(kind) < 0)
 
-def _from_synapses(values, mask) -> np.ndarray:
-    mask = np.asarray(mask)
-    matrix = np.zeros(mask.T.shape)
-    matrix[mask.T] = np.asarray(values, dtype=np.float64)
-    return matrix.T.copy()
+    def to_network(self, matrix) -> tuple[np.ndarray, np.ndarray]:
+        return self.direct.to_network(matrix), self.relayed.to_network(-np.asarray(matrix, dtype=np.float64))
+
+    def from_network(self, values) -> np.ndarray:
+        return self.direct.from_network(values[0]) - self.relayed.from_network(values[1])
 
 
 @dataclass
@@ -315,28 +319,35 @@ class SCMicroNetwork(CompiledNetwork):
             excitatory, inhibitory = o["excitatory_forward"][l], o["inhibitory_forward"][l]
             rows.append(("groups", -100, layer.state_updater))
             rows.append(("groups", -100, relay.state_updater))
-            rows.append(("groups", base, Every(layer, OUTPUT_NUDGING if output else soma.bias_jump, f"{layer.name}_bias")))
+            rows.append(("groups", base, Every(layer, OUTPUT_NUDGING if output else soma.bias_jump,
+                                               f"{layer.name}_bias")))
             rows.append(("groups", base + 1, excitatory.pre))
-            rows.append(("groups", base + 2, drive.relay))  # the PV relays of layer l−1 fire in the same step as their partners
+            # the PV relays of layer l−1 fire in the same step as their partners
+            rows.append(("groups", base + 2, drive.relay))
             rows.append(("groups", base + 3, relay.thresholder["spike"]))
             rows.append(("groups", base + 4, Every(relay, PV_AFTER_THRESHOLD, f"{relay.name}_after_threshold")))
             rows.append(("groups", base + 5, relay.thresholder["active"]))
             rows.append(("groups", base + 6, inhibitory.pre))
             rows.append(("groups", base + 7, layer.thresholder["spike"]))
             if output and o["softmax_partition"]:  # traces, then Σ_j exp(κ·o_j), then the error
-                rows.append(("groups", base + 8, Every(layer, soma.after_threshold_code(s.pyramidal) + OUTPUT_PSP_TRACES, f"{layer.name}_after_threshold")))
+                traces = soma.after_threshold_code(s.pyramidal) + OUTPUT_PSP_TRACES
+                rows.append(("groups", base + 8, Every(layer, traces, f"{layer.name}_after_threshold")))
                 rows.append(("groups", base + 10, o["softmax_partition"][0].summed_updaters["partition_post"]))
                 rows.append(("groups", base + 11, Every(layer, OUTPUT_SOFTMAX_ERROR, f"{layer.name}_softmax_error")))
             else:
-                rows.append(("groups", base + 8, Every(layer, soma.after_threshold_code(s.pyramidal) + (OUTPUT_ERROR if output else ""), f"{layer.name}_after_threshold")))
+                after_threshold = soma.after_threshold_code(s.pyramidal) + (OUTPUT_ERROR if output else "")
+                rows.append(("groups", base + 8, Every(layer, after_threshold, f"{layer.name}_after_threshold")))
             rows.append(("groups", base + 9, layer.thresholder["active"]))
             rows.append(("after_groups", 2 * l, excitatory.plasticity))
             rows.append(("after_groups", 2 * l + 1, inhibitory.plasticity))
             rows.append(("after_groups", 50 + l, Every(layer, soma.bias_plasticity, f"{layer.name}_bias_plasticity")))
             for synapses in (excitatory, inhibitory):
-                rows.append(("start", 0, Every(synapses, s.plasticity.sample_end, f"{synapses.name}_sample_end", "sample")))
-                rows.append(("start", 2, Every(synapses, s.plasticity.minibatch_end, f"{synapses.name}_minibatch_end", "minibatch")))
-            rows.append(("start", 1, Every(layer, soma.sample_end + (OUTPUT_PSP_SAMPLE_END if output else ""), f"{layer.name}_sample_end", "sample")))
+                rows.append(("start", 0, Every(synapses, s.plasticity.sample_end, f"{synapses.name}_sample_end",
+                                               "sample")))
+                rows.append(("start", 2, Every(synapses, s.plasticity.minibatch_end, f"{synapses.name}_minibatch_end",
+                                               "minibatch")))
+            rows.append(("start", 1, Every(layer, soma.sample_end + (OUTPUT_PSP_SAMPLE_END if output else ""),
+                                           f"{layer.name}_sample_end", "sample")))
             rows.append(("start", 1, Every(relay, PV_SAMPLE_END, f"{relay.name}_sample_end", "sample")))
             rows.append(("start", 2, Every(layer, soma.minibatch_end, f"{layer.name}_minibatch_end", "minibatch")))
         # Top-down, from the output down: stage j completes the apical compartments of layer L−1−j.
@@ -354,6 +365,25 @@ class SCMicroNetwork(CompiledNetwork):
         return Schedule(rows)
 
     # ----------------------------------------------------------------- running
+    def state_variables(self) -> list[StateVariable]:
+        """W^l = W⁺ − W⁻ (its direct and relayed pathways), b^l and B^m = ±R (excitatory and inhibitory
+        burst feedback) under their checkpoint names, and the run values η and the teaching flag."""
+        n_layers = len(self.settings.sizes) - 1
+        declared = []
+        for l, kind in enumerate(self.connection_types):
+            declared += [StateVariable(f"weights_{l + 1}", lambda o, l=l: (o["excitatory_forward"][l].w,
+                                                                           o["inhibitory_forward"][l].w), Split(kind)),
+                         StateVariable(f"biases_{l + 1}", lambda o, l=l: o["layers"][l].bias)]
+        for m in range(n_layers - 1):
+            declared.append(StateVariable(f"feedback_{m + 1}",
+                                          lambda o, m=m: (o["excitatory_feedback"][m].feedback_weight,
+                                                          o["inhibitory_feedback"][m].feedback_weight),
+                                          Split(self.connection_types[m + 1].T)))
+        for variable in ("learning_rate", "teaching"):
+            declared.append(StateVariable(variable, lambda o, v=variable: tuple(getattr(layer, v) for layer in o["layers"]),
+                                          Broadcast(n_layers)))
+        return declared
+
     def run_values(self, state: SCMicroState, input_spikes, labels=None, learning_rate: float = 0.0,
                    teaching: bool = True, desired=None, burst_probe=None) -> RunValues:
         """What a run from ``state`` is given (the arguments of :meth:`run`)."""
@@ -368,22 +398,10 @@ class SCMicroNetwork(CompiledNetwork):
         for l, (values, n) in enumerate(zip(burst_probe or [], s.sizes[2:])):
             tables[f"burst_probe_{l + 2}"] = self.table(f"burst_probe_{l + 2}", values, n)
 
-        def variables(o: dict) -> dict:
-            values = {}
-            for l, (layer, W, b) in enumerate(zip(o["layers"], state.weights, state.biases)):
-                kind = self.connection_types[l]
-                values[o["excitatory_forward"][l].w] = _to_synapses(W, kind > 0)
-                values[o["inhibitory_forward"][l].w] = _to_synapses(-W, kind < 0)
-                values[layer.bias] = np.asarray(b, dtype=np.float64)
-                values[layer.learning_rate] = float(learning_rate)
-                values[layer.teaching] = 1.0 if teaching else 0.0
-            for m, B in enumerate(state.feedback):
-                kind = self.connection_types[m + 1].T
-                values[o["excitatory_feedback"][m].feedback_weight] = _to_synapses(B, kind > 0)
-                values[o["inhibitory_feedback"][m].feedback_weight] = _to_synapses(-B, kind < 0)
-            return values
-
-        return RunValues(tables, variables)
+        learned = {f"{group}_{l + 1}": array for group in ("weights", "biases", "feedback")
+                   for l, array in enumerate(getattr(state, group))}
+        controls = {"learning_rate": float(learning_rate), "teaching": 1.0 if teaching else 0.0}
+        return self.values_of({**learned, **controls}, tables)
 
     def run(self, state: SCMicroState, input_spikes, labels=None, learning_rate: float = 0.0, teaching: bool = True,
             desired=None, burst_probe=None) -> RunResult:
@@ -399,12 +417,10 @@ class SCMicroNetwork(CompiledNetwork):
     def read(self, o: dict, before: SCMicroState) -> RunResult:
         """The state and output counts a run from ``before`` left in its objects (and the records,
         with ``record_all``); the feedback magnitudes are fixed, so they are ``before``'s."""
-        weights = []
-        for l, kind in enumerate(self.connection_types):
-            plus = _from_synapses(o["excitatory_forward"][l].w[:], kind > 0)
-            minus = _from_synapses(o["inhibitory_forward"][l].w[:], kind < 0)
-            weights.append(plus - minus)
-        state = SCMicroState(weights, [np.array(layer.bias[:], dtype=np.float64) for layer in o["layers"]],
+        n_layers = len(self.connection_types)
+        learned = self.read_state(o, [f"{group}_{l + 1}" for group in ("weights", "biases") for l in range(n_layers)])
+        state = SCMicroState([learned[f"weights_{l + 1}"] for l in range(n_layers)],
+                             [learned[f"biases_{l + 1}"] for l in range(n_layers)],
                              [np.array(B, dtype=np.float64) for B in before.feedback],
                              [np.array(kind) for kind in self.connection_types])
         counts = self.spike_rasters(o["output_spikes"], self.settings.sizes[-1]).sum(axis=1)
@@ -425,8 +441,7 @@ class SCMicroNetwork(CompiledNetwork):
         layers = []
         for l, kind in enumerate(self.connection_types):
             states = o["layer_states"][l]
-            change = (_from_synapses(at_end("excitatory_forward", l), kind > 0)
-                      - _from_synapses(at_end("inhibitory_forward", l), kind < 0))
+            change = Split(kind).from_network((at_end("excitatory_forward", l), at_end("inhibitory_forward", l)))
             layers.append(LayerRecord(
                 spikes=self.per_sample(states.spiked), soma=self.per_sample(states.v),
                 apical=self.per_sample(states.apical), plasticity_gate=self.per_sample(states.plasticity_gate),
