@@ -69,7 +69,7 @@ def claims(context: ClaimsContext) -> ClaimsResult:
         random_vs_symmetric = [_cosine(a, b) for a, b in zip(found, symmetric)]
         info["random_vs_symmetric_cosine"] = dict(zip(PATHWAYS, random_vs_symmetric))
         info["feedback_angle_degrees"] = angle_degrees(state.feedback, state.output_weights.T)
-        details.append(f"- random B vs symmetric B = W_outᵀ: update cosines "
+        details.append("- random B vs symmetric B = W_outᵀ: update cosines "
                        + ", ".join(f"{p} {c:.3f}" if c is not None else f"{p} n/a"
                                    for p, c in zip(PATHWAYS, random_vs_symmetric)))
         details.append(f"- angle of B with W_outᵀ now: {info['feedback_angle_degrees']:.1f}°")
@@ -80,4 +80,6 @@ def claims(context: ClaimsContext) -> ClaimsResult:
                                                  "learning signal and the softmax normaliser are analog)",
                                   "feedback_alignment": "Feedback aligns with the forward pathway (not claimed by "
                                                         "random e-prop: B stays fixed; measured, W_out may align with it)",
-                                  "sign_concordance": "Feedback is sign-concordant (not claimed by random e-prop)"})
+                                  "sign_concordance": "Feedback is sign-concordant (not claimed by random e-prop)"},
+                        # the four rows above say "not claimed": the count of claims agrees with them
+                        unclaimed=["dale", "event_based", "feedback_alignment", "sign_concordance"])
