@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import brian2
@@ -22,7 +23,29 @@ from brian2 import NeuronGroup, defaultclock, prefs, set_device
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import RuntimeDevice
 
-DEVICES = {"runtime": "runtime", "cpp": "cpp_standalone", "cuda": "cuda_standalone"}
+
+@dataclass(frozen=True)
+class Device:
+    """A value of ``run.device`` and ``--device``."""
+
+    name: str
+    brian_name: str | None  # Brian2's device; None: no Brian2 at all (a framework's batched numpy form)
+
+
+#: Every device, in the order the command line lists them: C++ standalone (compiled once per
+#: model), brian2cuda (docs/gpu.md), Brian2's runtime device (numpy code generation, nothing
+#: compiled) and a framework's batched numpy form, equal to its Brian2 network. The choices of
+#: run.device, of every --device and a framework's default devices (circuits/framework.py) read it.
+DEVICES = {device.name: device for device in (
+    Device("cpp", "cpp_standalone"),
+    Device("cuda", "cuda_standalone"),
+    Device("runtime", "runtime"),
+    Device("numpy", None),
+)}
+
+#: The devices that run a Brian2 network (every framework runs on these; "numpy" only where it has
+#: a numpy form).
+BRIAN_DEVICES = tuple(name for name, device in DEVICES.items() if device.brian_name is not None)
 
 
 class DeviceError(RuntimeError):
@@ -30,13 +53,12 @@ class DeviceError(RuntimeError):
 
 
 def brian_device_name(name: str) -> str:
-    """Apical's short device name (``runtime``, ``cpp``, ``cuda``) → Brian2's device name."""
-    if name in DEVICES.values():
+    """Apical's short device name (``cpp``, ``cuda``, ``runtime``) → Brian2's device name."""
+    if name in {DEVICES[short].brian_name for short in BRIAN_DEVICES}:
         return name
-    try:
-        return DEVICES[name]
-    except KeyError:
-        raise DeviceError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}") from None
+    if name not in BRIAN_DEVICES:
+        raise DeviceError(f"unknown Brian2 device {name!r}; choose one of {', '.join(BRIAN_DEVICES)}")
+    return DEVICES[name].brian_name
 
 
 PRECISIONS = {"float64": brian2.float64, "float32": brian2.float32}

@@ -59,10 +59,12 @@ from typing import Any
 
 import numpy as np
 
+from apical.circuits.backend import BRIAN_DEVICES
+
 __all__ = ["ConfigError", "ConfigSection", "Framework", "FrameworkSpec", "DEFAULT_DEVICES", "LocalityCopy",
            "ClaimsContext", "ClaimsResult", "lazy"]
 
-DEFAULT_DEVICES = ("cpp", "cuda", "runtime")
+DEFAULT_DEVICES = BRIAN_DEVICES  # circuits/backend.py: every device that runs a Brian2 network
 
 
 class ConfigError(ValueError):

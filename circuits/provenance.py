@@ -57,7 +57,9 @@ def normalise(code: str) -> str:
 
 
 def _value(value) -> str:
-    if isinstance(value, np.ndarray):
+    """A namespace entry as model.md shows it: a constant (a 0-d Quantity too, e.g. "5. ms") as its
+    value, an array by its shape, a TimedArray or Function by its name."""
+    if isinstance(value, np.ndarray) and value.ndim > 0:
         return f"array of shape {value.shape}"
     if hasattr(value, "name") and not isinstance(value, (int, float, str)):
         return f"{type(value).__name__} {value.name}"  # a TimedArray, a Function

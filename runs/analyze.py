@@ -76,7 +76,9 @@ from apical.circuits.framework import ClaimsContext, ClaimsResult
 from apical.circuits.provenance import check_against_reference
 from apical.runs.equations import read_record
 from apical.runs.config import load_config
-from apical.runs.train import TrainingError, encode, load_checkpoint, load_dataset, read_checkpoint, read_metrics
+from apical.runs.datasets import encode, load_dataset
+from apical.runs.errors import TrainingError
+from apical.runs.results import load_checkpoint, read_checkpoint, read_metrics
 
 UPDATE_SAMPLES = 32  # test samples handed to a framework's claims (updates compared with gradients)
 EVENT_SAMPLES = 8  # test samples whose operations are counted (apical.analysis.events)
@@ -93,6 +95,15 @@ FALLBACK_CHECKS = ("weight_transport",)
 
 class AnalysisError(RuntimeError):
     """The directory cannot be analysed (no checkpoint)."""
+
+
+def register(commands) -> None:
+    """``apical analyze``."""
+    parser = commands.add_parser("analyze", help="plausibility audits and alignment of a results directory")
+    parser.add_argument("directory")
+    parser.add_argument("--out", help="where analysis.json, plausibility.md and figures/ go (default: the directory; "
+                                      "the results directory itself is only read)")
+    parser.set_defaults(handler=main)
 
 
 def register(commands) -> None:

@@ -39,8 +39,7 @@ from apical.circuits import registry
 from apical.circuits.framework import FrameworkSpec
 from apical.models.encoders import encode_batch
 from apical.runs.config import DEFAULT_FRAMEWORK, Config, ConfigError, load_config
-from apical.runs.datasets import images_to_intensity, load_mnist
-from apical.runs.train import encode, load_dataset
+from apical.runs.datasets import encode, images_to_intensity, load_dataset, load_mnist
 
 RUNS = 2  # timed runs of each call; the fastest counts
 EVENT_SAMPLES = 8  # samples whose operations are counted (apical.analysis.events), untimed
@@ -171,6 +170,38 @@ def print_generic(report: dict) -> None:
         print(f"events (initial network, first {report['events']['samples']['first']} samples): "
               + summary_line(report["events"]))
     print(report["machine"]["load_after"])
+
+
+def register(commands) -> None:
+    """``apical bench``."""
+    from apical.circuits.backend import DEVICES
+
+    names = registry.names()
+    parser = commands.add_parser("bench", help="cost per training and test sample of a framework's network, "
+                                               "compile time apart (BioGrad's own bench: its Brian2 network beside "
+                                               "batched numpy)")
+    parser.add_argument("--framework", choices=names,
+                        help=f"whose network (default: the model.framework of --config, else {names[0]}); a framework "
+                             "with a bench of its own runs that one, every other the generic bench")
+    parser.add_argument("--config", help="time this config's network with the generic bench (default: the framework's "
+                                         "example config)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key as for apical train (repeatable; selects the generic bench)")
+    parser.add_argument("--generic", action="store_true",
+                        help="the generic bench even for a framework with a bench of its own")
+    parser.add_argument("--device", choices=list(DEVICES),
+                        help="default: cpp for a framework's own bench, run.device for the generic one; runtime with "
+                             "--dry-run (numpy: the generic bench of a framework with a numpy form)")
+    parser.add_argument("--samples", type=int, help="training samples per timed run (default 1000; a handful with "
+                                                     "--dry-run)")
+    parser.add_argument("--threads", type=int, help="OpenMP threads for cpp (0 = all cores; default 1, or run.threads "
+                                                     "of the generic bench's config)")
+    parser.add_argument("--widths", help="BioGrad's bench with --device cuda: first hidden layer widths, e.g. "
+                                         "500,2000,8000")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="a tiny network on a handful of samples, in seconds: checks that the bench runs (its "
+                             "numbers say nothing about the real network)")
+    parser.set_defaults(handler=main)
 
 
 def main(args) -> int:

@@ -5,6 +5,8 @@ A folder holds numbered slots, ``slot-0/``, ``slot-1/``, ..., each with one proj
 (circuits/backend.py names a project after a digest of everything its generated code depends on).
 A run holds its slot with an exclusive file lock for as long as it runs, so two runs that share a
 folder at the same time never write into one project; the second takes the next free slot.
+``apical evaluate`` compiles into the slots of a private cache (:func:`evaluation_builds`), never
+into a results directory, so a second evaluation of the same model compiles nothing.
 
 A reused project compiles nothing when the model generates the same code, byte for byte, in the
 new process; circuits/backend.py puts the one part that Brian2 writes in an order of memory
@@ -16,31 +18,19 @@ single object file rebuilt, and so did the SC microcircuit's and BioLeaF's by ha
 
 from __future__ import annotations
 
-import fcntl
-import time
+import os
 from pathlib import Path
 from typing import IO
+
+from apical.runs.files import hold_lock
 
 #: The hash seed of the sweep's job processes: code generation that followed Python's string
 #: hashing would still be the same in every job.
 HASH_SEED = "0"
 
-
-def hold_lock(path: Path, wait: float | None) -> IO | None:
-    """An exclusive flock on ``path``: the open file, or None if another process holds it
-    (after waiting up to ``wait`` seconds; None: do not wait)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")
-    deadline = time.monotonic() + (wait or 0.0)
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return handle
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                handle.close()
-                return None
-            time.sleep(0.1)
+#: Where ``apical evaluate`` keeps its compiled projects, if set; else $XDG_CACHE_HOME/apical/builds
+#: (~/.cache/apical/builds). Deleting the folder only costs the next evaluation a compile.
+BUILD_CACHE_ENV = "APICAL_BUILD_CACHE"
 
 
 def claim_slot(root: Path) -> tuple[Path, IO]:
@@ -50,3 +40,11 @@ def claim_slot(root: Path) -> tuple[Path, IO]:
     while (held := hold_lock(Path(root) / f"slot-{slot}" / ".lock", wait=None)) is None:
         slot += 1
     return Path(root) / f"slot-{slot}", held
+
+
+def evaluation_builds() -> Path:
+    """The private cache of compiled projects that ``apical evaluate`` reuses (:data:`BUILD_CACHE_ENV`)."""
+    if os.environ.get(BUILD_CACHE_ENV):
+        return Path(os.environ[BUILD_CACHE_ENV]).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return cache / "apical" / "builds"

@@ -51,6 +51,7 @@ from apical.analysis.report import CLAIMS
 from apical.circuits import registry
 from apical.runs.builds import HASH_SEED
 from apical.runs.config import ConfigError, config_to_toml, load_config
+from apical.runs.datasets import DATASETS as DATASET_KINDS
 from apical.runs.report import put_into
 from apical.runs.sweep import Job, SweepError, job_state
 
@@ -61,7 +62,7 @@ CLAIM_TITLES = {"update_vs_backprop": "≈ backprop", "locality": "local", "even
                 "weight_transport": "no weight transport", "feedback_alignment": "feedback aligns",
                 "sign_concordance": "sign-concordant", "dale": "Dale"}
 MARK = {"pass": "✓", "fail": "✗", "info": "info", "n/a": "N/A"}
-DATASETS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "nmnist": "N-MNIST", "cifar10": "CIFAR-10"}
+DATASETS = {name: kind.title for name, kind in DATASET_KINDS.items()}  # their titles in the table
 
 
 @dataclass
@@ -479,6 +480,39 @@ def compare(args) -> dict:
     if args.into:
         put_into(Path(args.into), args.section or "compare", text)
     return {"rows": entries, "figures": figures, "table": target / "compare.md", "text": text}
+
+
+def register(commands) -> None:
+    """``apical compare``."""
+    names = registry.names()
+    parser = commands.add_parser("compare", help="frameworks side by side: one table (accuracy, paper, cost, events "
+                                                 "and energy per training sample, claims) and one figure, from results "
+                                                 "directories or from configs trained on a shared budget")
+    parser.add_argument("sources", nargs="*", help="results directories and/or config files (.toml)")
+    parser.add_argument("--frameworks", metavar="all|NAME,...", help="also the example config of these registered "
+                        f"frameworks ({', '.join(names)}), trained on the shared budget")
+    parser.add_argument("--out", help="where configs are trained (OUT/<config name>/) and the table and figure go "
+                                      "(default for directories only: the current folder)")
+    parser.add_argument("--train-samples", type=int, default=2560, help="shared budget: training samples per config "
+                        "(default 2560, a multiple of every shipped batch size)")
+    parser.add_argument("--test-samples", type=int, default=1000, help="shared budget: test samples (default 1000)")
+    parser.add_argument("--epochs", type=int, default=1, help="shared budget: epochs (default 1)")
+    parser.add_argument("--dataset", choices=list(DATASET_KINDS),
+                        help="train every config on this dataset (default: each config's own)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of every config trained (repeatable)")
+    parser.add_argument("--workers", type=int, help="train the configs on a local Dask cluster of this many workers")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="train the configs on this Dask scheduler")
+    parser.add_argument("--no-analyze", action="store_true", help="read analysis.json as it is (claims: — where "
+                                                                  "absent)")
+    parser.add_argument("--analyze-again", action="store_true", help="analyse every results directory again, even "
+                                                                      "where its analysis.json is newer than its run")
+    parser.add_argument("--published", metavar="TOML", help="the papers' numbers of more frameworks (format of "
+                                                            "runs/published.toml)")
+    parser.add_argument("--into", metavar="MARKDOWN", help="also put the table into this file, e.g. docs/results.md")
+    parser.add_argument("--section", help="with --into: the text between <!-- report:SECTION --> and "
+                                          "<!-- /report:SECTION --> is replaced (default: compare)")
+    parser.set_defaults(handler=main)
 
 
 def main(args) -> int:

@@ -28,7 +28,10 @@ import numpy as np
 from apical.runs.config import ConfigError, load_config
 from apical.circuits import registry
 from apical.runs.equations import read_record, record_for, refuse_unless_referenced
-from apical.runs.train import TrainingError, chunk_size, load_checkpoint, load_dataset, make_framework, training_chunk
+from apical.runs.datasets import load_dataset
+from apical.runs.errors import TrainingError
+from apical.runs.results import load_checkpoint
+from apical.runs.train import chunk_size, make_framework, training_chunk
 
 def compare_forms(directory, chunks: int = 3, checkpoint: str = "latest", device: str | None = None,
                   precision: str | None = None, build_dir=None, report=None) -> list[dict]:
@@ -103,6 +106,24 @@ def _print_row(row: dict) -> None:
           f"{row['max_difference'][worst]:.3g} ({worst})", flush=True)
     for name in sorted(set(row["brian2_metrics"]) | set(row["numpy_metrics"])):
         print(f"    {name}: Brian2 {row['brian2_metrics'].get(name)}  numpy {row['numpy_metrics'].get(name)}")
+
+
+def register(commands) -> None:
+    """``apical compare-forms``."""
+    from apical.circuits import registry
+    from apical.circuits.backend import BRIAN_DEVICES
+
+    parser = commands.add_parser("compare-forms", help="replay chunks of a run from a checkpoint on Brian2 and on "
+                                                       f"the numpy form side by side ({', '.join(registry.numpy_forms())})")
+    parser.add_argument("directory", help="a results directory (apical train --out)")
+    parser.add_argument("--chunks", type=int, default=3, help="training chunks to replay (default 3)")
+    parser.add_argument("--checkpoint", default="latest", help="latest (default), selected or a checkpoint file")
+    parser.add_argument("--device", choices=list(BRIAN_DEVICES),
+                        help="the Brian2 side's device (default: the run's; cpp if the run used numpy)")
+    parser.add_argument("--precision", choices=["float32", "float64"], help="both sides (default: the run's)")
+    parser.add_argument("--build-dir", help="where the Brian2 side is compiled (default: a temporary folder)")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.set_defaults(handler=main)
 
 
 def main(args) -> int:

@@ -33,8 +33,9 @@ from brian2.core.namespace import DEFAULT_UNITS
 from brian2.units.fundamentalunits import get_dimensions
 
 from apical.circuits import registry
+from apical.circuits.backend import DEVICES
 from apical.circuits.framework import ConfigError, ConfigSection, edited_equations
-from apical.runs.datasets import SAMPLE_GEOMETRY
+from apical.runs.datasets import DATASETS, SAMPLE_GEOMETRY
 
 __all__ = [
     "ConfigError",
@@ -173,11 +174,11 @@ CORE = {
     "data": ConfigSection("data", DataConfig, bounds={
         "train_samples": [(">=", 0)], "test_samples": [(">=", 0)], "validation_samples": [(">=", 0)],
         "intensity_scale": [(">", 0), ("<=", 1)], "shift_pixels": [(">=", 0)],
-    }, choices={"dataset": ("mnist", "fashion-mnist", "nmnist", "cifar10"), "encoding": ("bernoulli",)}),
+    }, choices={"dataset": tuple(DATASETS), "encoding": ("bernoulli",)}),
     "run": ConfigSection("run", RunConfig, bounds={
         "epochs": [(">=", 1)], "eval_every": [(">=", 0)], "checkpoint_every": [(">=", 0)],
         "chunk_samples": [(">=", 1)], "threads": [(">=", 0)], "max_weight": [(">=", 0)],
-    }, choices={"device": ("cpp", "cuda", "runtime", "numpy"), "precision": ("float64", "float32")}),
+    }, choices={"device": tuple(DEVICES), "precision": ("float64", "float32")}),
     "seeds": ConfigSection("seeds", SeedsConfig,
                            bounds={name: [(">=", 0)] for name in ("weights", "input", "sleep", "shuffle", "feedback")}),
 }

@@ -13,6 +13,9 @@ Every gzip file is checked against the SHA-256 digests below before it is parsed
 are checked against a ``SHA256SUMS`` file when the dataset folder carries one. A bad, truncated or
 missing file raises :class:`DatasetError` with a one-line message naming the file.
 
+:data:`DATASETS` lists what ``data.dataset`` may name, each with its reader; :func:`load_dataset` reads
+a config's splits through it (the config parser and every command take their choices from it).
+
 Data directory, first match wins: the ``data_dir`` argument, the ``APICAL_DATA_DIR`` environment
 variable, the repository's ``data/`` folder (MNIST ships there), then ``../shared/data`` beside the
 repository. Inside it, each dataset has its own folder: ``mnist/``, ``fashion-mnist/``,
@@ -25,11 +28,22 @@ import gzip
 import hashlib
 import os
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from apical.circuits.framework import ConfigError
+from apical.models.encoders import encode_batch, sample_rng
+
 __all__ = [
+    "DATASETS",
+    "DatasetKind",
+    "Dataset",
+    "load_dataset",
+    "encode",
+    "SAMPLE_GEOMETRY",
     "DatasetError",
     "SHA256",
     "IDX_FILES",
@@ -316,19 +330,12 @@ def bin_nmnist(
     return raster
 
 
-#: (channels, height, width) of one sample's inputs, for datasets whose samples may be shifted
-#: (data.shift_pixels): image intensities [N, C·H·W] or event rasters [N, T, C·H·W].
-SAMPLE_GEOMETRY = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "nmnist": (2, NMNIST_SIZE, NMNIST_SIZE)}
-
-
 def shift_samples(samples: np.ndarray, geometry: tuple[int, int, int], max_shift: int, seed: int,
                   first_index: int) -> np.ndarray:
     """Each sample moved by a whole-pixel offset (dx, dy), both uniform in [−max_shift, max_shift],
     what falls off the edge dropped and what comes in empty (0): sample i draws its offset from
     sample_rng(seed, "shift", first_index + i), so a position in the training stream always gets
     the same one. ``samples`` is [N, C·H·W] or [N, T, C·H·W]; returns a new array of the same shape."""
-    from apical.models.encoders import sample_rng
-
     channels, height, width = geometry
     if samples.shape[-1] != channels * height * width:
         raise ValueError(f"samples have {samples.shape[-1]} inputs, the geometry {geometry} has {channels * height * width}")
@@ -499,3 +506,120 @@ def load_cifar10(split: str, data_dir: str | os.PathLike | None = None) -> tuple
         images.append(batch_images)
         labels.append(batch_labels)
     return np.concatenate(images), np.concatenate(labels)
+
+
+# --------------------------------------------------------------------------------------------
+# the datasets a config may name
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    """A value of ``data.dataset``: its title, its reader and the shape of one sample."""
+
+    name: str
+    title: str  # for figures and tables
+    #: (split, config: a runs/config.py Config) → inputs and labels of the whole split: intensities
+    #: [N, n_in] in [0, 1], or spike rasters [N, T, n_in] binned with model.time_steps and model.dt
+    read: Callable[[str, object], tuple[np.ndarray, np.ndarray]]
+    #: (channels, height, width) of one sample, for data.shift_pixels; None: shifts are not defined
+    geometry: tuple[int, int, int] | None = None
+    recorded_events: bool = False  # recorded spikes, not intensities: data.intensity_scale does not apply
+
+
+def _idx_intensities(dataset: str):
+    def read(split: str, config) -> tuple[np.ndarray, np.ndarray]:
+        images, labels = load_mnist(split, config.data.data_dir or None, dataset=dataset)
+        return images_to_intensity(images.reshape(len(images), -1)), labels
+    return read
+
+
+def _nmnist_rasters(split: str, config) -> tuple[np.ndarray, np.ndarray]:
+    return load_nmnist(split, config.data.data_dir or None, time_bins=config.model.time_steps,
+                       bin_width_us=nmnist_bin_width_us(config.model.dt))
+
+
+def _cifar10_intensities(split: str, config) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel intensities of the R, G, B planes, rate-coded like MNIST's."""
+    images, labels = load_cifar10(split, config.data.data_dir or None)
+    return images_to_intensity(images.reshape(len(images), -1)), labels
+
+
+#: Every dataset ``data.dataset`` may name, in the order the command line lists them.
+DATASETS = {kind.name: kind for kind in (
+    DatasetKind("mnist", "MNIST", _idx_intensities("mnist"), geometry=(1, 28, 28)),
+    DatasetKind("fashion-mnist", "Fashion-MNIST", _idx_intensities("fashion-mnist"), geometry=(1, 28, 28)),
+    DatasetKind("nmnist", "N-MNIST", _nmnist_rasters, geometry=(2, NMNIST_SIZE, NMNIST_SIZE), recorded_events=True),
+    DatasetKind("cifar10", "CIFAR-10", _cifar10_intensities),
+)}
+
+#: (channels, height, width) of one sample's inputs, for datasets whose samples may be shifted
+#: (data.shift_pixels): image intensities [N, C·H·W] or event rasters [N, T, C·H·W].
+SAMPLE_GEOMETRY = {name: kind.geometry for name, kind in DATASETS.items() if kind.geometry is not None}
+
+
+@dataclass
+class Dataset:
+    train_inputs: np.ndarray  # [N, n_in] intensities in [0, 1], or [N, T, n_in] spike rasters
+    train_labels: np.ndarray
+    test_inputs: np.ndarray
+    test_labels: np.ndarray
+    n_classes: int = 10
+    validation_inputs: np.ndarray | None = None  # held out from the training set (data.validation_samples)
+    validation_labels: np.ndarray | None = None
+
+    @property
+    def is_spiking(self) -> bool:
+        return self.train_inputs.ndim == 3
+
+    @property
+    def n_inputs(self) -> int:
+        return self.train_inputs.shape[-1]
+
+
+def load_dataset(config) -> Dataset:
+    """The dataset of ``config`` (a runs/config.py Config) as its data section asks: scaled, with
+    validation samples held out from the end of the training set, and cut to data.train_samples
+    and data.test_samples."""
+    d = config.data
+    kind = DATASETS[d.dataset]  # the config parser admits only these names
+    if kind.recorded_events and d.intensity_scale != 1.0:
+        raise ConfigError(f"config key 'data.intensity_scale': {kind.title} is recorded events, not intensities; "
+                          "leave it at 1.0")
+    train, train_labels = kind.read("train", config)
+    test, test_labels = kind.read("test", config)
+    if d.intensity_scale != 1.0:
+        train, test = train * d.intensity_scale, test * d.intensity_scale
+    validation = validation_labels = None
+    if d.validation_samples:
+        if d.validation_samples >= len(train_labels):
+            raise ConfigError(f"config key 'data.validation_samples': {d.validation_samples} leaves no training "
+                              f"samples of the {len(train_labels)} in {d.dataset}")
+        validation, validation_labels = train[-d.validation_samples:], np.asarray(train_labels[-d.validation_samples:], int)
+        train, train_labels = train[: -d.validation_samples], train_labels[: -d.validation_samples]
+    _check_counts(d, len(train_labels), len(test_labels))
+    if d.train_samples:
+        train, train_labels = train[: d.train_samples], train_labels[: d.train_samples]
+    if d.test_samples:
+        test, test_labels = test[: d.test_samples], test_labels[: d.test_samples]
+    return Dataset(train, np.asarray(train_labels, int), test, np.asarray(test_labels, int),
+                   validation_inputs=validation, validation_labels=validation_labels)
+
+
+def encode(inputs: np.ndarray, time_steps: int, seed: int, purpose: str, first_index: int) -> np.ndarray:
+    """Spike rasters [N, T, n_in] for samples first_index, first_index + 1, ... of a stream;
+    rate-coded from intensities unless already spikes."""
+    if inputs.ndim == 3:
+        return inputs
+    return encode_batch(inputs, time_steps, seed, first_index, purpose)
+
+
+def _check_counts(d, n_train: int, n_test: int) -> None:
+    """data.train_samples and data.test_samples within what the splits hold (0 = all)."""
+    if d.train_samples > n_train:
+        raise ConfigError(f"config key 'data.train_samples': {d.train_samples} asks for more than the "
+                          f"{n_train} training samples of {d.dataset}"
+                          + (f" left after data.validation_samples = {d.validation_samples}" if d.validation_samples else "")
+                          + " (0 = all)")
+    if d.test_samples > n_test:
+        raise ConfigError(f"config key 'data.test_samples': {d.test_samples} asks for more than the "
+                          f"{n_test} test samples of {d.dataset} (0 = all)")

@@ -126,6 +126,18 @@ def write_record(directory: Path, record: EquationRecord, title: str, write_text
         write_text(directory / "source.diff", diff)
 
 
+def register(commands) -> None:
+    """``apical equations``."""
+    parser = commands.add_parser("equations", help="the Brian2 equations a config builds (as a run's model.md), "
+                                 "and whether the framework's references implement them")
+    parser.add_argument("config", nargs="?", help="a TOML config")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument("--update-references", action="store_true",
+                        help="rewrite the built-in frameworks' reference digests from the current source "
+                             "(after changing a model and its references together)")
+    parser.set_defaults(handler=main)
+
+
 def main(args) -> int:
     """``apical equations`` (arguments parsed by apical.runs.cli)."""
     from apical.runs.config import load_config

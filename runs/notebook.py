@@ -25,7 +25,9 @@ import numpy as np
 from apical.circuits import registry
 from apical.circuits.framework import Framework, FrameworkSpec
 from apical.runs.config import Config, load_config
-from apical.runs.train import Dataset, encode, load_checkpoint, load_dataset, make_framework, read_metrics
+from apical.runs.datasets import Dataset, encode, load_dataset
+from apical.runs.results import load_checkpoint, read_metrics
+from apical.runs.train import make_framework
 
 __all__ = ["Run", "load_run"]
 

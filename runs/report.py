@@ -292,6 +292,16 @@ def report(directory, into=None, section: str | None = None) -> dict:
             "tables": [directory / "report.md", directory / "report.csv", directory / "report-jobs.csv"]}
 
 
+def register(commands) -> None:
+    """``apical report``."""
+    parser = commands.add_parser("report", help="tables (mean ± s.d. over seeds) and figures across a sweep's jobs")
+    parser.add_argument("directory", help="a sweep directory (apical sweep --out)")
+    parser.add_argument("--into", metavar="MARKDOWN", help="also put the table into this file, e.g. docs/results.md")
+    parser.add_argument("--section", help="with --into: the text between <!-- report:SECTION --> and "
+                        "<!-- /report:SECTION --> is replaced, or the block appended (default: the directory's name)")
+    parser.set_defaults(handler=main)
+
+
 def main(args) -> int:
     """``apical report``."""
     if args.section and not args.into:

@@ -343,6 +343,23 @@ def run_sweep(config_path, grid_specs: list[str], seeds: int, out, overrides=(),
     return {"finished": [job.name for job in jobs if job.name not in failed], "failed": failed}
 
 
+def register(commands) -> None:
+    """``apical sweep``."""
+    parser = commands.add_parser("sweep", help="train a grid of config values x seeds as jobs on a Dask cluster")
+    parser.add_argument("config", help="a TOML file, e.g. runs/configs/mnist-quick.toml")
+    parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="values of a config key to sweep, in TOML like --set (repeatable: the grid is their "
+                             "product)")
+    parser.add_argument("--seeds", type=int, default=1, help="seed replicates per grid point (replicate s: every "
+                                                             "seed + 1000*s)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key for every job")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://10.0.0.1:8786 "
+                        "(default: a local cluster)")
+    parser.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
+    parser.add_argument("--out", required=True, help="sweep directory: one results directory per job")
+    parser.set_defaults(handler=main)
+
+
 def main(args) -> int:
     """``apical sweep``."""
     if args.scheduler and args.workers:

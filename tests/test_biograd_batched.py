@@ -241,7 +241,7 @@ def test_adam_run_resumes_exactly_and_checkpoints_its_moments(tmp_path):
                 np.testing.assert_array_equal(again[name], ours[name], err_msg=name)
     assert 'learning.optimizer = "adam" the numpy form steps each weight' in (reference / "model.md").read_text()
     # scoring takes no step: the Adam-trained weights are scored on the Brian2 network too, with equal counts
-    from apical.runs.train import directory_counts
+    from apical.runs.evaluate import directory_counts
 
     on_numpy, labels, _, _ = directory_counts(reference)
     on_brian2, same_labels, config, _ = directory_counts(reference, device="runtime")

@@ -9,7 +9,8 @@ import sys
 import textwrap
 
 from apical.circuits.backend import clock_settings_in_name_order
-from apical.runs.builds import claim_slot, hold_lock
+from apical.runs.builds import claim_slot, evaluation_builds
+from apical.runs.files import hold_lock
 
 
 def test_a_held_slot_sends_the_next_run_to_the_next_slot(tmp_path):
@@ -19,7 +20,7 @@ def test_a_held_slot_sends_the_next_run_to_the_next_slot(tmp_path):
     # A lock held by another process counts the same as one held here.
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from apical.runs.builds import hold_lock
+        from apical.runs.files import hold_lock
         from pathlib import Path
         held = hold_lock(Path({str(tmp_path / "slot-2" / ".lock")!r}), wait=None)
         print("held" if held else "refused", flush=True)
@@ -77,3 +78,33 @@ def test_clock_settings_are_sorted_by_clock_and_nothing_else_moves():
     # Code objects run in the order Brian2 scheduled them: those lines never move.
     scheduled = "network.add(&b_clock, _run_b);\nnetwork.add(&a_clock, _run_a);"
     assert clock_settings_in_name_order(scheduled) == scheduled
+
+
+def test_evaluate_compiles_into_a_slot_of_its_private_cache_and_gives_it_back(tmp_path, monkeypatch):
+    """apical evaluate builds in $APICAL_BUILD_CACHE (else $XDG_CACHE_HOME/apical/builds), never in the
+    results directory, holding its slot only while it runs, so the next evaluation finds the project."""
+    import apical.runs.evaluate as evaluate
+    from apical.runs.config import load_config
+    from apical.runs.train import train
+    from tests.test_train import write_config
+
+    monkeypatch.delenv("APICAL_BUILD_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert evaluation_builds() == tmp_path / "xdg" / "apical" / "builds"
+    monkeypatch.setenv("APICAL_BUILD_CACHE", str(tmp_path / "cache"))
+    assert evaluation_builds() == tmp_path / "cache"
+
+    run = tmp_path / "run"
+    train(load_config(write_config(tmp_path), ["data.train_samples=100", "run.eval_every=0"]), run)
+    built_in, original = [], evaluate.make_framework
+
+    def recording(config, n_in, n_out, chunk, build_dir):
+        built_in.append((build_dir, hold_lock(build_dir / ".lock", wait=None)))
+        return original(config, n_in, n_out, chunk, build_dir)
+
+    monkeypatch.setattr(evaluate, "make_framework", recording)
+    for _ in range(2):
+        evaluate.directory_counts(run)
+    assert [folder for folder, _ in built_in] == [tmp_path / "cache" / "slot-0"] * 2
+    assert [held for _, held in built_in] == [None, None], "the slot was held while the network was built"
+    assert hold_lock(tmp_path / "cache" / "slot-0" / ".lock", wait=None) is not None, "the slot was given back"

@@ -33,3 +33,13 @@ def test_evaluate_without_checkpoint_fails_clearly(tmp_path):
     result = apical("evaluate", str(tmp_path / "run"))
     assert result.returncode == 1
     assert "holds no checkpoint" in result.stderr
+
+
+def test_debug_shows_the_traceback_of_the_one_line_error(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[model]\nhiden = [10]\n")
+    quiet = apical("train", str(config), "--out", str(tmp_path / "out"))
+    assert "Traceback" not in quiet.stderr
+    loud = apical("--debug", "train", str(config), "--out", str(tmp_path / "out"))
+    assert loud.returncode == 1
+    assert "Traceback" in loud.stderr and "ConfigError: config key 'model.hiden'" in loud.stderr

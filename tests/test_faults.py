@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 
 from apical.runs.config import load_config
-from apical.runs.train import Interrupted, TrainingError, directory_counts, train
+from apical.runs.errors import Interrupted, TrainingError
+from apical.runs.evaluate import directory_counts
+from apical.runs.train import train
 from tests.test_train import final_weights as state_of
 
 TINY = """
@@ -103,10 +105,10 @@ WHERE = {"chunk": ("train_chunk", 3, "checkpoint-0000000100.npz"),
 @pytest.mark.parametrize("where", list(WHERE))
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_at_a_chunk_boundary_and_the_resume_is_exact(tmp_path, runtime_reference, monkeypatch,
-                                                                   where, number):
+                                                                   where, number, capsys):
     """The signal arrives inside the third training chunk, inside the first evaluation, or inside
     the evaluation before training; the chunk (and its evaluation) is put back, checkpointed, and
-    replayed on --resume."""
+    replayed on --resume, as the line printed when the signal arrives says."""
     from apical.circuits.biograd.framework import BioGradFramework
 
     config_path, reference = runtime_reference
@@ -125,6 +127,8 @@ def test_a_signal_stops_at_a_chunk_boundary_and_the_resume_is_exact(tmp_path, ru
     with pytest.raises(Interrupted, match="resume with: apical train") as stopped:
         train(load_config(config_path), out, config_path=str(config_path))
     assert stopped.value.exit_code == 128 + number
+    assert (f"{signal.Signals(number).name}: stopping: the chunk or evaluation under way is discarded and the state "
+            "before it checkpointed; --resume replays it (again: stop at once)") in capsys.readouterr().err
     kept = sorted((out / "checkpoints").glob("checkpoint-*.npz"))[-1].name
     assert kept == expected_checkpoint, "the checkpoint before the chunk that was signalled"
     monkeypatch.setattr(BioGradFramework, method, original)
@@ -217,16 +221,24 @@ def test_evaluate_beside_a_running_training_leaves_it_bit_identical(tmp_path, cp
     deadline = time.time() + 300
     while not list((out / "checkpoints").glob("checkpoint-*.npz")) and time.time() < deadline:
         time.sleep(0.05)
+    cache = {**os.environ, "APICAL_BUILD_CACHE": str(tmp_path / "evaluation-builds")}
     evaluation = subprocess.run([sys.executable, "-m", "apical.runs.cli", "evaluate", str(out)], capture_output=True,
-                                text=True)
+                                text=True, env=cache)
     _, stderr = training.communicate(timeout=600)
     assert training.returncode == 0, stderr
     assert evaluation.returncode == 0, evaluation.stderr
     assert evaluation.stdout.startswith("test accuracy: ")
-    # The evaluation compiled its own project elsewhere: nothing new in the training's folders.
+    # The evaluation compiled its own project in its private cache: nothing new in the training's folders.
     assert not (out / "build").exists()
     assert object_files(builds) == compiled
     assert_same_run(out, reference)
+    # A second evaluation of the same model reuses the cached project: not one object file rebuilt.
+    evaluated = object_files(tmp_path / "evaluation-builds")
+    assert evaluated and all(path.is_relative_to(tmp_path / "evaluation-builds" / "slot-0") for path in evaluated)
+    again = subprocess.run([sys.executable, "-m", "apical.runs.cli", "evaluate", str(out)], capture_output=True,
+                           text=True, env=cache)
+    assert again.returncode == 0 and again.stdout.startswith("test accuracy: "), again.stderr
+    assert object_files(tmp_path / "evaluation-builds") == evaluated
 
 
 def test_a_second_training_on_the_same_directory_is_refused(tmp_path):

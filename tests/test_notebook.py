@@ -12,7 +12,9 @@ from brian2 import SpikeMonitor, StateMonitor
 
 from apical.runs.config import load_config
 from apical.runs.notebook import load_run
-from apical.runs.train import directory_counts, encode, load_dataset, train
+from apical.runs.datasets import encode, load_dataset
+from apical.runs.evaluate import directory_counts
+from apical.runs.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = """
