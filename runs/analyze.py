@@ -106,15 +106,6 @@ def register(commands) -> None:
     parser.set_defaults(handler=main)
 
 
-def register(commands) -> None:
-    """``apical analyze``."""
-    parser = commands.add_parser("analyze", help="plausibility audits and alignment of a results directory")
-    parser.add_argument("directory")
-    parser.add_argument("--out", help="where analysis.json, plausibility.md and figures/ go (default: the directory; "
-                                      "the results directory itself is only read)")
-    parser.set_defaults(handler=main)
-
-
 def main(args) -> int:
     directory = Path(args.directory)
     out = Path(args.out) if getattr(args, "out", None) else directory
