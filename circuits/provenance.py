@@ -67,6 +67,19 @@ def _value(value) -> str:
     return text if len(text) < 80 else type(value).__name__
 
 
+def every_object(network) -> list:
+    """The objects of a Brian2 network and the ``run_regularly`` code its groups contain (that code
+    belongs to a group, not to the network's own list); a group's thresholds, resets and pathways
+    are read from the group itself."""
+    from brian2.groups.group import CodeRunner
+
+    top = list(network.objects)
+    listed = {id(obj) for obj in top}
+    contained = [runner for obj in top for runner in getattr(obj, "contained_objects", [])
+                 if type(runner) is CodeRunner and id(runner) not in listed]
+    return top + contained
+
+
 def read_blocks(network_role: str, objects: Iterable) -> tuple[list[Block], list[dict]]:
     """The blocks and the schedule of ``objects`` (a Brian2 ``Network``'s ``objects``)."""
     blocks, schedule = [], []
@@ -117,7 +130,7 @@ class EquationRecord:
         blocks, schedule = [], []
         for role, network in networks.items():
             objects = network.brian_objects() if hasattr(network, "brian_objects") else network
-            found, order = read_blocks(role, objects["network"].objects)
+            found, order = read_blocks(role, every_object(objects["network"]))
             blocks += found
             schedule += order
         return cls(framework, surrogate, blocks, schedule, note)

@@ -65,6 +65,15 @@ def test_a_hand_edited_equation_is_named_and_the_published_ones_pass():
     assert [b.owner for b in check_against_reference(spec, triangular).unmatched] == ["hidden_1_after_threshold"]
 
 
+def test_the_record_holds_the_run_regularly_code_groups_contain():
+    """Code a group runs regularly (the input raster's reader, each layer's boundary code) belongs to
+    the group, not to the network's own list: the record reads it there too, so editing it is seen."""
+    record = EquationRecord.of("biograd", "rectangular", {"wake": BioGradNetwork(BioGradSettings(sizes=(5, 4, 3)), 1)})
+    code = {b.owner: b.text for b in record.blocks if b.kind == "CodeRunner"}
+    assert code["input_read"].startswith("spiked = input_raster(t, i)")
+    assert {"hidden_1_bias", "hidden_1_sample_end", "output_minibatch_end", "error_step"} <= set(code)
+
+
 def test_a_run_records_its_equations_and_the_surrogate_it_used(tmp_path):
     train(config_from_dict(with_keys(TINY, biograd={"surrogate": "exponential"})), tmp_path / "run")
     markdown = (tmp_path / "run" / "model.md").read_text()
