@@ -114,8 +114,13 @@ def get(name: str) -> FrameworkSpec:
                           f"(available: {', '.join(found)})")
     spec = found[name]
     if _complete.get(name) is not spec:
-        load = getattr(spec.factory, "load", None)  # a lazy factory: what it builds, imported
-        _unimplemented(spec, load() if callable(load) else spec.factory)
+        built = spec.factory
+        if callable(getattr(built, "load", None)):  # a lazy factory: what it builds, imported
+            try:
+                built = built.load()
+            except Exception:  # fails where the factory is called, as before: no other framework's config stops
+                return spec
+        _unimplemented(spec, built)
         _complete[name] = spec
     return spec
 

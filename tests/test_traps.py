@@ -201,6 +201,18 @@ def test_a_lazy_factory_missing_a_method_is_refused_when_selected():
         registry.unregister("incomplete")
 
 
+def test_a_lazy_factory_whose_module_fails_to_import_fails_where_it_is_called():
+    """Selecting it stops nothing (a config loads every framework with a numpy form); building it
+    raises the import error, as a factory that imports on its first call always did."""
+    registry.register(FrameworkSpec(name="unimportable", title="U", factory=lazy("apical_no_such_module:Thing")))
+    try:
+        assert registry.get("unimportable").name == "unimportable"
+        with pytest.raises(ModuleNotFoundError, match="apical_no_such_module"):
+            registry.get("unimportable").factory(None, 784, 10, 1, None)
+    finally:
+        registry.unregister("unimportable")
+
+
 def test_lazy_imports_on_first_call_and_names_its_target():
     factory = lazy("apical.circuits.framework:ConfigSection")
     assert factory.__module__ == "apical.circuits.framework" and factory.__name__ == "ConfigSection"

@@ -12,27 +12,14 @@ analyze`` checks; bench.py: its cost.
 from pathlib import Path
 
 from apical.circuits.biograd.config import SECTION, check_soma
-from apical.circuits.framework import FrameworkSpec
+from apical.circuits.framework import FrameworkSpec, lazy
 
 _CONFIGS = Path(__file__).resolve().parents[2] / "runs" / "configs"
 
 
-def _build(*args):
-    from apical.circuits.biograd.framework import BioGradFramework
-
-    return BioGradFramework(*args)
-
-
-def _equation_parts():
-    from apical.circuits.biograd.framework import equation_parts
-
-    return equation_parts()
-
-
-def _claims(context):
-    from apical.circuits.biograd.claims import claims
-
-    return claims(context)
+_build = lazy("apical.circuits.biograd.framework:BioGradFramework")
+_equation_parts = lazy("apical.circuits.biograd.framework:equation_parts")
+_claims = lazy("apical.circuits.biograd.claims:claims")
 
 
 def _check_config(config):
@@ -45,10 +32,7 @@ def _check_config(config):
             f"the Brian2 network on {config.run.device!r} applies the rule's own step W += ΔW / M inside its run")
 
 
-def _bench(args):
-    from apical.circuits.biograd.bench import main
-
-    return main(args)
+_bench = lazy("apical.circuits.biograd.bench:main")
 
 
 FRAMEWORK = FrameworkSpec(name="biograd", title="BioGrad", factory=_build, section=SECTION,

@@ -11,37 +11,21 @@ from pathlib import Path
 
 from apical.circuits.biograd.config import check_soma
 from apical.circuits.bioleaf.config import SECTION
-from apical.circuits.framework import FrameworkSpec
+from apical.circuits.framework import FrameworkSpec, lazy
 
 _CONFIGS = Path(__file__).resolve().parents[2] / "runs" / "configs"
 
 
-def _build(*args):
-    from apical.circuits.bioleaf.framework import BioLeaFFramework
-
-    return BioLeaFFramework(*args)
-
-
-def _equation_parts():
-    from apical.circuits.bioleaf.framework import equation_parts
-
-    return equation_parts()
-
-
-def _claims(context):
-    from apical.circuits.bioleaf.claims import claims
-
-    return claims(context)
+_build = lazy("apical.circuits.bioleaf.framework:BioLeaFFramework")
+_equation_parts = lazy("apical.circuits.bioleaf.framework:equation_parts")
+_claims = lazy("apical.circuits.bioleaf.claims:claims")
 
 
 def _check_config(config):
     check_soma(config, "bioleaf")
 
 
-def _bench(args):
-    from apical.circuits.bioleaf.bench import main
-
-    return main(args)
+_bench = lazy("apical.circuits.bioleaf.bench:main")
 
 
 FRAMEWORK = FrameworkSpec(name="bioleaf", title="BioLeaF", factory=_build, section=SECTION,

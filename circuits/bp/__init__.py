@@ -7,21 +7,13 @@ from pathlib import Path
 
 from apical.circuits.biograd.config import check_soma
 from apical.circuits.bp.config import SECTION
-from apical.circuits.framework import FrameworkSpec
+from apical.circuits.framework import FrameworkSpec, lazy
 
 _CONFIGS = Path(__file__).resolve().parents[2] / "runs" / "configs"
 
 
-def _build(*args):
-    from apical.circuits.bp.framework import BPFramework
-
-    return BPFramework(*args)
-
-
-def _claims(context):
-    from apical.circuits.bp.claims import claims
-
-    return claims(context)
+_build = lazy("apical.circuits.bp.framework:BPFramework")
+_claims = lazy("apical.circuits.bp.claims:claims")
 
 
 def _check_config(config):

@@ -11,27 +11,14 @@ claims.py: what ``apical analyze`` checks; bench.py: its cost.
 from pathlib import Path
 
 from apical.circuits.eprop.config import SECTION, check_config
-from apical.circuits.framework import FrameworkSpec
+from apical.circuits.framework import FrameworkSpec, lazy
 
 _CONFIGS = Path(__file__).resolve().parents[2] / "runs" / "configs"
 
 
-def _build(*args):
-    from apical.circuits.eprop.framework import EpropFramework
-
-    return EpropFramework(*args)
-
-
-def _claims(context):
-    from apical.circuits.eprop.claims import claims
-
-    return claims(context)
-
-
-def _bench(args):
-    from apical.circuits.eprop.bench import main
-
-    return main(args)
+_build = lazy("apical.circuits.eprop.framework:EpropFramework")
+_claims = lazy("apical.circuits.eprop.claims:claims")
+_bench = lazy("apical.circuits.eprop.bench:main")
 
 
 def _describe(config) -> str:

@@ -10,34 +10,16 @@ batched in numpy; config.py: the ``[scmicro]`` section; framework.py: the adapte
 
 from pathlib import Path
 
-from apical.circuits.framework import FrameworkSpec
+from apical.circuits.framework import FrameworkSpec, lazy
 from apical.circuits.scmicro.config import SECTION, check_config
 
 _CONFIGS = Path(__file__).resolve().parents[2] / "runs" / "configs"
 
 
-def _build(*args):
-    from apical.circuits.scmicro.framework import SCMicroFramework
-
-    return SCMicroFramework(*args)
-
-
-def _equation_parts():
-    from apical.circuits.scmicro.framework import equation_parts
-
-    return equation_parts()
-
-
-def _claims(context):
-    from apical.circuits.scmicro.claims import claims
-
-    return claims(context)
-
-
-def _bench(args):
-    from apical.circuits.scmicro.bench import main
-
-    return main(args)
+_build = lazy("apical.circuits.scmicro.framework:SCMicroFramework")
+_equation_parts = lazy("apical.circuits.scmicro.framework:equation_parts")
+_claims = lazy("apical.circuits.scmicro.claims:claims")
+_bench = lazy("apical.circuits.scmicro.bench:main")
 
 
 def _describe(config) -> str:

@@ -8,14 +8,11 @@ network.py: the Brian2 network; numpy_form.py: the same learning in numpy; confi
 
 from pathlib import Path
 
-from apical.circuits.framework import ClaimsResult, FrameworkSpec
+from apical.circuits.framework import ClaimsResult, FrameworkSpec, lazy
 from apical_delta.config import SECTION, check_config
 
 
-def _build(*args):
-    from apical_delta.framework import DeltaFramework
-
-    return DeltaFramework(*args)
+_build = lazy("apical_delta.framework:DeltaFramework")
 
 
 def _claims(context) -> ClaimsResult:
