@@ -6,10 +6,20 @@ build the group's expensive fixtures itself, as happened with pytest 9.2)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 #: xdist_group names, longest first (a sweep on a Dask cluster; the compiled-program faults).
 LONGEST_GROUPS = ("test_sweep", "cpp-faults")
+#: Slowest tests listed at the end of a CI run (CI=true), so that work on the suite's time starts
+#: from measured durations; a run that asks for --durations itself keeps its own.
+CI_DURATIONS = 40
+
+
+def pytest_configure(config):
+    if os.environ.get("CI") == "true" and config.option.durations is None:
+        config.option.durations = CI_DURATIONS
 
 
 def group_names(item) -> list[str]:
