@@ -35,6 +35,7 @@ from brian2.core.variables import DynamicArrayVariable
 
 from apical.circuits.backend import (DeviceError, device_workarounds, forget_run_arg_files, prepare_device,
                                      select_runtime)
+from apical.circuits.traps import check_network
 
 __all__ = ["Broadcast", "CompiledNetwork", "Dense", "Every", "Flat", "Masked", "RunValues", "Schedule", "StateVariable",
            "afferent_rows", "as_samples", "connect_dense", "make_afferents"]
@@ -199,6 +200,7 @@ class CompiledNetwork:
         self.step_order = self.schedule(objects)
         objects["runners"] = self.step_order.apply(periods)
         objects["network"] = Network(*_groups_in(objects))
+        check_network(objects["network"])  # names Brian2 would read as something else (circuits/traps.py)
         objects["network"].add(*device_workarounds(self.device_name, self.dt))
         objects["tables"] = timed
         objects["duration"] = self.duration
