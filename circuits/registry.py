@@ -33,6 +33,9 @@ from apical.circuits.framework import ConfigError, FrameworkSpec
 
 ENTRY_POINT_GROUP = "apical.frameworks"
 
+#: What a config without ``model.framework`` trains: fixed, so that installing a framework never changes it.
+DEFAULT_FRAMEWORK = "biograd"
+
 _found: dict[str, FrameworkSpec] | None = None
 _registered: dict[str, FrameworkSpec] = {}
 _distributions: dict[str, tuple[str, str]] = {}  # framework name -> (distribution, version) of outside packages

@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 
-DEFAULT_FRAMEWORK = "biograd"  # fixed, so that installing a framework never changes what a config trains
+DEFAULT_FRAMEWORK = registry.DEFAULT_FRAMEWORK
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ def sections() -> dict[str, ConfigSection]:
     return {**CORE, **framework_sections()}
 
 
-def _schema() -> tuple[dict[str, str], dict[str, list], dict[str, tuple]]:
+def key_schema() -> tuple[dict[str, str], dict[str, list], dict[str, tuple]]:
     """Kinds, bounds and choices of every key ("section.key"), the framework choice from the registry."""
     kinds, bounds, choices = {}, {}, {"model.framework": registry.names()}
     for name, section in sections().items():
@@ -211,7 +211,7 @@ def _schema() -> tuple[dict[str, str], dict[str, list], dict[str, tuple]]:
     return kinds, bounds, choices
 
 
-def _moved_keys() -> dict[str, list[tuple[str, str]]]:
+def moved_keys() -> dict[str, list[tuple[str, str]]]:
     """Each older key ("model.leak") → (section, key) of every framework section that took it over,
     in the registry's order."""
     moved: dict[str, list[tuple[str, str]]] = {}
@@ -245,7 +245,7 @@ def migrated(data: Mapping[str, Any]) -> dict[str, Any]:
     """A config written by an older Apical (a results directory's config.toml, a checkpoint's record)
     with each key that moved in its new place: in the section of the run's framework if that took it
     over; a key the run's framework did not read is dropped (its section keeps its defaults)."""
-    moved = _moved_keys()
+    moved = moved_keys()
     own = _own_section(_framework_named(data))
     tree = {section: dict(table) if isinstance(table, Mapping) else table for section, table in data.items()}
     for old, places in moved.items():
@@ -389,8 +389,8 @@ def config_from_dict(data: Mapping[str, Any]) -> Config:
     if not isinstance(data, Mapping):
         raise ConfigError(f"a configuration must be a table of sections, got {_show(data)}")
     schema = sections()
-    kinds, bounds, choices = _schema()
-    moved = _moved_keys()
+    kinds, bounds, choices = key_schema()
+    moved = moved_keys()
     all_keys = list(kinds)
     values_of: dict[str, dict[str, Any]] = {}
     written: dict[str, dict[str, Any]] = {}  # values as given, for error messages
@@ -486,7 +486,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
         if section not in schema:
             raise _unknown("section", section, schema)
         key = f"{section}.{name}"
-        moved = _moved_keys()
+        moved = moved_keys()
         if key not in schema[section].keys() and key in moved:
             raise _moved(key, _framework_named(merged), moved)
         if key not in schema[section].keys():
@@ -556,11 +556,12 @@ def _format_time(value: Quantity) -> str:
     return f"{seconds!r}*second"
 
 
-def _format_value(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A value as the resolved config.toml writes it (TOML syntax, times with their unit)."""
     if isinstance(value, Quantity):
         return _show(_format_time(value))
     if isinstance(value, tuple):
-        return "[" + ", ".join(_format_value(v) for v in value) + "]"
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
     return _show(value)
@@ -584,5 +585,5 @@ def config_to_toml(config: Config) -> str:
                 pairs = ", ".join(f"{json.dumps(part)} = {json.dumps(code)}" for part, code in value)
                 lines.append(f"equations = {{{pairs}}}")
                 continue
-            lines.append(f"{spec.name} = {_format_value(value)}")
+            lines.append(f"{spec.name} = {format_value(value)}")
     return "\n".join(lines) + "\n"

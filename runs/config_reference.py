@@ -23,7 +23,7 @@ import textwrap
 import tokenize
 from pathlib import Path
 
-from apical.runs.config import _format_value, _moved_keys, _schema, sections
+from apical.runs.config import format_value, key_schema, moved_keys, sections
 
 PATH = Path(__file__).resolve().parents[1] / "docs" / "config.md"
 
@@ -71,7 +71,7 @@ def _default(value, kind: str) -> str:
         return "unset"
     if kind == "str_table":
         return "{" + ", ".join(f'"{part}" = "{code}"' for part, code in value) + "}"
-    return _format_value(value)
+    return format_value(value)
 
 
 def _cell(text: str) -> str:
@@ -85,7 +85,7 @@ def _built_in(section) -> bool:
 
 def reference() -> str:
     """The text of docs/config.md."""
-    kinds, bounds, choices = _schema()
+    kinds, bounds, choices = key_schema()
     choices = {**choices, "model.framework": tuple(name for name, section in _framework_names())}
     rows = []
     for name, section in sections().items():
@@ -100,7 +100,7 @@ def reference() -> str:
             rows.append(f"| `[{name}]` | `{spec.name}` | {_cell(_kind(key, kinds, bounds, choices))} | "
                         f"{_cell(_default(getattr(defaults, spec.name), kinds[key]))} | {_cell(comments[spec.name])} |")
     moved = [f"| `{old}` | " + ", ".join(f"`{section}.{key}`" for section, key in places) + " |"
-             for old, places in _moved_keys().items()
+             for old, places in moved_keys().items()
              if any(_built_in(sections()[section]) for section, _ in places)]
     return "\n".join([
         "# Config keys",

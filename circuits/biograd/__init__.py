@@ -11,7 +11,8 @@ analyze`` checks; bench.py: its cost.
 
 from pathlib import Path
 
-from apical.circuits.biograd.config import SECTION, check_soma
+from apical.circuits.biograd.config import SECTION
+from apical.circuits.soma_keys import check_soma
 from apical.circuits.framework import FrameworkSpec, lazy
 
 _CONFIGS = Path(__file__).resolve().parents[2] / "runs" / "configs"

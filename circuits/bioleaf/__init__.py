@@ -9,7 +9,7 @@ bench.py: its cost per sample.
 
 from pathlib import Path
 
-from apical.circuits.biograd.config import check_soma
+from apical.circuits.soma_keys import check_soma
 from apical.circuits.bioleaf.config import SECTION
 from apical.circuits.framework import FrameworkSpec, lazy
 

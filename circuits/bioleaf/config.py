@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from brian2 import Quantity, ms
 
-from apical.circuits.biograd.config import SOMA_BOUNDS, SOMA_CHOICES, SOMA_MOVED, SOMA_REPLACES, SomaKeys
+from apical.circuits.soma_keys import SOMA_BOUNDS, SOMA_CHOICES, SOMA_MOVED, SOMA_REPLACES, SomaKeys
 from apical.circuits.framework import ConfigSection
 
 

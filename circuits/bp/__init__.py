@@ -5,7 +5,7 @@ device. config.py: the ``[bp]`` section (its soma's keys and learning rate)."""
 
 from pathlib import Path
 
-from apical.circuits.biograd.config import check_soma
+from apical.circuits.soma_keys import check_soma
 from apical.circuits.bp.config import SECTION
 from apical.circuits.framework import FrameworkSpec, lazy
 

@@ -1,12 +1,12 @@
 """The ``[bp]`` config section: the BPTT baseline's own keys. Its network is BioGrad's, so its soma
-keys are BioGrad's (:class:`~apical.circuits.biograd.config.SomaKeys`, set here for the runs this
+keys are BioGrad's (:class:`~apical.circuits.soma_keys.SomaKeys`, set here for the runs this
 section configures); sizes, T and dt come from ``[model]``, M and the optimiser from ``[learning]``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apical.circuits.biograd.config import SOMA_BOUNDS, SOMA_CHOICES, SOMA_MOVED, SOMA_REPLACES, SomaKeys
+from apical.circuits.soma_keys import SOMA_BOUNDS, SOMA_CHOICES, SOMA_MOVED, SOMA_REPLACES, SomaKeys
 from apical.circuits.framework import ConfigSection
 
 
