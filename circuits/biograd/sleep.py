@@ -63,7 +63,8 @@ class BioGradSleepNetwork(CompiledNetwork):
             for depth, m in enumerate(range(l + 1, n_layers)):
                 layer = make_layer(s.sizes[m + 1], s.soma, 1, 1, name=f"sleep_{l + 1}_layer_{m + 1}",
                                    equations=s.soma_equations)
-                pathways.append(make_static_pathway(pre, layer, signed=depth == 0, name=f"sleep_{l + 1}_forward_{m + 1}"))
+                pathways.append(make_static_pathway(pre, layer, signed=depth == 0,
+                                                    name=f"sleep_{l + 1}_forward_{m + 1}"))
                 layers.append(layer)
                 pre = layer
             error_units = make_sleep_error_units(s.sizes[-1], sl.decay_power, dt, name=f"sleep_{l + 1}_error")
