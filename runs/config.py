@@ -350,6 +350,8 @@ def _coerce(key: str, value: Any, kinds: Mapping[str, str], choices: Mapping[str
     if kind == "str":
         if not isinstance(value, str):
             raise ConfigError(f"config key {key!r}: expected a string, got {_show(value)}")
+        if key == "model.framework" and value in registry.broken():
+            registry.get(value)  # one line: the entry point that names it fails to load, and why
         if key in choices and value not in choices[key]:
             allowed = ", ".join(_show(choice) for choice in choices[key])
             raise ConfigError(f"config key {key!r} must be one of {allowed}, got {_show(value)}")

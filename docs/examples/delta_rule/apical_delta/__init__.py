@@ -1,9 +1,9 @@
 """A single layer of LIF cells trained by the delta rule on spike counts: an Apical framework kept
 outside the Apical package, as a lab would keep its own rule (docs/frameworks.md).
 
-network.py: the Brian2 network; numpy_form.py: the same learning in numpy; config.py: the
-``[delta]`` section; framework.py: the adapter ``apical train`` runs. pyproject.toml declares
-``FRAMEWORK`` in the entry-point group ``apical.frameworks``.
+model.py: the equations; network.py: the circuit on Apical's core; numpy_form.py: the same
+learning in numpy; config.py: the ``[delta]`` section; framework.py: the adapter ``apical train``
+runs. pyproject.toml declares ``FRAMEWORK`` in the entry-point group ``apical.frameworks``.
 """
 
 from pathlib import Path
