@@ -71,6 +71,25 @@ class WakeResult:
     spikes: list[np.ndarray] | None = None  # per layer, [B, T, n] 0/1, when requested
 
 
+class _ErrorSpikeSums:
+    """The ± error neurons of a batch (no leak, threshold 1, subtractive reset) driven by the
+    softmax error of the output counts so far; ``total`` sums their signed spikes Σ_t (s⁺ − s⁻)."""
+
+    def __init__(self, batch: int, n_out: int):
+        self.u_plus, self.u_minus = np.zeros((batch, n_out)), np.zeros((batch, n_out))
+        self.s_plus, self.s_minus = np.zeros((batch, n_out)), np.zeros((batch, n_out))
+        self.total = np.zeros((batch, n_out))
+
+    def step(self, counts: np.ndarray, targets: np.ndarray) -> None:
+        shifted = np.exp(counts - counts.max(axis=1, keepdims=True))
+        error = shifted / shifted.sum(axis=1, keepdims=True) - targets
+        self.u_plus += error - self.s_plus
+        self.u_minus -= error + self.s_minus
+        self.s_plus = (self.u_plus > 1.0).astype(np.float64)
+        self.s_minus = (self.u_minus > 1.0).astype(np.float64)
+        self.total += self.s_plus - self.s_minus
+
+
 class BatchedBioGrad:
     """Minibatch BioGrad trainer (wake phase) in numpy.
 
@@ -195,9 +214,7 @@ class BatchedBioGrad:
             for array in arrays:
                 array.fill(0)
         counts = np.zeros((batch, n_out))
-        u_plus, u_minus = np.zeros((batch, n_out)), np.zeros((batch, n_out))
-        s_plus, s_minus = np.zeros((batch, n_out)), np.zeros((batch, n_out))
-        error_spike_sum = np.zeros((batch, n_out))
+        errors = _ErrorSpikeSums(batch, n_out)
         forward_bias = learn and self.eligibility != "kernel"
         for t in range(T):
             presynaptic = self._input[t, :batch]
@@ -243,17 +260,11 @@ class BatchedBioGrad:
                 presynaptic = spikes
             counts += self._spikes[-1][t, :batch]
             if t >= t0:
-                shifted = np.exp(counts - counts.max(axis=1, keepdims=True))
-                error = shifted / shifted.sum(axis=1, keepdims=True) - targets
-                u_plus += error - s_plus
-                u_minus -= error + s_minus
-                s_plus = (u_plus > 1.0).astype(np.float64)
-                s_minus = (u_minus > 1.0).astype(np.float64)
-                error_spike_sum += s_plus - s_minus
+                errors.step(counts, targets)
         # a_out = Σ_t (s⁺ − s⁻), a_l = B_l·Σ_t (s⁺ − s⁻);  δ = a / (T − t0)
         error_steps = T - t0
-        deltas = [(error_spike_sum @ B_t).astype(self.dtype) / error_steps for B_t in self._feedback_t]
-        deltas.append((error_spike_sum / error_steps).astype(self.dtype))
+        deltas = [(errors.total @ B_t).astype(self.dtype) / error_steps for B_t in self._feedback_t]
+        deltas.append((errors.total / error_steps).astype(self.dtype))
         return counts, deltas
 
     # ----------------------------------------------------------------- eligibility pass

@@ -66,6 +66,22 @@ def _softmax(counts: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
+class ErrorNeurons:
+    """The "+" and "−" error neurons of each output unit over a batch: no leak, threshold 1,
+    subtractive reset; ``step`` integrates ±e and returns the signed spikes s⁺ − s⁻."""
+
+    def __init__(self, batch: int, n_out: int):
+        self.u_plus, self.u_minus = np.zeros((batch, n_out)), np.zeros((batch, n_out))
+        self.s_plus, self.s_minus = np.zeros((batch, n_out)), np.zeros((batch, n_out))
+
+    def step(self, error: np.ndarray) -> np.ndarray:
+        self.u_plus = self.u_plus - self.s_plus + error
+        self.u_minus = self.u_minus - self.s_minus - error
+        self.s_plus = (self.u_plus > 1.0).astype(np.float64)
+        self.s_minus = (self.u_minus > 1.0).astype(np.float64)
+        return self.s_plus - self.s_minus
+
+
 def run_batch(
     weights: list[np.ndarray],
     biases: list[np.ndarray],
@@ -104,10 +120,7 @@ def run_batch(
     apical = [np.zeros((batch, n)) for n in sizes]
     rasters = [np.zeros((batch, steps, n)) for n in sizes]
     counts = np.zeros((batch, n_out))
-    u_plus = np.zeros((batch, n_out))
-    u_minus = np.zeros((batch, n_out))
-    s_plus = np.zeros((batch, n_out))
-    s_minus = np.zeros((batch, n_out))
+    error_neurons = ErrorNeurons(batch, n_out)
 
     for t in range(steps):
         presynaptic = input_spikes[:, t]
@@ -125,19 +138,19 @@ def run_batch(
             presynaptic = s
         counts += spiked[-1]
         if t >= params.error_start:
-            error = _softmax(counts) - target
-            u_plus = u_plus - s_plus + error
-            u_minus = u_minus - s_minus - error
-            s_plus = (u_plus > 1.0).astype(np.float64)
-            s_minus = (u_minus > 1.0).astype(np.float64)
-            error_spikes = s_plus - s_minus
+            error_spikes = error_neurons.step(_softmax(counts) - target)
             apical[-1] += error_spikes
             for l, B in enumerate(feedback):
                 apical[l] += error_spikes @ B.T
 
-    error_steps = steps - params.error_start
+    return layer_records(rasters, eligibility, bias_eligibility, apical, steps - params.error_start,
+                         params.learning_rate)
+
+
+def layer_records(rasters, eligibility, bias_eligibility, apical, error_steps: int, learning_rate: float):
+    """Each layer's record of a wake pass: δ = a / (T − t0), ΔW = −η·δ·E, Δb = −η·δ·E^b."""
     records = []
-    for l in range(len(weights)):
+    for l in range(len(rasters)):
         delta = apical[l] / error_steps
         records.append(
             LayerRecord(
@@ -146,8 +159,8 @@ def run_batch(
                 bias_eligibility=bias_eligibility[l],
                 apical=apical[l],
                 apical_error=delta,
-                weight_change=-params.learning_rate * delta[:, :, None] * eligibility[l],
-                bias_change=-params.learning_rate * delta * bias_eligibility[l],
+                weight_change=-learning_rate * delta[:, :, None] * eligibility[l],
+                bias_change=-learning_rate * delta * bias_eligibility[l],
             )
         )
     return records

@@ -76,6 +76,39 @@ def self_prediction(state, rasters, settings):
     return np.sqrt(apical_sq / top_down_sq).tolist(), (disagree / steps).tolist()
 
 
+def _checks(config, circumstance, cos_spatial, cos_bptt, cos_outside, residual, mismatch, inhibitory) -> list:
+    """The rows of plausibility.md that BioLeaF's claims add (docs/models/bioleaf.md)."""
+    worst = max(max(v) for v in circumstance.values()) if any(circumstance.values()) else 0.0
+    return [
+        Check("No weight transport: B, W_IP and W_PI are learned, not copied",
+              "how B and the interneurons started; whether any synapse reads another's weights (locality)",
+              f"B {'= Wᵀ' if config.bioleaf.feedback_init == 'forward_product' else 'random'} and interneurons "
+              f"{'self-predicting (copies)' if config.bioleaf.interneuron_init == 'mirror' else 'random'} at "
+              f"t = 0; afterwards mirror STDP {'on' if config.bioleaf.mirror_plasticity else 'off'} (local rules)",
+              config.bioleaf.feedback_init != "forward_product" and config.bioleaf.interneuron_init != "mirror",
+              key="weight_transport"),
+        Check("The trained network is in the special circumstance",
+              "angles of B with Wᵀ above, W_IP with W above, W_PI with −B below 5°",
+              "; ".join(f"{k.split('_vs_')[0]}: " + ", ".join(f"{a:.2f}°" for a in v)
+                        for k, v in circumstance.items()),
+              worst < 5.0),
+        cosine_check(cos_spatial, "Updates follow backprop of the spiking error (the special circumstance)",
+                     "spatial backprop (error down through Wᵀ at every step)"),
+        cosine_check(cos_bptt, "Updates follow backprop through time of the spiking error", "full BPTT",
+                     key="update_vs_backprop", loss=LOSS),
+        Check("Out of the special circumstance (B random) the hidden updates leave the gradient",
+              "cosine with spatial backprop when B is replaced by random weights (W_PI = −B kept)",
+              ", ".join(f"layer {l + 1}: {'n/a' if c is None else f'{c:.3f}'}" for l, c in enumerate(cos_outside)),
+              None),
+        Check("Interneurons cancel the top-down input (apical potential without target ≈ 0)",
+              "RMS of hidden apical potentials without target ÷ RMS of the top-down input alone ≤ 0.1",
+              ", ".join(f"layer {l + 1}: {r:.3f} (spikes disagree on {100 * m:.2f}% of steps)"
+                        for l, (r, m) in enumerate(zip(residual, mismatch))),
+              all(r <= 0.1 for r in residual)),
+        dale_check(inhibitory, claim="SST interneurons are inhibitory (W_PI ≤ 0)"),
+    ]
+
+
 def claims(context: ClaimsContext) -> ClaimsResult:
     config, state, settings = context.config, context.framework.state, context.framework.settings
     rasters = context.input_spikes.astype(float)
@@ -108,7 +141,6 @@ def claims(context: ClaimsContext) -> ClaimsResult:
                                    ylabel="cosine of BioLeaF ΔW with −∇E", legend=("spatial backprop", "BPTT"))
 
     per_layer = lambda values: {f"layer_{l}": v for l, v in enumerate(values)}  # noqa: E731
-    worst = max(max(v) for v in circumstance.values()) if state.feedback else 0.0
     return ClaimsResult(
         info={"update_samples": {"split": "test", "first": n}},
         entries=[
@@ -120,34 +152,7 @@ def claims(context: ClaimsContext) -> ClaimsResult:
             {"apical_residual_without_target": per_layer(residual), "interneuron_spike_mismatch": per_layer(mismatch)},
             {"dale_interneuron_apical": per_layer([r.to_dict() for r in inhibitory])},
         ],
-        checks=[
-            Check("No weight transport: B, W_IP and W_PI are learned, not copied",
-                  "how B and the interneurons started; whether any synapse reads another's weights (locality)",
-                  f"B {'= Wᵀ' if config.bioleaf.feedback_init == 'forward_product' else 'random'} and interneurons "
-                  f"{'self-predicting (copies)' if config.bioleaf.interneuron_init == 'mirror' else 'random'} at "
-                  f"t = 0; afterwards mirror STDP {'on' if config.bioleaf.mirror_plasticity else 'off'} (local rules)",
-                  config.bioleaf.feedback_init != "forward_product" and config.bioleaf.interneuron_init != "mirror",
-                  key="weight_transport"),
-            Check("The trained network is in the special circumstance",
-                  "angles of B with Wᵀ above, W_IP with W above, W_PI with −B below 5°",
-                  "; ".join(f"{k.split('_vs_')[0]}: " + ", ".join(f"{a:.2f}°" for a in v)
-                            for k, v in circumstance.items()),
-                  worst < 5.0),
-            cosine_check(cos_spatial, "Updates follow backprop of the spiking error (the special circumstance)",
-                         "spatial backprop (error down through Wᵀ at every step)"),
-            cosine_check(cos_bptt, "Updates follow backprop through time of the spiking error", "full BPTT",
-                         key="update_vs_backprop", loss=LOSS),
-            Check("Out of the special circumstance (B random) the hidden updates leave the gradient",
-                  "cosine with spatial backprop when B is replaced by random weights (W_PI = −B kept)",
-                  ", ".join(f"layer {l + 1}: {'n/a' if c is None else f'{c:.3f}'}" for l, c in enumerate(cos_outside)),
-                  None),
-            Check("Interneurons cancel the top-down input (apical potential without target ≈ 0)",
-                  "RMS of hidden apical potentials without target ÷ RMS of the top-down input alone ≤ 0.1",
-                  ", ".join(f"layer {l + 1}: {r:.3f} (spikes disagree on {100 * m:.2f}% of steps)"
-                            for l, (r, m) in enumerate(zip(residual, mismatch))),
-                  all(r <= 0.1 for r in residual)),
-            dale_check(inhibitory, claim="SST interneurons are inhibitory (W_PI ≤ 0)"),
-        ],
+        checks=_checks(config, circumstance, cos_spatial, cos_bptt, cos_outside, residual, mismatch, inhibitory),
         restated={"dale": "Pyramidal cells obey Dale's law (not claimed by BioLeaF)"},
         unclaimed=["dale", "sign_concordance"],
         notes=[

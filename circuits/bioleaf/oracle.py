@@ -64,27 +64,20 @@ def run_circuit(state, input_spikes, desired, params: DiscreteParameters, rates:
     sizes = [w.shape[0] for w in W]
     teach = 1.0 if teaching else 0.0
 
-    v = [np.zeros((batch, n)) for n in sizes]
-    s = [np.zeros((batch, n)) for n in sizes]
-    g = [np.zeros((batch, n)) for n in sizes]
-    A = [np.zeros((batch, n)) for n in sizes]
-    eps = [np.zeros((batch,) + w.shape) for w in W]
-    eps_b = [np.zeros((batch, n)) for n in sizes]
-    vI = [np.zeros((batch, sizes[m + 1])) for m in range(L - 1)]
-    sI = [np.zeros((batch, sizes[m + 1])) for m in range(L - 1)]
-    epsI = [np.zeros((batch,) + w.shape) for w in WIP]
-    epsI_b = [np.zeros((batch, sizes[m + 1])) for m in range(L - 1)]
-    epsPI = [np.zeros((batch,) + w.shape) for w in WPI]  # spikes of pyramidal i since interneuron k fired
-    own = np.zeros((batch, sizes[-1]))
-    wanted = np.zeros((batch, sizes[-1]))
+    def per_cell(counts):
+        return [np.zeros((batch, n)) for n in counts]
+
+    def per_synapse(matrices):
+        return [np.zeros((batch,) + w.shape) for w in matrices]
+
+    inter_sizes = sizes[1:]  # the interneurons of layer m mirror pyramidal layer m+1
+    v, s, g, A, eps_b, db = (per_cell(sizes) for _ in range(6))
+    vI, sI, epsI_b, dbI = (per_cell(inter_sizes) for _ in range(4))
+    eps, dW, epsI, dWIP, dB = per_synapse(W), per_synapse(W), per_synapse(WIP), per_synapse(WIP), per_synapse(B)
+    epsPI, dWPI = per_synapse(WPI), per_synapse(WPI)  # epsPI: spikes of pyramidal i since interneuron k fired
+    own, wanted = np.zeros((batch, sizes[-1])), np.zeros((batch, sizes[-1]))
     rec = {k: [np.zeros((batch, T, n)) for n in sizes] for k in ("spikes", "soma", "apical", "gate")}
-    recI = {k: [np.zeros((batch, T, sizes[m + 1])) for m in range(L - 1)] for k in ("spikes", "soma")}
-    dW = [np.zeros((batch,) + w.shape) for w in W]
-    db = [np.zeros((batch, n)) for n in sizes]
-    dWIP = [np.zeros((batch,) + w.shape) for w in WIP]
-    dbI = [np.zeros((batch, sizes[m + 1])) for m in range(L - 1)]
-    dWPI = [np.zeros((batch,) + w.shape) for w in WPI]
-    dB = [np.zeros((batch,) + w.shape) for w in B]
+    recI = {k: [np.zeros((batch, T, n)) for n in inter_sizes] for k in ("spikes", "soma")}
 
     for t in range(T):
         error_window = 1.0 if t >= p.error_start else 0.0

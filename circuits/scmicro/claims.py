@@ -38,6 +38,30 @@ def summed(function, state, rasters, desired):
     return totals
 
 
+def _checks(concordance, cos_sc, cos_bp, cos_bptt, loss: str, transposed: bool, dale, silent) -> list:
+    """The rows of plausibility.md that the SC microcircuit's claims add (docs/models/scmicro.md)."""
+    return [
+        sign_concordance_check(concordance, claim="Effective feedback (measured by perturbation) is "
+                                                  "sign-concordant with Wᵀ"),
+        cosine_check(cos_sc, "Updates are sign-concordant FA of the spiking error", "SC-FA (error down through B)"),
+        cosine_check(cos_bp, "Updates approximate backprop (not claimed: FA is not the gradient)",
+                     "spatial backprop (through Wᵀ)", minimum=None),
+        cosine_check(cos_bptt, "Updates follow backprop through time (not claimed: FA is not the gradient)",
+                     "full BPTT", key="update_vs_backprop", loss=loss),
+        Check("No weight transport: feedback magnitudes are not copied",
+              "how B was made: its magnitudes, and whether any synapse reads another's weight (locality)",
+              "B = Wᵀ (a copy, numpy form only)" if transposed else
+              "B = sign(Wᵀ)·R, R random; the sign is the connection's type (direct or PV-relayed), fixed when "
+              "the network is built, never read off a weight",
+              not transposed, key="weight_transport"),
+        dale_check([report for _, report in dale],
+                   claim="Every cell obeys Dale's law with its declared type (pyramidal and afferents excitatory, "
+                         "PV and SST inhibitory)", key="dale"),
+        Check("Silent connections (held at zero, feedback kept: outside strict SC-FA)", "fraction of W entries = 0",
+              ", ".join(f"layer {l + 1}: {100 * s:.2f}%" for l, s in enumerate(silent)), None),
+    ]
+
+
 def claims(context: ClaimsContext) -> ClaimsResult:
     state, settings = context.framework.state, context.framework.settings
     rasters = context.input_spikes.astype(float)
@@ -84,26 +108,7 @@ def claims(context: ClaimsContext) -> ClaimsResult:
              "silent_connection_fraction": per_layer(silent)},
             {"dale": {name: report.to_dict() for name, report in dale}},
         ],
-        checks=[
-            sign_concordance_check(concordance, claim="Effective feedback (measured by perturbation) is "
-                                                      "sign-concordant with Wᵀ"),
-            cosine_check(cos_sc, "Updates are sign-concordant FA of the spiking error", "SC-FA (error down through B)"),
-            cosine_check(cos_bp, "Updates approximate backprop (not claimed: FA is not the gradient)",
-                         "spatial backprop (through Wᵀ)", minimum=None),
-            cosine_check(cos_bptt, "Updates follow backprop through time (not claimed: FA is not the gradient)",
-                         "full BPTT", key="update_vs_backprop", loss=loss),
-            Check("No weight transport: feedback magnitudes are not copied",
-                  "how B was made: its magnitudes, and whether any synapse reads another's weight (locality)",
-                  "B = Wᵀ (a copy, numpy form only)" if transposed else
-                  "B = sign(Wᵀ)·R, R random; the sign is the connection's type (direct or PV-relayed), fixed when "
-                  "the network is built, never read off a weight",
-                  not transposed, key="weight_transport"),
-            dale_check([report for _, report in dale],
-                       claim="Every cell obeys Dale's law with its declared type (pyramidal and afferents excitatory, "
-                             "PV and SST inhibitory)", key="dale"),
-            Check("Silent connections (held at zero, feedback kept: outside strict SC-FA)", "fraction of W entries = 0",
-                  ", ".join(f"layer {l + 1}: {100 * s:.2f}%" for l, s in enumerate(silent)), None),
-        ],
+        checks=_checks(concordance, cos_sc, cos_bp, cos_bptt, loss, transposed, dale, silent),
         restated={"feedback_alignment": "Feedback aligns with the forward pathway (not claimed: B carries random "
                                         "magnitudes with the signs of Wᵀ)",
                   "dale": None},
