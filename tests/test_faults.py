@@ -303,8 +303,6 @@ def test_a_torn_metrics_row_and_a_left_over_partial_file_do_not_break_the_resume
 @pytest.mark.parametrize("file", ["checkpoint", "metrics"])
 def test_a_full_disk_ends_in_one_line_naming_the_file_and_the_resume_is_exact(tmp_path, runtime_reference,
                                                                             monkeypatch, file):
-    import apical.runs.train as driver
-
     config_path, reference = runtime_reference
     out = tmp_path / "run"
     real_fsync, written = os.fsync, {"n": 0}
@@ -318,14 +316,14 @@ def test_a_full_disk_ends_in_one_line_naming_the_file_and_the_resume_is_exact(tm
             written["n"] += 1
         return real_fsync(descriptor)
 
-    monkeypatch.setattr(driver.os, "fsync", full_disk)
+    monkeypatch.setattr(os, "fsync", full_disk)  # every write of runs/files.py and runs/results.py
     with pytest.raises(TrainingError) as failed:
         train(load_config(config_path), out)
     message = str(failed.value)
     assert message.startswith("cannot write ") and message.endswith(": No space left on device")
     assert ("checkpoint-0000000200.npz" if file == "checkpoint" else "metrics.csv") in message
     assert not list(out.rglob("*.partial")), "a partial file was left"
-    monkeypatch.setattr(driver.os, "fsync", real_fsync)
+    monkeypatch.setattr(os, "fsync", real_fsync)
     train(load_config(config_path), out, resume=True)
     assert_same_run(out, reference)
 
