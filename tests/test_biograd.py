@@ -153,13 +153,19 @@ def test_boundary_updates_of_neurons_silent_in_part_of_a_minibatch():
     np.testing.assert_array_equal(result.state.weights[0][:, 12:], state.weights[0][:, 12:])
 
 
-def test_learning_rate_zero_changes_nothing():
+def test_evaluation_changes_nothing_whatever_the_learning_rate():
+    """learn=False says "evaluate": the state stays, though a learning rate is given, and the
+    counts are those the same samples give when learning (the weights change only at the end)."""
     sizes = (10, 6, 3)
     settings = BioGradSettings(sizes=sizes, time_steps=6, error_start=1)
     state, spikes, label = random_case(sizes, 6, 3)
-    result = BioGradNetwork(settings, 1).run(state, spikes[None], np.array([label]), learning_rate=0.0)
-    for ours, before in zip(result.state.weights + result.state.biases, state.weights + state.biases):
+    network = BioGradNetwork(settings, 1)
+    tested = network.run(state, spikes[None], np.array([label]), learning_rate=0.5, learn=False)
+    for ours, before in zip(tested.state.weights + tested.state.biases, state.weights + state.biases):
         np.testing.assert_array_equal(ours, before)
+    learned = network.run(state, spikes[None], np.array([label]), learning_rate=0.5)
+    np.testing.assert_array_equal(tested.output_counts, learned.output_counts)
+    assert any(np.abs(W - before).max() > 0 for W, before in zip(learned.state.weights, state.weights))
 
 
 def test_membrane_time_constant_sets_the_discrete_leak():

@@ -121,7 +121,7 @@ def test_without_learning_nothing_changes():
     settings = small_settings("alif", "cross_entropy", "symmetric")
     state = initial_state(settings.sizes, np.random.default_rng(1), "symmetric")
     spikes, targets, window = small_inputs(settings)
-    found = EpropNetwork(settings, SAMPLES).run(state, spikes, targets, window, learning_rate=0.0)
+    found = EpropNetwork(settings, SAMPLES).run(state, spikes, targets, window, learning_rate=0.1, learn=False)
     for name in ("input_weights", "recurrent_weights", "output_weights"):
         np.testing.assert_array_equal(getattr(found.state, name), getattr(state, name))
 

@@ -135,7 +135,7 @@ class BioGradFramework(Framework):
         return row
 
     def evaluate_chunk(self, input_spikes: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        return self.network.run(self.state, input_spikes, labels, 0.0).output_counts
+        return self.network.run(self.state, input_spikes, labels, 0.0, learn=False).output_counts
 
     def compiled_networks(self) -> dict:
         """The wake (and sleep) networks; on the numpy device, the Brian2 networks it equals."""

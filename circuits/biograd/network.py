@@ -313,13 +313,14 @@ class BioGradNetwork(CompiledNetwork):
         return self.values_of({**state_arrays(state), **{f"learning_rate_{l + 1}": learning_rate
                                                           for l in range(len(sizes) - 1)}}, tables)
 
-    def run(self, state: BioGradState, input_spikes, labels, learning_rate: float) -> RunResult:
+    def run(self, state: BioGradState, input_spikes, labels, learning_rate: float, learn: bool = True) -> RunResult:
         """Run ``samples_per_run`` samples from ``state``; returns the new state and outputs.
 
-        ``input_spikes`` is [N, T, n_in] of 0/1 and ``labels`` [N]; ``learning_rate`` = 0
-        evaluates without learning.
+        ``input_spikes`` is [N, T, n_in] of 0/1 and ``labels`` [N]; ``learn=False`` evaluates: the
+        network runs with η = 0, so nothing it has learned changes.
         """
-        return self.read(self.simulate(self.run_values(state, input_spikes, labels, learning_rate)))
+        rate = learning_rate if learn else 0.0
+        return self.read(self.simulate(self.run_values(state, input_spikes, labels, rate)))
 
     def read(self, o: dict) -> RunResult:
         """The state and output counts a run left in its objects (and the records, with ``record_all``)."""

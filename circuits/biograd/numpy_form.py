@@ -472,8 +472,8 @@ class NumpyBioGradNetwork:
             trainer.set_state(state.weights, state.biases, state.feedback)
         return trainer
 
-    def run(self, state, input_spikes, labels, learning_rate: float):
-        """Run ``samples_per_run`` samples from ``state`` (``learning_rate`` = 0: no learning)."""
+    def run(self, state, input_spikes, labels, learning_rate: float, learn: bool = True):
+        """Run ``samples_per_run`` samples from ``state``; ``learn=False`` only scores them."""
         from apical.circuits.biograd.network import BioGradState, RunResult  # imports Brian2: only when used
 
         input_spikes = np.asarray(input_spikes, dtype=self.dtype)
@@ -481,7 +481,7 @@ class NumpyBioGradNetwork:
         if input_spikes.shape[0] != self.samples_per_run or labels.shape != (self.samples_per_run,):
             raise ValueError(f"this network runs {self.samples_per_run} samples at a time, got "
                              f"{input_spikes.shape[0]} inputs and {labels.shape} labels")
-        if learning_rate == 0.0:
+        if not learn:
             trainer = self._trainer(min(EVALUATION_BATCH, self.samples_per_run), 1.0, state)
             counts = trainer.predict(input_spikes)
             return RunResult(state=state, output_counts=counts)

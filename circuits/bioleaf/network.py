@@ -370,13 +370,15 @@ class BioLeaFNetwork(CompiledNetwork):
         return self.values_of({**state_arrays(state), **controls}, tables)
 
     def run(self, state: BioLeaFState, input_spikes, labels=None, rates: LearningRates = LearningRates(),
-            teaching: bool = True, desired=None) -> RunResult:
+            teaching: bool = True, desired=None, learn: bool = True) -> RunResult:
         """Run ``samples_per_run`` samples from ``state``; returns the new state and outputs.
 
         ``input_spikes`` is [N, T, n_in] of 0/1; the target is ``labels`` [N] (turned into
         desired spike trains) or ``desired`` [N, T, n_out] directly. ``teaching=False`` presents
-        no target (the output's apical compartment stays at 0).
+        no target (the output's apical compartment stays at 0); ``learn=False`` evaluates: every
+        plasticity runs at rate 0.
         """
+        rates = rates if learn else LearningRates()
         return self.read(self.simulate(self.run_values(state, input_spikes, labels, rates, teaching, desired)))
 
     def read(self, o: dict) -> RunResult:

@@ -69,9 +69,9 @@ class EpropFramework(Framework):
     #: same values (a difference of 1e-16 changes a rounded value with odds of about 1e-7).
     SCORE_DECIMALS = 9
 
-    def _run(self, input_spikes, labels, learning_rate: float):
+    def _run(self, input_spikes, labels, learning_rate: float, learn: bool = True):
         result = self.network.run(self.state, input_spikes, targets_of(labels, self.settings), self.window,
-                                  learning_rate)
+                                  learning_rate, learn=learn)
         duration = self.settings.time_steps * float(self.settings.dt)
         self.rates.append(float(result.spikes.sum(axis=1).mean()) / duration)
         return result
@@ -82,7 +82,7 @@ class EpropFramework(Framework):
         return np.round(result.scores, self.SCORE_DECIMALS)
 
     def evaluate_chunk(self, input_spikes, labels) -> np.ndarray:
-        return np.round(self._run(input_spikes, labels, 0.0).scores, self.SCORE_DECIMALS)
+        return np.round(self._run(input_spikes, labels, 0.0, learn=False).scores, self.SCORE_DECIMALS)
 
     def metrics(self) -> dict[str, float]:
         """The recurrent cells' mean rate (spikes/s) over the runs since the last row."""

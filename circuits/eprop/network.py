@@ -276,10 +276,12 @@ class EpropNetwork(CompiledNetwork):
         rates = {f"learning_rate_{name}": float(learning_rate) for name in ("input", "recurrent", "output")}
         return self.values_of({**state_arrays(state), **rates}, tables)
 
-    def run(self, state: EpropState, input_spikes, targets, window, learning_rate: float) -> RunResult:
+    def run(self, state: EpropState, input_spikes, targets, window, learning_rate: float,
+            learn: bool = True) -> RunResult:
         """Run ``samples`` samples ([N, T, n_in] of 0/1, targets y* [N, T, K], error mask m [T] or
-        [N, T]) from ``state``, learning at rate η (0: testing)."""
-        objects = self.simulate(self.run_values(state, input_spikes, targets, window, learning_rate))
+        [N, T]) from ``state``, learning at rate η; ``learn=False`` evaluates (η = 0)."""
+        rate = learning_rate if learn else 0.0
+        objects = self.simulate(self.run_values(state, input_spikes, targets, window, rate))
         return self.read(objects, state)
 
     def read(self, o: dict, state: EpropState) -> RunResult:

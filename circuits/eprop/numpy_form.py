@@ -31,7 +31,9 @@ class NumpyEprop:
         self.settings = settings
         self.dtype = np.float32 if precision == "float32" else np.float64
 
-    def run(self, state: EpropState, input_spikes, targets, window, learning_rate: float) -> RunResult:
+    def run(self, state: EpropState, input_spikes, targets, window, learning_rate: float,
+            learn: bool = True) -> RunResult:
+        """Run the samples from ``state`` as the Brian2 network does; ``learn=False`` only scores them."""
         s = self.settings
         x_all = np.asarray(input_spikes, dtype=self.dtype)
         targets = np.asarray(targets, dtype=np.float64)
@@ -40,7 +42,7 @@ class NumpyEprop:
             raise ValueError(f"input_spikes must have shape [N, {s.time_steps}, {s.sizes[0]}], got {x_all.shape}")
         window = np.broadcast_to(np.asarray(window, dtype=np.float64), (N, T))
         H, K, M = s.sizes[1], s.sizes[2], s.batch_size
-        if N % M and learning_rate != 0:
+        if N % M and learn:
             raise ValueError(f"{N} samples are not whole minibatches of {M}: the last one would never be applied")
         surrogate = s.surrogate()
         alpha, rho, kappa = s.alpha, s.rho, s.kappa
@@ -48,7 +50,7 @@ class NumpyEprop:
         state = state.copy()
         loss, scores, spikes = np.zeros(N), np.zeros((N, K)), np.zeros((N, T, H))
         mask = s.recurrent_mask
-        step = M if learning_rate != 0 else max(M, 256)  # without learning the samples are independent
+        step = M if learn else max(M, 256)  # without learning the samples are independent
         for start in range(0, N, step):
             x = x_all[start:start + step]
             m = len(x)  # M; without learning a larger block, or fewer samples at the end
@@ -75,7 +77,7 @@ class NumpyEprop:
                 zbar_rec[:, t], zbar_out[:, t], spikes[start:start + step, t] = zbar_rec_t, zbar_out_t, z
                 loss[start:start + step] += step_loss
                 scores[start:start + step] += window[start:start + step, t, None] * pi
-            if learning_rate == 0:
+            if not learn:
                 continue  # an evaluation: the weights stay, so the sums are not needed
             zbar_in = np.empty_like(x)
             trace = np.zeros((m, n_in), dtype=self.dtype)

@@ -91,7 +91,7 @@ class SCMicroFramework(Framework):
 
     def evaluate_chunk(self, input_spikes: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Output counts with no target and no plasticity."""
-        return self.network.run(self.state, input_spikes, labels, 0.0, teaching=False).output_counts
+        return self.network.run(self.state, input_spikes, labels, teaching=False, learn=False).output_counts
 
     def brian_network(self, input_spikes: np.ndarray | None = None, labels: np.ndarray | None = None) -> dict:
         """The circuit's Brian2 objects with the current state and ``input_spikes`` ([N, T, n_in], one

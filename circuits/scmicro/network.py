@@ -404,14 +404,16 @@ class SCMicroNetwork(CompiledNetwork):
         return self.values_of({**learned, **controls}, tables)
 
     def run(self, state: SCMicroState, input_spikes, labels=None, learning_rate: float = 0.0, teaching: bool = True,
-            desired=None, burst_probe=None) -> RunResult:
+            desired=None, burst_probe=None, learn: bool = True) -> RunResult:
         """Run ``samples_per_run`` samples from ``state``; returns the new state and outputs.
 
         ``input_spikes`` is [N, T, n_in] of 0/1; the target is ``labels`` [N] (as desired spike
         trains) or ``desired`` [N, T, n_out]; ``teaching=False`` presents none. ``burst_probe``
         (probe networks only): one [N, T, n_l] array per layer above the first hidden one.
+        ``learn=False`` evaluates: the network runs with η = 0.
         """
-        values = self.run_values(state, input_spikes, labels, learning_rate, teaching, desired, burst_probe)
+        rate = learning_rate if learn else 0.0
+        values = self.run_values(state, input_spikes, labels, rate, teaching, desired, burst_probe)
         return self.read(self.simulate(values), state)
 
     def read(self, o: dict, before: SCMicroState) -> RunResult:

@@ -108,7 +108,7 @@ class NumpySCMicroNetwork:
         self.connection_types = [np.asarray(kind, dtype=self.dtype) for kind in connection_types]
 
     def run(self, state: SCMicroState, input_spikes, labels=None, learning_rate: float = 0.0, teaching: bool = True,
-            desired=None) -> RunResult:
+            desired=None, learn: bool = True) -> RunResult:
         s = self.settings
         state.check(built_for=self.connection_types)
         x = np.asarray(input_spikes, dtype=self.dtype)
@@ -121,7 +121,7 @@ class NumpySCMicroNetwork:
         weights = [np.array(W, dtype=self.dtype) for W in state.weights]
         biases = [np.array(b, dtype=self.dtype) for b in state.biases]
         feedback = [np.array(B, dtype=self.dtype) for B in state.feedback]
-        learn = teaching and learning_rate != 0.0
+        learn = learn and teaching  # the rule learns from a presented target only
         step = s.batch_size if learn else EVALUATION_BATCH
         counts = []
         for start in range(0, len(x), step):

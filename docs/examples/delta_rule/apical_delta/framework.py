@@ -48,7 +48,7 @@ class DeltaFramework(Framework):
         return counts
 
     def evaluate_chunk(self, input_spikes: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        return self.network.run(self.weights, input_spikes, labels, 0.0)[1]
+        return self.network.run(self.weights, input_spikes, labels, 0.0, learn=False)[1]
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {"weights_1": self.weights.copy()}

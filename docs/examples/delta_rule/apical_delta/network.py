@@ -65,10 +65,11 @@ class DeltaNetwork(CompiledNetwork):
         return {"input_raster": self.table("input_raster", spikes, n_in),
                 "desired_counts": self.table("desired_counts", desired, n_out)}
 
-    def run(self, weights, input_spikes, labels, learning_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, weights, input_spikes, labels, learning_rate: float,
+            learn: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """The weights after a run of the samples ([N, T, n_in] of 0/1, labels [N]) from ``weights``,
-        and the output spike counts [N, n_out]."""
-        values = self.values_of({"weights_1": weights, "learning_rate": learning_rate},
+        and the output spike counts [N, n_out]; ``learn=False`` evaluates (η = 0)."""
+        values = self.values_of({"weights_1": weights, "learning_rate": learning_rate if learn else 0.0},
                                 self.tables(input_spikes, labels))
         objects = self.simulate(values)
         counts = self.spike_rasters(objects["output_spikes"], self.settings.sizes[1]).sum(axis=1)

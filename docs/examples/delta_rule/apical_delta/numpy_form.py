@@ -23,9 +23,10 @@ class NumpyDeltaLayer:
     def __init__(self, settings: DeltaSettings):
         self.settings = settings
 
-    def run(self, weights: np.ndarray, input_spikes, labels, learning_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, weights: np.ndarray, input_spikes, labels, learning_rate: float,
+            learn: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """The weights after the samples ([N, T, n_in] of 0/1, labels [N]) and the output spike
-        counts [N, n_out]."""
+        counts [N, n_out]; ``learn=False`` leaves the weights as they are."""
         s = self.settings
         M, T = s.batch_size, s.time_steps
         input_spikes = np.asarray(input_spikes, dtype=np.float64)
@@ -44,5 +45,6 @@ class NumpyDeltaLayer:
                 v[fired] = 0.0
             error = desired[start : start + M] - counts[start : start + M]  # d − n
             weight_change = error.T @ (spikes.sum(axis=1) / T)  # Σ_samples (d − n) ⊗ m / T
-            weights += learning_rate * weight_change / M
+            if learn:
+                weights += learning_rate * weight_change / M
         return weights, counts
