@@ -7,6 +7,7 @@ build the group's expensive fixtures itself, as happened with pytest 9.2)."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -20,6 +21,8 @@ CI_DURATIONS = 40
 def pytest_configure(config):
     if os.environ.get("CI") == "true" and config.option.durations is None:
         config.option.durations = CI_DURATIONS
+    # apical evaluate's compiled projects go to a folder of the test run, not the user's cache
+    os.environ.setdefault("APICAL_BUILD_CACHE", tempfile.mkdtemp(prefix="apical-test-builds-"))
 
 
 def group_names(item) -> list[str]:
