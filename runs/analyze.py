@@ -394,6 +394,20 @@ def unanswered_reasons(weights, pairs, locality) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------- the command
+def writable_figures(out: Path) -> Path:
+    """``out``/figures, made; one line naming ``out`` if the analysis cannot be written there."""
+    figures_dir = out / "figures"
+    try:
+        figures_dir.mkdir(parents=True, exist_ok=True)
+        probe = out / ".apical-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise AnalysisError(f"cannot write the analysis into {out} ({error.strerror or error}); "
+                            "pass --out FOLDER") from None
+    return figures_dir
+
+
 def analyze(directory: Path, n_samples: int = UPDATE_SAMPLES, out: Path | None = None) -> dict:
     """Run the generic checks and the framework's own claims on the directory's newest good
     checkpoint; returns what was written (entries, checks, figures) and the lines to print. The
@@ -411,15 +425,7 @@ def analyze(directory: Path, n_samples: int = UPDATE_SAMPLES, out: Path | None =
     metrics = read_metrics(directory)
     summary_path = directory / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    figures_dir = out / "figures"
-    try:
-        figures_dir.mkdir(parents=True, exist_ok=True)
-        probe = out / ".apical-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise AnalysisError(f"cannot write the analysis into {out} ({error.strerror or error}); "
-                            "pass --out FOLDER") from None
+    figures_dir = writable_figures(out)
 
     dataset = load_dataset(config)
     framework = analysis_framework(spec, config, dataset.n_inputs, dataset.n_classes, None)
