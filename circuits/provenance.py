@@ -21,12 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-RECORD_VERSION = 1
+# 2: a group's run_regularly code is read too (version 1 read only a network's own list of objects)
+RECORD_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class EquationRecord:
     blocks: list[Block]
     schedule: list[dict]
     note: str = ""  # e.g. what ran instead when no Brian2 network did (the numpy form)
+    version: int = RECORD_VERSION  # how the blocks were read (RECORD_VERSION)
 
     @classmethod
     def of(cls, framework: str, surrogate: str, networks: Mapping[str, object], note: str = "") -> "EquationRecord":
@@ -146,7 +148,18 @@ class EquationRecord:
     @classmethod
     def from_dict(cls, data: Mapping) -> "EquationRecord":
         blocks = [Block(b["network"], b["owner"], b["kind"], b["role"], b["text"]) for b in data["blocks"]]
-        return cls(data["framework"], data["surrogate"], blocks, list(data["schedule"]), data.get("note", ""))
+        return cls(data["framework"], data["surrogate"], blocks, list(data["schedule"]), data.get("note", ""),
+                   int(data.get("version", 1)))
+
+    def as_recorded_for(self, previous: "EquationRecord") -> "EquationRecord":
+        """This record as the reader that wrote ``previous`` would have made it, to compare the two
+        (a resumed run): version 1 did not read the run_regularly code that only a group holds, so
+        code runners the older record does not name are left out."""
+        if previous.version >= 2:
+            return self
+        named = {block.owner for block in previous.blocks}
+        return replace(self, blocks=[b for b in self.blocks if b.kind != "CodeRunner" or b.owner in named],
+                       version=previous.version)
 
     def markdown(self, title: str) -> str:
         """model.md: per network and object, its schedule, constants and code, readable."""

@@ -195,9 +195,10 @@ def record_equations(config: Config, framework, directory: Path, resumed: bool) 
     if config.run.device == "numpy":
         refuse_unless_referenced(config, record, 'config key \'run.device\' = "numpy": the numpy form')
     previous = read_record(directory) if resumed else None
-    if previous is not None and previous.digests != record.digests:
-        changed = sorted({f"{b.owner} {b.role}" for b in record.blocks if b.digest not in previous.digests}
-                         | {f"{b.owner} {b.role}" for b in previous.blocks if b.digest not in record.digests})
+    compared = record.as_recorded_for(previous) if previous is not None else record
+    if previous is not None and previous.digests != compared.digests:
+        changed = sorted({f"{b.owner} {b.role}" for b in compared.blocks if b.digest not in previous.digests}
+                         | {f"{b.owner} {b.role}" for b in previous.blocks if b.digest not in compared.digests})
         raise TrainingError("the network's equations differ from those the run was built with (model.md), in "
                             + ", ".join(changed[:4]) + (" and more" if len(changed) > 4 else "")
                             + ": resume it with the code it ran, or start a new run")

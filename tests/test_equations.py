@@ -74,6 +74,18 @@ def test_the_record_holds_the_run_regularly_code_groups_contain():
     assert {"hidden_1_bias", "hidden_1_sample_end", "output_minibatch_end", "error_step"} <= set(code)
 
 
+def test_a_record_of_the_first_version_compares_without_the_code_it_did_not_read():
+    """A run recorded before groups' run_regularly code was read (version 1) still resumes: the code
+    runners it does not name are left out of the comparison, and any block it holds still counts."""
+    record = EquationRecord.of("biograd", "rectangular", {"wake": BioGradNetwork(BioGradSettings(sizes=(5, 4, 3)), 1)})
+    first = replace(record, blocks=[b for b in record.blocks if b.owner != "input_read"], version=1)
+    assert record.digests != first.digests and record.as_recorded_for(first).digests == first.digests
+    assert record.as_recorded_for(record) is record
+    edited = replace(first, blocks=[replace(b, text=b.text + "\nv = 0") if b.owner == "hidden_1_bias" else b
+                                    for b in first.blocks])
+    assert record.as_recorded_for(edited).digests != edited.digests
+
+
 def test_a_run_records_its_equations_and_the_surrogate_it_used(tmp_path):
     train(config_from_dict(with_keys(TINY, biograd={"surrogate": "exponential"})), tmp_path / "run")
     markdown = (tmp_path / "run" / "model.md").read_text()
