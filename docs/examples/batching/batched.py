@@ -74,18 +74,20 @@ def reference(raster, w0, B, n_in, n, T, mb):
 
 def build(B, n_in, n, T, mb, variant, raster, w0, dt):
     from brian2 import NeuronGroup, Synapses, TimedArray, Network, linked_var, SpikeMonitor
+
+    from apical.circuits.core import Schedule
     table = TimedArray(raster, dt=dt, name="raster")
     ns = dict(alpha=ALPHA, target=TARGET, eta=ETA, vth=VTH, T_steps=float(T), raster=table)
     sample = T * dt
     inputs = NeuronGroup(B * n_in, "spiked : 1", threshold="spiked > 0.5", reset="", namespace=ns, dt=dt,
                          name="inputs")
     read = inputs.run_regularly("spiked = raster(t, i)", when="groups", order=0, name="inputs_read")
-    inputs.thresholder["spike"].when, inputs.thresholder["spike"].order = "groups", 1
     layer = NeuronGroup(B * n, "v : 1\ng : 1\npsi : 1\ncount : 1\ndelta : 1", threshold="v > vth",
                         reset="v = 0\ncount += 1", namespace=ns, dt=dt, name="layer")
     step = layer.run_regularly("v = alpha*v + g\ng = 0\npsi = 1.0/(1.0 + (v - vth)*(v - vth))",
                                when="groups", order=2, name="layer_step")
-    layer.thresholder["spike"].when, layer.thresholder["spike"].order = "groups", 3
+    # code objects of the groups placed in the step by rows of a schedule table (apical.circuits.core)
+    placed = [("groups", 1, inputs.thresholder["spike"]), ("groups", 3, layer.thresholder["spike"])]
     # boundary, on the sample clock, in the start slot: delta, then the reduction, then apply, then reset
     bdelta = layer.run_regularly("delta = count/T_steps - target", dt=sample, when="start", order=0,
                                  name="layer_delta")
@@ -178,8 +180,8 @@ def build(B, n_in, n, T, mb, variant, raster, w0, dt):
         objs += [F, R]
     else:
         raise ValueError(variant)
-    summed = R.summed_updaters["dW_post"]
-    summed.when, summed.order = "start", 1
+    placed.append(("start", 1, R.summed_updaters["dW_post"]))  # the reduction, after delta (0), before apply (2)
+    Schedule(placed).apply({})
     holder.w = w0
     mon = SpikeMonitor(layer, name="layer_spikes")
     objs.append(mon)
