@@ -229,10 +229,10 @@ def test_learning_rate_decays_by_epoch(tmp_path, monkeypatch):
     rates = []
     original = BioGradNetwork.run
 
-    def recording_run(self, state, input_spikes, labels, learning_rate):
-        if learning_rate > 0:  # evaluations run at η = 0
+    def recording_run(self, state, input_spikes, labels, learning_rate, learn=True):
+        if learn:  # evaluations say so (learn=False)
             rates.append(learning_rate)
-        return original(self, state, input_spikes, labels, learning_rate)
+        return original(self, state, input_spikes, labels, learning_rate, learn=learn)
 
     monkeypatch.setattr(BioGradNetwork, "run", recording_run)
     train(load_config(write_config(tmp_path), ["data.train_samples=100", "data.test_samples=10", "run.epochs=3",
