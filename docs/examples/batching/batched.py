@@ -100,55 +100,40 @@ def build(B, n_in, n, T, mb, variant, raster, w0, dt):
     i = np.tile(np.arange(n), B * n_in)
     pre, post, widx = b * n_in + j, b * n + i, j * n + i   # synapse s = b*n_in*n + j*n + i
     objs = [inputs, read, layer, step, bdelta, breset, holder, happly]
-    def reducer():
-        # eligibility per (copy, afferent, cell), held where the reduction is: afferent (b, j) -> weight k
-        R = Synapses(inputs, holder, """E : 1
-                     cell : integer (constant)
-                     psi_c : 1 (linked)
-                     delta_c : 1 (linked)
-                     dW_post = delta_c*E : 1 (summed)""",
-                     on_pre="E += psi_c", namespace=ns, dt=dt, name="reducer")
+    def reducer(deliver: bool = False):
+        """Eligibility per (copy, afferent, cell), held where the reduction is: afferent (b, j) -> weight
+        k; with ``deliver`` the same synapse also reads w_post and writes the cell's g through a
+        linked variable (g_c, index cell): then it is the only pathway ("one")."""
+        delivery = "g_c : 1 (linked)\n" if deliver else ""
+        R = Synapses(inputs, holder, "E : 1\ncell : integer (constant)\npsi_c : 1 (linked)\ndelta_c : 1 (linked)\n"
+                     + delivery + "dW_post = delta_c*E : 1 (summed)",
+                     on_pre=("g_c += w_post\n" if deliver else "") + "E += psi_c", namespace=ns, dt=dt, name="reducer")
         R.connect(i=pre, j=widx)
         R.cell = post
         R.psi_c = linked_var(layer, "psi", index="cell")
         R.delta_c = linked_var(layer, "delta", index="cell")
+        if deliver:
+            R.g_c = linked_var(layer, "g", index="cell")
         return R, R.run_regularly("E = 0", dt=sample, when="start", order=4, name="reducer_reset")
 
-    if variant == "link2":
-        F = Synapses(inputs, layer, "w : 1 (linked)\nwidx : integer (constant)", on_pre="g_post += w",
+    if variant in ("link2", "repl"):
+        # the forward pathway of every copy; link2 reads the holder's w, repl keeps its own copy of it
+        linked = "w : 1 (linked)\n" if variant == "link2" else "w : 1\nW : 1 (linked)\n"
+        F = Synapses(inputs, layer, linked + "widx : integer (constant)", on_pre="g_post += w",
                      namespace=ns, dt=dt, name="forward")
         F.connect(i=pre, j=post)
         F.widx = widx
-        F.w = linked_var(holder, "w", index="widx")
         R, ereset = reducer()
         objs += [F, R, ereset]
-    elif variant == "repl":
-        F = Synapses(inputs, layer, "w : 1\nW : 1 (linked)\nwidx : integer (constant)", on_pre="g_post += w",
-                     namespace=ns, dt=dt, name="forward")
-        F.connect(i=pre, j=post)
-        F.widx = widx
-        F.W = linked_var(holder, "w", index="widx")
-        F.w = np.tile(w0, B)
-        # broadcast the applied holder weight back into every copy's own w, after holder_apply (2)
-        bcast = F.run_regularly("w = W", dt=sample, when="start", order=3, name="forward_broadcast")
-        R, ereset = reducer()
-        objs += [F, R, ereset, bcast]
+        if variant == "link2":
+            F.w = linked_var(holder, "w", index="widx")
+        else:
+            F.W = linked_var(holder, "w", index="widx")
+            F.w = np.tile(w0, B)
+            # broadcast the applied holder weight back into every copy's own w, after holder_apply (2)
+            objs.append(F.run_regularly("w = W", dt=sample, when="start", order=3, name="forward_broadcast"))
     elif variant == "one":
-        # ONE pathway afferent (b, j) -> weight k: reads w_post directly and writes the cell's g through
-        # a linked variable (g_c, index cell); holds E and sums delta*E into the holder
-        R = Synapses(inputs, holder, """E : 1
-                     cell : integer (constant)
-                     psi_c : 1 (linked)
-                     delta_c : 1 (linked)
-                     g_c : 1 (linked)
-                     dW_post = delta_c*E : 1 (summed)""",
-                     on_pre="g_c += w_post\nE += psi_c", namespace=ns, dt=dt, name="reducer")
-        R.connect(i=pre, j=widx)
-        R.cell = post
-        R.psi_c = linked_var(layer, "psi", index="cell")
-        R.delta_c = linked_var(layer, "delta", index="cell")
-        R.g_c = linked_var(layer, "g", index="cell")
-        ereset = R.run_regularly("E = 0", dt=sample, when="start", order=4, name="reducer_reset")
+        R, ereset = reducer(deliver=True)
         objs += [R, ereset]
     elif variant == "plain":
         # the unbatched baseline (B = 1): weights and eligibility in the pathway itself, as Apical has them now
