@@ -12,12 +12,20 @@ update). :class:`CompiledNetwork` holds what every circuit does with such a run:
 - what a run returns is its objects, read back through the helpers below (spike rasters and state
   monitors cut into per-sample [N, T, n] arrays, values at the sample boundaries).
 
-A circuit supplies only its objects and schedule (:meth:`CompiledNetwork.construct`), the tables it
-reads (:meth:`CompiledNetwork.table_widths`), the :class:`RunValues` of a state and inputs, and how
-its state is read back from the objects. Every run passes through :meth:`simulate`, so running
-several runs side by side (batching them on a GPU), when it comes, belongs in this class.
+A circuit declares four things and the core does the rest (docs/frameworks.md):
 
-``Schedule`` and ``make_afferents`` are the pieces of a circuit's schedule the microcircuits share.
+- :meth:`CompiledNetwork.table_widths`: the per-step tables it reads;
+- :meth:`CompiledNetwork.construct`: its groups, pathways and monitors by name (the core gathers
+  them into one Network);
+- :meth:`CompiledNetwork.schedule`: its step order, one :class:`Schedule` table of rows (slot,
+  order, code object or :class:`Every`), placed by the core in one place;
+- :meth:`CompiledNetwork.state_variables`: the named arrays it learns and the values a run is
+  given, each with its Brian2 variable and layout (:class:`Dense`, :class:`Masked`, :class:`Flat`,
+  :class:`Broadcast`), which :meth:`values_of` and :meth:`read_state` map to run values and back.
+
+Every run passes through :meth:`simulate`, so running several runs side by side (batched copies,
+docs/batching.md), when it comes, belongs in this class. ``afferent_rows`` and ``make_afferents``
+are the input layer the microcircuits share.
 """
 
 from __future__ import annotations
@@ -197,8 +205,7 @@ class CompiledNetwork:
             raise TypeError(f"{type(self).__name__}.construct returns a Network; it returns the circuit's objects and "
                             "the core gathers them into one (docs/frameworks.md)")
         periods = {"sample": self.time_steps * self.dt, "minibatch": self.batch_size * self.time_steps * self.dt}
-        self.step_order = self.schedule(objects)
-        objects["runners"] = self.step_order.apply(periods)
+        objects["runners"] = self.schedule(objects).apply(periods)
         objects["network"] = Network(*_groups_in(objects))
         check_network(objects["network"])  # names Brian2 would read as something else (circuits/traps.py)
         objects["network"].add(*device_workarounds(self.device_name, self.dt))
@@ -445,8 +452,7 @@ class Schedule:
     code object of a group (``layer.thresholder["spike"]``, ``pathway.pre``, a summed updater) or
     an :class:`Every` — at ``order`` within Brian2's ``slot`` of every step ("start", "groups",
     "thresholds", "synapses", "resets", "end", or "before_"/"after_" one of them). Rows are
-    applied in one place (:meth:`apply`), so the order a table reads is the order Brian2 runs;
-    :meth:`rows_text` lists it for the record of a run (model.md)."""
+    applied in one place (:meth:`apply`); a run's model.md records where each object ran."""
 
     def __init__(self, rows=()):
         self.rows: list[tuple[str, int, Any]] = []
@@ -472,13 +478,6 @@ class Schedule:
             else:
                 what.when, what.order = slot, order
         return runners
-
-    def rows_text(self) -> list[tuple[str, int, str, str]]:
-        """(slot, order, object, code or "") of every row, in the order Brian2 runs them."""
-        rank = {slot: k for k, slot in enumerate(SLOTS)}
-        listed = [(slot, order, _label(what), what.code.strip() if isinstance(what, Every) else "")
-                  for slot, order, what in self.rows]
-        return sorted(listed, key=lambda row: (rank[row[0]], row[1], row[2]))
 
 
 def _slots() -> tuple[str, ...]:

@@ -227,3 +227,14 @@ def test_brian_network_with_labels_learns_as_train_chunk(name):
     assert any(np.abs(W - trained[f"weights_{l + 1}"]).max() > 1e-6 for l, W in enumerate(before)), "nothing learnt"
     for l, W in enumerate(ours.state.weights):
         np.testing.assert_allclose(W, trained[f"weights_{l + 1}"], rtol=0, atol=TOLERANCE, err_msg=f"weights_{l + 1}")
+
+
+def test_a_schedule_row_names_a_brian2_slot_and_a_known_period():
+    """A row in a slot Brian2 does not have, or an Every with an unknown period, is refused in one
+    line naming the row; the Brian2 slots and their before_/after_ forms are accepted."""
+    cells = NeuronGroup(2, "v : 1", threshold="v > 1", name="row_cells")
+    Schedule([("after_groups", 3, cells.thresholder["spike"]), ("start", 0, Every(cells, "v = 0", "restart", "sample"))])
+    with pytest.raises(ValueError, match=r"schedule row 'row_cells_spike_thresholder': 'middle' is not a Brian2 slot"):
+        Schedule([("middle", 0, cells.thresholder["spike"])])
+    with pytest.raises(ValueError, match=r"schedule row 'restart': period 'epoch' is none of step, sample, minibatch"):
+        Schedule([("start", 0, Every(cells, "v = 0", "restart", "epoch"))])
