@@ -17,7 +17,8 @@ import numpy as np
 from brian2 import ms
 
 from apical.analysis.alignment import feedback_alignment
-from apical.circuits.biograd.network import BioGradNetwork, BioGradSettings, BioGradState, initial_state, run_single_sample
+from apical.circuits.biograd.network import (BioGradNetwork, BioGradSettings, BioGradState, initial_state,
+                                             run_single_sample, state_arrays)
 from apical.circuits.biograd.numpy_form import NumpyBioGradNetwork, NumpyBioGradSleep
 from apical.circuits.biograd.oracle import SleepParameters, run_batch
 from apical.circuits.biograd.sleep import BioGradSleepNetwork
@@ -171,12 +172,7 @@ class BioGradFramework(Framework):
         return objects
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {}
-        for l, (W, b) in enumerate(zip(self.state.weights, self.state.biases)):
-            arrays[f"weights_{l + 1}"] = W
-            arrays[f"biases_{l + 1}"] = b
-        for l, B in enumerate(self.state.feedback):
-            arrays[f"feedback_{l + 1}"] = B
+        arrays = state_arrays(self.state)
         if isinstance(self.network, NumpyBioGradNetwork):
             arrays.update(self.network.adam_arrays())  # learning.optimizer = "adam": its moments
         return arrays

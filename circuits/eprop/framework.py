@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from apical.circuits.eprop.network import EpropNetwork, EpropSettings, EpropState, initial_state
+from apical.circuits.eprop.network import EpropNetwork, EpropSettings, EpropState, initial_state, state_arrays
 from apical.circuits.eprop.numpy_form import NumpyEprop
 from apical.circuits.framework import Framework, LocalityCopy
 from apical.models.encoders import sample_rng
@@ -91,11 +91,7 @@ class EpropFramework(Framework):
         return {"recurrent_rate_hz": round(rate, 4)}
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {"weights_1": self.state.input_weights.copy(), "weights_2": self.state.output_weights.copy(),
-                  "recurrent_weights_1": self.state.recurrent_weights.copy()}
-        if self.state.feedback is not None:
-            arrays["feedback_1"] = self.state.feedback.copy()
-        return arrays
+        return {name: array.copy() for name, array in state_arrays(self.state).items()}
 
     def load_state_arrays(self, arrays) -> None:
         feedback = arrays.get("feedback_1")
